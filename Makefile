@@ -1,0 +1,19 @@
+# The two Quickstart commands. Both set up ./.venv first (scripts/setup.sh; it is a no-op when done).
+PROFILE ?=
+VENV := .venv
+BIN := $(VENV)/bin
+export MUJOCO_GL ?= egl
+
+.PHONY: setup run test lint
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	$(BIN)/lewm-bench collect --env all $(if $(PROFILE),--profile $(PROFILE))
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .

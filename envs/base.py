@@ -1,0 +1,147 @@
+"""The contract every lewm-bench environment fulfils, shared by Two-Room, PushT and OGBench-Cube.
+
+The dataset-driven evaluation protocol needs three abilities beyond the Gymnasium API:
+set the full physical state from a stored vector (:meth:`GoalEnv.set_state`), render any stored state
+as a goal image (:meth:`GoalEnv.render_state`) and decide success against a goal state
+(:meth:`GoalEnv.is_success`). This base class implements the Gymnasium plumbing once (spaces, action
+validation, ``reset`` options, ``info``), so each environment file holds only its own physics,
+sampling, rendering and success test.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Pixel-observation, continuous-action environment with settable state and a success test.
+
+    Observations are ``uint8`` RGB images of shape ``(image_size, image_size, 3)``; actions are
+    ``float32`` vectors in ``[-1, 1]^action_dim``. The environment is reward-free: the reward is 1.0
+    while the success test holds against the goal passed as ``reset(options={"goal_state": g})``
+    and 0.0 otherwise (always 0.0 without a goal). It never terminates or truncates by itself: the
+    collectors and the evaluation harness set their own step budgets.
+
+    ``reset`` options: ``"state"`` (start from this state instead of a sampled one) and
+    ``"goal_state"``. ``info`` holds ``"state"`` (the physical state after the step) and
+    ``"is_success"``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    #: Dimension of the action vector.
+    action_dim: ClassVar[int]
+    #: Dimension of the physical state vector (see each environment's docstring).
+    state_dim: ClassVar[int]
+
+    def __init__(self, image_size: int, render_mode: str | None = "rgb_array") -> None:
+        if not isinstance(image_size, (int, np.integer)) or image_size < 8:
+            raise ValueError(f"image_size must be an integer >= 8 (224 for the paper, 32-64 on CPU); "
+                             f"got {image_size!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be 'rgb_array' or None; got {render_mode!r}")
+        self.image_size = int(image_size)
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
+        self.action_space = spaces.Box(-1.0, 1.0, (self.action_dim,), np.float32)
+        self._goal_state: np.ndarray | None = None
+
+    # ----------------------------------------------------------------- per-environment hooks
+    def get_state(self) -> np.ndarray:
+        """The full physical state as a float64 vector of length ``state_dim``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_state() -> np.ndarray")
+
+    def _set_state(self, state: np.ndarray) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _set_state(state: np.ndarray) -> None")
+
+    def _sample_state(self) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement _sample_state() -> np.ndarray")
+
+    def _simulate(self, action: np.ndarray) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _simulate(action: np.ndarray) -> None")
+
+    def _render(self) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement _render() -> np.ndarray")
+
+    @staticmethod
+    def is_success(state: np.ndarray, goal_state: np.ndarray) -> bool:
+        """Whether ``state`` satisfies the environment's success test for ``goal_state``."""
+        raise NotImplementedError("GoalEnv subclasses must implement is_success(state, goal_state) -> bool")
+
+    def _reset_simulator(self) -> None:
+        """Rebuild simulator objects at the start of an episode (default: nothing to rebuild)."""
+
+    # ----------------------------------------------------------------------- public contract
+    def set_state(self, state: np.ndarray) -> None:
+        """Set the full physical state exactly (as stored in a dataset's ``states`` column)."""
+        self._set_state(self._check_state(state))
+
+    def render_state(self, state: np.ndarray) -> np.ndarray:
+        """Render ``state`` as an observation (e.g. a goal image) without changing the current state."""
+        current = self.get_state()
+        self._set_state(self._check_state(state))
+        try:
+            return self._render()
+        finally:
+            self._set_state(current)
+
+    @property
+    def goal_state(self) -> np.ndarray | None:
+        """The goal given at ``reset`` (``None`` when there is none)."""
+        return None if self._goal_state is None else self._goal_state.copy()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"state", "goal_state"}
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; expected 'state' and/or 'goal_state'")
+        self._reset_simulator()
+        start = options.get("state")
+        self._set_state(self._sample_state() if start is None else self._check_state(start))
+        goal = options.get("goal_state")
+        self._goal_state = None if goal is None else self._check_state(goal)
+        return self._render(), self._info()
+
+    def step(self, action: np.ndarray):
+        self._simulate(self._check_action(action))
+        info = self._info()
+        return self._render(), float(info["is_success"]), False, False, info
+
+    def render(self) -> np.ndarray | None:
+        return None if self.render_mode is None else self._render()
+
+    # ------------------------------------------------------------------------------ helpers
+    def _info(self) -> dict[str, Any]:
+        state = self.get_state()
+        success = self._goal_state is not None and bool(self.is_success(state, self._goal_state))
+        return {"state": state, "is_success": success}
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        arr = np.asarray(action)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(
+                f"{type(self).__name__}: action must be a real numeric array of shape ({self.action_dim},); "
+                f"got dtype {arr.dtype}. Pass e.g. np.zeros({self.action_dim}, dtype=np.float32)."
+            )
+        if arr.shape != (self.action_dim,):
+            raise ValueError(
+                f"{type(self).__name__}: action must have shape ({self.action_dim},); got shape {arr.shape}. "
+                "Step one environment with one action (use a vector env for batches)."
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{type(self).__name__}: action must be finite; got {arr.tolist()}")
+        return np.clip(arr.astype(np.float64), -1.0, 1.0)
+
+    def _check_state(self, state: Any) -> np.ndarray:
+        arr = np.asarray(state, dtype=np.float64)
+        if arr.shape != (self.state_dim,):
+            raise ValueError(
+                f"{type(self).__name__}: state must have shape ({self.state_dim},); got shape {arr.shape}. "
+                "Use a state recorded by this environment (info['state'] or a dataset's 'states')."
+            )
+        return arr.copy()

@@ -1,0 +1,141 @@
+"""OGBench-Cube: single-cube pick-and-place with a UR5e arm and Robotiq gripper (MuJoCo).
+
+Description:
+    Wraps ``ogbench``'s ``visual-cube-single-v0`` (``CubeEnv(env_type="single")``) in its
+    data-collection mode: every reset places the arm and the cube at random and draws a random
+    target, which OGBench's scripted oracle uses (``oracle_info``). The target marker is not drawn
+    (``visualize_info=False``), so images show only the arm, the table and the cube.
+
+Action Space:
+    ``Box(-1, 1, (5,), float32)``: end-effector dx, dy, dz, dyaw and gripper (OGBench's normalised
+    relative control).
+
+Observation Space:
+    ``Box(0, 255, (image_size, image_size, 3), uint8)`` from OGBench's ``front_pixels`` camera.
+
+State:
+    ``concat(qpos, qvel)`` of the MuJoCo model (21 + 20 = 41 float64); the cube's position is
+    ``qpos[14:17]``.
+
+Success:
+    The cube within ``SUCCESS_RADIUS`` = 0.04 m of the goal state's cube position.
+
+Differences from OGBench:
+    After every step the body poses are recomputed from the new joint positions (OGBench's
+    ``mj_step`` leaves them one 2 ms physics substep behind), so the rendered frame, the next
+    relative action and ``set_state`` of the recorded state agree exactly.
+
+Rendering:
+    ``fast_render=True`` turns shadows and multisample anti-aliasing off (about 4x faster on a CPU
+    with Mesa llvmpipe; the images differ, so the option is part of the recorded env kwargs).
+    Needs ``MUJOCO_GL=egl`` (or osmesa) on machines without a display.
+
+Starting State:
+    OGBench's data-collection distribution (arm pose, cube position and yaw at random).
+
+Episode End:
+    Never by itself; collectors and evaluation set budgets.
+
+Arguments:
+    ``image_size`` (int, default 64), ``fast_render`` (bool, default False).
+
+Version History:
+    v0: initial version (lewm-bench 0.1).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from lewm_bench.envs.base import GoalEnv
+
+SUCCESS_RADIUS = 0.04
+CUBE_POS = slice(14, 17)
+N_QPOS, N_QVEL = 21, 20
+
+
+def is_success(state: np.ndarray, goal_state: np.ndarray) -> bool:
+    """Cube within 0.04 m of the goal state's cube position."""
+    return bool(np.linalg.norm(np.asarray(state[CUBE_POS]) - np.asarray(goal_state[CUBE_POS])) <= SUCCESS_RADIUS)
+
+
+class CubeEnv(GoalEnv):
+    """OGBench single-cube manipulation; see the module docstring for the full definition."""
+
+    action_dim = 5
+    state_dim = N_QPOS + N_QVEL
+
+    def __init__(self, image_size: int = 64, fast_render: bool = False,
+                 render_mode: str | None = "rgb_array") -> None:
+        super().__init__(image_size, render_mode)
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        from ogbench.manipspace.envs.cube_env import CubeEnv as _OGCube  # lazy: MuJoCo, dm_control
+
+        self.fast_render = bool(fast_render)
+        self._sim = _OGCube(env_type="single", ob_type="pixels", width=self.image_size, height=self.image_size,
+                            mode="data_collection", visualize_info=False, terminate_at_goal=False,
+                            permute_blocks=False)
+        self._sim.reset(seed=0)  # builds the model (with OGBench's pixel colours) and the renderer
+        # From here on OGBench's step must not render (we render once, from consistent kinematics).
+        self._sim._ob_type = "states"
+        if self._sim.model.nq != N_QPOS or self._sim.model.nv != N_QVEL:
+            raise RuntimeError(f"unexpected ogbench cube model: nq={self._sim.model.nq}, nv={self._sim.model.nv}; "
+                               f"expected {N_QPOS}, {N_QVEL}. Install the ogbench version pinned in pyproject.toml.")
+        if self.fast_render:
+            self._use_fast_renderer()
+
+    is_success = staticmethod(is_success)
+
+    def get_state(self) -> np.ndarray:
+        data = self._sim.data
+        return np.concatenate([data.qpos, data.qvel]).astype(np.float64)
+
+    def _set_state(self, state: np.ndarray) -> None:
+        self._sim.set_state(state[:N_QPOS], state[N_QPOS:])
+
+    def _reset_simulator(self) -> None:
+        self._sim.reset(seed=int(self.np_random.integers(2**31)))
+
+    def _sample_state(self) -> np.ndarray:
+        return self.get_state()  # the simulator's reset already drew OGBench's random start
+
+    def _simulate(self, action: np.ndarray) -> None:
+        import mujoco
+
+        self._sim.step(action)
+        # mj_step leaves body poses one physics substep behind qpos; refresh them so that rendering,
+        # the next relative action and a set_state of this state all see the same pose.
+        mujoco.mj_kinematics(self._sim.model, self._sim.data)
+        mujoco.mj_camlight(self._sim.model, self._sim.data)
+
+    def _render(self) -> np.ndarray:
+        return self._sim.render(camera="front_pixels").copy()
+
+    def _use_fast_renderer(self) -> None:
+        """Recreate OGBench's renderer without multisampling and with shadows off."""
+        import mujoco
+
+        sim = self._sim
+        sim.model.vis.quality.offsamples = 0
+        sim._renderer.close()
+        sim._initialize_renderer()
+        sim._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+
+    # --------------------------------------------------------------- data-collection support
+    def oracle_info(self) -> dict[str, Any]:
+        """OGBench's privileged step info (effector, cube and target poses) for its scripted oracle."""
+        return self._sim.compute_ob_info()
+
+    def new_target(self) -> None:
+        """Draw a new random cube target (OGBench data-collection mode), as its collectors do."""
+        self._sim.set_new_target(return_info=False)
+
+    @property
+    def oracle_env(self) -> Any:
+        """The wrapped OGBench environment, as OGBench's oracles expect it."""
+        return self._sim
+
+    def close(self) -> None:
+        self._sim.close()

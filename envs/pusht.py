@@ -1,0 +1,116 @@
+"""PushT: push a T-shaped block with a disc (the diffusion-policy / DINO-WM task as used by LeWM).
+
+Description:
+    Wraps the physics of the maintained ``gym-pusht`` package (pymunk, 512x512 world, no gravity,
+    disc driven by a PD controller k_p=100, k_v=20, 100 Hz physics, 10 Hz control) with relative
+    actions, an exact ``set_state`` and the LeWM / DINO-WM success test. gym-pusht always draws
+    its fixed green goal-T overlay; that overlay is *not* the planning goal (the reference does the same).
+
+Action Space:
+    ``Box(-1, 1, (2,), float32)``, relative: the PD target is ``agent position + 100 * action``
+    (pixels), clipped to the 512x512 world.
+
+Observation Space:
+    ``Box(0, 255, (image_size, image_size, 3), uint8)``: gym-pusht's drawing resized to ``image_size``.
+
+State:
+    ``(agent_x, agent_y, block_x, block_y, block_angle, agent_vx, agent_vy)``, float64. The block's
+    velocity is not part of the state because the simulation's damping of 0 removes it at every
+    physics step; the agent's velocity is, because the PD controller depends on it.
+
+Exact state setting:
+    gym-pusht's ``reset_to_state`` sets the block's position before its angle; pymunk rotates about
+    the centre of gravity, so the block lands tens of pixels off. Here the angle is set first, then
+    the position, velocities are zeroed (the agent's set from the state), and the shapes re-indexed
+    without stepping: the round trip is exact to float precision.
+
+Success:
+    ``||(agent_xy, block_xy) - goal's|| < 20`` and wrapped ``|block_angle - goal's| < pi/9``.
+
+Starting State:
+    gym-pusht's distribution: agent in ``[50, 450)^2``, block in ``[100, 400)^2``, angle in
+    ``[-pi, pi)``, all at rest; or ``reset(options={"state": ...})``.
+
+Episode End:
+    Never by itself; collectors and evaluation set budgets.
+
+Arguments:
+    ``image_size`` (int, default 64).
+
+Version History:
+    v0: initial version (lewm-bench 0.1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lewm_bench.envs.base import GoalEnv
+
+WORLD = 512.0
+ACTION_SCALE = 100.0
+SUCCESS_POS_TOL = 20.0
+SUCCESS_ANGLE_TOL = np.pi / 9
+
+
+def angle_diff(a: float, b: float) -> float:
+    """Absolute angle difference wrapped to ``[0, pi]``."""
+    return float(abs((a - b + np.pi) % (2 * np.pi) - np.pi))
+
+
+def is_success(state: np.ndarray, goal_state: np.ndarray) -> bool:
+    """Agent and block within 20 px (joint L2 over both) and block angle within pi/9 of the goal's."""
+    pos_err = float(np.linalg.norm(np.asarray(state[:4]) - np.asarray(goal_state[:4])))
+    return pos_err < SUCCESS_POS_TOL and angle_diff(state[4], goal_state[4]) < SUCCESS_ANGLE_TOL
+
+
+class PushTEnv(GoalEnv):
+    """PushT with relative actions; see the module docstring for the full definition."""
+
+    action_dim = 2
+    state_dim = 7
+
+    def __init__(self, image_size: int = 64, render_mode: str | None = "rgb_array") -> None:
+        super().__init__(image_size, render_mode)
+        from gym_pusht.envs.pusht import PushTEnv as _PushTSim  # lazy: pymunk, pygame, cv2
+
+        self._sim = _PushTSim(obs_type="pixels", observation_width=self.image_size,
+                              observation_height=self.image_size)
+        self._sim.reset(seed=0)
+
+    is_success = staticmethod(is_success)
+
+    def get_state(self) -> np.ndarray:
+        agent, block = self._sim.agent, self._sim.block
+        return np.array([agent.position.x, agent.position.y, block.position.x, block.position.y,
+                         block.angle % (2 * np.pi), agent.velocity.x, agent.velocity.y])
+
+    def _set_state(self, state: np.ndarray) -> None:
+        agent, block = self._sim.agent, self._sim.block
+        block.angle = float(state[4])  # angle first: pymunk rotates about the centre of gravity
+        block.position = (float(state[2]), float(state[3]))
+        block.velocity = (0.0, 0.0)
+        block.angular_velocity = 0.0
+        agent.position = (float(state[0]), float(state[1]))
+        agent.velocity = (float(state[5]), float(state[6]))
+        self._sim.space.reindex_shapes_for_body(block)
+        self._sim.space.reindex_shapes_for_body(agent)
+
+    def _reset_simulator(self) -> None:
+        self._sim.reset(seed=int(self.np_random.integers(2**31)))
+
+    def _sample_state(self) -> np.ndarray:
+        rng = self.np_random
+        return np.array([rng.integers(50, 450), rng.integers(50, 450), rng.integers(100, 400),
+                         rng.integers(100, 400), rng.uniform(-np.pi, np.pi), 0.0, 0.0], dtype=np.float64)
+
+    def _simulate(self, action: np.ndarray) -> None:
+        sim = self._sim
+        target = np.clip(np.array(sim.agent.position) + ACTION_SCALE * action, 0.0, WORLD)
+        n_substeps = int(1 / (sim.dt * sim.control_hz))
+        for _ in range(n_substeps):  # gym-pusht's PD control loop, without its per-step coverage test
+            accel = sim.k_p * (target - np.array(sim.agent.position)) - sim.k_v * np.array(sim.agent.velocity)
+            sim.agent.velocity += tuple(accel * sim.dt)
+            sim.space.step(sim.dt)
+
+    def _render(self) -> np.ndarray:
+        return self._sim.get_obs()

@@ -1,0 +1,198 @@
+"""The ``lewm-bench`` command line. Thin: parse options, call the library, print.
+
+Every command that sizes its work takes ``--profile`` (``paper``, ``cpu``, ``smoke``; default
+``paper`` with CUDA and ``cpu`` otherwise) and prints the profile it uses. User errors end with a
+one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from lewm_bench import __version__
+from lewm_bench.errors import LewmBenchError
+
+DATA_ROOT = Path("runs/data")
+
+
+def _profile(args: argparse.Namespace):
+    from lewm_bench.profiles import get_profile
+
+    profile = get_profile(args.profile)
+    print(f"profile: {profile.name}{'' if args.profile else ' (default for this machine)'}", file=sys.stderr)
+    return profile
+
+
+def _env_names(value: str) -> list[str]:
+    from lewm_bench.envs import ENVS, env_info
+
+    return list(ENVS) if value == "all" else [env_info(v).name for v in value.split(",")]
+
+
+# ---------------------------------------------------------------------------------- commands
+def cmd_envs(args: argparse.Namespace) -> None:
+    from lewm_bench.envs import ENVS
+
+    for info in ENVS.values():
+        print(f"{info.name:9s} {info.gym_id:22s} obs uint8 (S, S, 3)  action [-1, 1]^{info.action_dim}  "
+              f"state {info.state_dim}-d  success: {info.success}")
+
+
+def cmd_collect(args: argparse.Namespace) -> None:
+    from lewm_bench.collect.policies import make_collector
+    from lewm_bench.collect.runner import CollectConfig, collect
+    from lewm_bench.data.dataset import open_dataset
+
+    profile = _profile(args)
+    envs = _env_names(args.env)
+    if args.out is not None and len(envs) > 1:
+        raise ValueError("--out names one file: use it with a single --env")
+    if args.collector is not None and len(envs) > 1:
+        raise ValueError("--collector applies to one env: use it with a single --env")
+    for env in envs:
+        sizes = profile.data_for(env)
+        cfg = CollectConfig(env=env, collector=make_collector(env, args.collector),
+                            episodes=args.episodes or sizes.episodes, max_steps=args.max_steps or sizes.max_steps,
+                            image_size=args.image_size or sizes.image_size, env_kwargs=dict(sizes.env_kwargs),
+                            seed=args.seed, held_out_fraction=args.held_out_fraction)
+        path = collect(cfg, args.out or cfg.default_path(args.data_root), workers=args.workers, force=args.force,
+                       progress=not args.no_progress)
+        with open_dataset(path) as ds:
+            s = ds.summary()
+        print(f"{path}: {s['episodes']} episodes, {s['frames']} frames, mean length "
+              f"{s['episode_length_mean']:.1f}, {s['held_out_episodes']} held out, {s['size_mb']} MB")
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from lewm_bench.data.dataset import open_dataset
+
+    paths = [Path(p) for p in args.paths] or sorted(Path(args.data_root).glob("*/*.h5"))
+    if not paths:
+        print(f"no datasets under {args.data_root}; create them with: lewm-bench collect --env all")
+        return
+    summaries = []
+    for p in paths:
+        with open_dataset(p) as ds:
+            summaries.append(ds.summary())
+    if args.json:
+        print(json.dumps(summaries, indent=1))
+        return
+    for s in summaries:
+        print(f"{s['path']}\n  env {s['env']} {s['env_kwargs']}  collector {s['collector']} {s['collector_params']}\n"
+              f"  {s['episodes']} episodes ({s['held_out_episodes']} held out), {s['frames']} frames at "
+              f"{s['image_size']} px, length mean {s['episode_length_mean']:.1f} "
+              f"[{s['episode_length_min']}, {s['episode_length_max']}], {s['size_mb']} MB\n"
+              f"  action mean {s['action_mean']} std {s['action_std']}  seed {s['seed']}  "
+              f"schema {s['schema_version']}  lewm-bench {s['lewm_bench_version']}  created {s['created']}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from lewm_bench.bench.common import machine, print_table, write_json
+
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}, "
+          f"commit {info['commit']}")
+    if args.what == "envs":
+        from lewm_bench.bench.envs import bench_envs
+
+        rows = bench_envs(_env_names(args.env), tuple(args.sizes), args.seconds)
+        print_table(rows, ["env", "image_size", "render", "step_per_s", "render_per_s", "physics_per_s"])
+        write_json(args.json, {"benchmark": "envs", "machine": info, "rows": rows})
+    else:
+        from lewm_bench.bench.data import bench_collection, bench_loader
+
+        profile = _profile(args)
+        scale = 0.05 if profile.name == "smoke" else 1.0
+        collection = bench_collection(profile, _env_names(args.env), scale=scale)
+        print("collection (scripted collectors, profile image sizes; process start-up included):")
+        print_table(collection, ["env", "image_size", "episodes", "frames_per_s_1w", "frames_per_s_2w", "speedup"])
+        loader = bench_loader(episodes=30 if profile.name == "smoke" else 300, seconds=args.seconds)
+        print("loader (Two-Room clips of 4 frames at 64x64, history 3, frameskip 5):")
+        print_table(loader, ["source", "clips", "open_s", "clips_per_s", "batched_clips_per_s"])
+        write_json(args.json, {"benchmark": "data", "profile": profile.name, "machine": info,
+                               "collection": collection, "loader": loader})
+
+
+# ------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lewm-bench", description="Benchmark suite for reward-free world models that plan in latent space.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"lewm-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_,
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+    def profile_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", choices=["paper", "cpu", "smoke"], default=None,
+                       help="size preset: paper (the paper's sizes, for a GPU), cpu (minutes on a CPU), smoke "
+                            "(seconds, for tests); default: paper with CUDA, cpu otherwise")
+
+    p = add("envs", "List the environments: short name, Gymnasium id, action and state sizes, success test.")
+    p.set_defaults(func=cmd_envs)
+
+    p = add("collect", "Collect reward-free offline datasets (HDF5) with scripted or random policies. "
+                       "Interrupted runs resume when the same command is run again.")
+    p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube), a comma list, or all")
+    p.add_argument("--collector", default=None,
+                   help="data policy: expert (two-room), pusher (pusht), oracle (cube) or random; default: the "
+                        "env's scripted collector")
+    p.add_argument("--episodes", type=int, default=None, help="episodes to collect (default: the profile's)")
+    p.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the profile's)")
+    p.add_argument("--image-size", type=int, default=None, help="frame side in pixels (default: the profile's)")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed; episode i uses a seed derived from (seed, i)")
+    p.add_argument("--held-out-fraction", type=float, default=0.1,
+                   help="fraction of episodes kept out of training for evaluation")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (1 collects in this process)")
+    p.add_argument("--out", default=None, help="dataset file (default: DATA_ROOT/ENV/COLLECTOR-SIZEpx-Nep-seedS.h5)")
+    p.add_argument("--data-root", default=str(DATA_ROOT), help="folder for default dataset paths")
+    p.add_argument("--force", action="store_true", help="discard an existing dataset or interrupted run at the path")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    profile_opt(p)
+    p.set_defaults(func=cmd_collect)
+
+    p = add("datasets", "Summarise datasets: env, collector and parameters, episodes, split, lengths, action stats.")
+    p.add_argument("paths", nargs="*", help="dataset files (default: every DATA_ROOT/*/*.h5)")
+    p.add_argument("--data-root", default=str(DATA_ROOT), help="folder searched when no path is given")
+    p.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    p.set_defaults(func=cmd_datasets)
+
+    p = add("bench", "Performance benchmarks; print figures (and ratios measured in the same run).")
+    p.add_argument("what", choices=["envs", "data"],
+                   help="envs: env steps/s and rendered frames/s at 64 and 224 px; data: collection frames/s "
+                        "with 1 and 2 workers, and loader clips/s")
+    p.add_argument("--env", default="all", help="environment short name, comma list, or all")
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="image sizes for 'bench envs'")
+    p.add_argument("--seconds", type=float, default=1.0, help="minimum timing window per figure")
+    p.add_argument("--json", default=None, help="also write every figure, with the machine, to this JSON file")
+    profile_opt(p)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    # `kill` (SIGTERM) gets the same orderly stop as Ctrl-C: finished episodes stay on disk.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("lewm-bench: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (LewmBenchError, ValueError, TypeError) as exc:
+        print(f"lewm-bench: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Subprocess smoke tests of the real command line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = [[], ["envs"], ["collect"], ["datasets"], ["bench"]]
+
+
+def run(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "lewm_bench.cli", *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help_on_every_command(cmd):
+    out = run(*cmd, "--help").stdout
+    assert "usage: lewm-bench" in out
+
+
+def test_envs_lists_all():
+    out = run("envs").stdout
+    for name in ("two-room", "pusht", "cube", "lewm_bench/TwoRoom-v0"):
+        assert name in out
+
+
+def test_collect_and_inspect_smoke_profile(tmp_path):
+    proc = run("collect", "--env", "two-room", "--profile", "smoke", "--data-root", str(tmp_path), "--no-progress")
+    assert "profile: smoke" in proc.stderr
+    files = list(tmp_path.glob("two-room/*.h5"))
+    assert len(files) == 1 and "12 episodes" in proc.stdout
+    summary = json.loads(run("datasets", "--data-root", str(tmp_path), "--json").stdout)
+    assert summary[0]["env"] == "two-room" and summary[0]["episodes"] == 12
+
+
+@pytest.mark.parametrize("args,message", [
+    (["collect", "--env", "reacher"], "valid names: two-room, pusht, cube"),
+    (["collect", "--env", "pusht", "--collector", "expert"], "valid collectors: random, pusher"),
+    (["datasets", "missing.h5"], "missing.h5: no such dataset"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    proc = run(*args, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("lewm-bench: error:")
+
+
+def test_bench_smoke(tmp_path):
+    out = tmp_path / "b.json"
+    proc = run("bench", "envs", "--env", "two-room", "--sizes", "16", "--seconds", "0.05", "--json", str(out))
+    assert "two-room" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert rows[0]["step_per_s"] > 0 and rows[0]["render_per_s"] > 0
