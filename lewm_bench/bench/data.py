@@ -25,8 +25,8 @@ from lewm_bench.collect.runner import CollectConfig, collect, collection_rate
 from lewm_bench.data.clips import ClipDataset
 from lewm_bench.profiles import Profile
 
-# Episodes and steps per env for one collection measurement (about 5-10 s each on 2 cores).
-COLLECT_SIZES = {"two-room": (1000, 100), "pusht": (48, 100), "cube": (4, 60)}
+# Episodes and steps per env for one collection measurement (about 10-20 s each on 2 cores).
+COLLECT_SIZES = {"two-room": (4000, 100), "pusht": (64, 100), "cube": (12, 60)}
 
 
 def bench_collection(profile: Profile, envs: list[str] | None = None, scale: float = 1.0,

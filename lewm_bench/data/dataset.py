@@ -115,7 +115,9 @@ def write_dataset(path: Path, meta: dict[str, Any], episodes: Iterable[Episode],
                 raise RuntimeError(f"episode {e} has {len(ep.pixels)} frames, expected {lengths[e]}")
             if pix is None:
                 h, w, c = ep.pixels.shape[1:]
-                chunk = max(1, min(32, (1 << 18) // (h * w * c)))
+                # 4-frame chunks: a clip reads one contiguous run of frames and decompresses little
+                # beyond it (measured: 4.7k random clips/s at 64 px vs 3.0k with 21-frame chunks).
+                chunk = max(1, min(4, (1 << 20) // (h * w * c)))
                 pix = f.create_dataset("pixels", (total, h, w, c), np.uint8, chunks=(chunk, h, w, c),
                                        compression="gzip", compression_opts=4)
                 acts = f.create_dataset("actions", (total, ep.actions.shape[1]), np.float32)
