@@ -41,6 +41,8 @@ def test_collect_and_inspect_smoke_profile(tmp_path):
     (["collect", "--env", "reacher"], "valid names: two-room, pusht, cube"),
     (["collect", "--env", "pusht", "--collector", "expert"], "valid collectors: random, pusher"),
     (["datasets", "missing.h5"], "missing.h5: no such dataset"),
+    (["collect", "--env", "two-room", "--image-size", "4"], "image_size must be >= 8"),
+    (["collect", "--env", "two-room", "--held-out-fraction", "1.5"], "held_out_fraction must be in [0, 1)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = run(*args, check=False)

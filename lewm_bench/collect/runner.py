@@ -53,6 +53,10 @@ class CollectConfig:
             raise ValueError(f"collector {self.collector.name!r} does not support env {self.env!r}")
         if self.episodes < 1 or self.max_steps < 1:
             raise ValueError(f"episodes and max_steps must be >= 1; got {self.episodes}, {self.max_steps}")
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8 pixels (224 for the paper, 32-64 on CPU); got {self.image_size}")
+        if not 0.0 <= self.held_out_fraction < 1.0:
+            raise ValueError(f"held_out_fraction must be in [0, 1); got {self.held_out_fraction}")
 
     def metadata(self) -> dict[str, Any]:
         """The dataset attributes this config fixes (also the spool's identity)."""
@@ -107,7 +111,7 @@ def _collect_to_spool(index: int) -> int:
     cfg: CollectConfig = _worker["config"]
     ep = run_episode(_worker["env"], _worker["policy"], episode_seed(cfg.seed, index), cfg.max_steps)
     final = _spool_file(_worker["spool"], index)
-    tmp = final.with_suffix(".tmp.npz")
+    tmp = final.with_name(".tmp-" + final.name)
     np.savez(tmp, pixels=ep.pixels, actions=ep.actions, states=ep.states, seed=np.uint64(ep.seed))
     os.replace(tmp, final)
     return len(ep.pixels)
@@ -155,7 +159,7 @@ def collect(config: CollectConfig, out: str | os.PathLike[str] | None = None, wo
         tmp = cfg_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(meta, indent=1))
         os.replace(tmp, cfg_file)
-    for stale in spool.glob("*.tmp.npz"):
+    for stale in spool.glob(".tmp-*"):
         stale.unlink()
     todo = [i for i in range(config.episodes) if not _spool_file(spool, i).exists()]
     bar = tqdm(total=config.episodes, initial=config.episodes - len(todo), unit="ep", disable=not progress,
