@@ -91,12 +91,45 @@ def cmd_datasets(args: argparse.Namespace) -> None:
               f"schema {s['schema_version']}  lewm-bench {s['lewm_bench_version']}  created {s['created']}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from lewm_bench.training.trainer import train
+
+    profile = _profile(args)
+    lewm = profile.lewm
+    if args.sigreg_weight is not None:
+        lewm = dataclasses.replace(lewm, sigreg_weight=args.sigreg_weight)
+    overrides = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "lr")
+                 if getattr(args, k) is not None}
+    tcfg = dataclasses.replace(profile.train, **overrides)
+    result = train(args.env, profile, agent=args.agent, data=args.data, out=args.out, seed=args.seed,
+                   resume=args.resume, force=args.force, progress=not args.no_progress, lewm=lewm,
+                   train_config=tcfg, data_root=args.data_root)
+    if not result.summary:  # a non-zero rank under torchrun: rank 0 reports
+        return
+    final = result.summary["final"]
+    state = "trained" if result.finished else "already finished (pass --force to retrain)"
+    print(f"{result.run_dir}: {state}; {result.summary['epochs']} epochs, {result.summary['steps']} steps, "
+          f"{result.summary['train_time_s']:.0f} s; held-out pred loss {final['val_pred_loss']:.4f}, embedding std "
+          f"{final['emb_std_mean']:.3f}, effective rank {final['effective_rank']:.1f}, straightness "
+          f"{final['straightness']:.3f}")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from lewm_bench.bench.common import machine, print_table, write_json
 
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}, "
           f"commit {info['commit']}")
+    if args.what == "train":
+        from lewm_bench.bench.train import bench_train
+
+        rows = bench_train(None if args.profile is None else [args.profile], max(args.seconds, 3.0))
+        print_table(rows, ["profile", "image_size", "batch", "device", "clips_per_s_fp32", "clips_per_s_bf16",
+                           "bf16_speedup"])
+        write_json(args.json, {"benchmark": "train", "machine": info, "rows": rows})
+        return
     if args.what == "envs":
         from lewm_bench.bench.envs import bench_envs
 
@@ -165,10 +198,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
     p.set_defaults(func=cmd_datasets)
 
+    p = add("train", "Train a world model on an environment's dataset (per-epoch CSV log, checkpoints, resume).")
+    p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube)")
+    p.add_argument("--agent", default="lewm", help="agent to train (lewm)")
+    p.add_argument("--data", default=None, help="dataset file (default: the profile's dataset under DATA_ROOT)")
+    p.add_argument("--data-root", default=str(DATA_ROOT), help="folder of the default dataset paths")
+    p.add_argument("--out", default=None, help="run folder (default: runs/train/ENV/AGENT-PROFILE-seedS)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (data order, init, dropout, SIGReg)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="delete an existing run in the folder and start over")
+    p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="override the profile's steps per epoch")
+    p.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size (clips)")
+    p.add_argument("--lr", type=float, default=None, help="override the profile's peak learning rate")
+    p.add_argument("--sigreg-weight", type=float, default=None,
+                   help="override lambda, the SIGReg weight (0.09 by default; 0 shows collapse)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    profile_opt(p)
+    p.set_defaults(func=cmd_train)
+
     p = add("bench", "Performance benchmarks; print figures (and ratios measured in the same run).")
-    p.add_argument("what", choices=["envs", "data"],
+    p.add_argument("what", choices=["envs", "data", "train"],
                    help="envs: env steps/s and rendered frames/s at 64 and 224 px; data: collection frames/s "
-                        "with 1 and 2 workers, and loader clips/s")
+                        "with 1 and 2 workers, and loader clips/s; train: LeWM training clips/s per profile "
+                        "(all profiles unless --profile), fp32 and bf16")
     p.add_argument("--env", default="all", help="environment short name, comma list, or all")
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="image sizes for 'bench envs'")
     p.add_argument("--seconds", type=float, default=1.0, help="minimum timing window per figure")

@@ -12,6 +12,8 @@ from types import MappingProxyType
 from typing import Any
 
 from lewm_bench.envs import ENVS
+from lewm_bench.models.lewm import EncoderConfig, LeWMConfig, PredictorConfig
+from lewm_bench.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,16 @@ class Profile:
     name: str
     data: MappingProxyType
     """Short env name -> :class:`DataProfile`."""
-    history: int = 3
-    """Context frames per training clip (paper: 3)."""
+    lewm: LeWMConfig = field(default_factory=LeWMConfig)
+    """LeWM architecture and loss (its ``history`` is the clip context)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
     frameskip: int = 5
     """Env steps per action block (paper: 5)."""
+
+    @property
+    def history(self) -> int:
+        """Context frames per training clip (paper: 3)."""
+        return self.lewm.history
 
     def data_for(self, env: str) -> DataProfile:
         if env not in self.data:
@@ -62,19 +70,29 @@ PROFILES: dict[str, Profile] = {
         two_room=DataProfile(10_000, 100, 224),
         pusht=DataProfile(20_000, 200, 224),
         cube=DataProfile(10_000, 200, 224),
-    )),
+    ), lewm=LeWMConfig(), train=TrainConfig()),
     # Scaled to collect in minutes on 2 cores (see the README's benchmark table): Two-Room at 32 px
     # as in the SPEC's calibration, PushT and Cube at 64 px, Cube with fast rendering.
+    # LeWM on CPU: a 4-layer CNN encoder (allowed by the paper's ResNet-18 ablation) and a
+    # 4-layer predictor, sized by measurement (README: Training) to train Two-Room in ~10 minutes.
     "cpu": Profile("cpu", _data(
         two_room=DataProfile(3_000, 100, 32),
         pusht=DataProfile(1_700, 100, 64),
         cube=DataProfile(160, 200, 64, _kw(fast_render=True)),
-    )),
+    ), lewm=LeWMConfig(
+        encoder=EncoderConfig(kind="cnn", channels=(32, 64, 128, 256)),
+        predictor=PredictorConfig(depth=4, heads=4, head_dim=48, mlp_dim=768, dropout=0.1),
+        projector_hidden=1024,
+    ), train=TrainConfig(epochs=10, steps_per_epoch=200, batch_size=128, lr=1e-3, bf16="always")),
     "smoke": Profile("smoke", _data(
         two_room=DataProfile(12, 40, 16),
         pusht=DataProfile(6, 30, 16),
         cube=DataProfile(3, 20, 16, _kw(fast_render=True)),
-    )),
+    ), lewm=LeWMConfig(
+        encoder=EncoderConfig(kind="vit", patch_size=4, depth=1, heads=2),
+        predictor=PredictorConfig(depth=1, heads=2, head_dim=16, mlp_dim=64),
+        width=32, projector_hidden=64, action_hidden=64, sigreg_directions=64,
+    ), train=TrainConfig(epochs=2, steps_per_epoch=4, batch_size=16, lr=1e-3, eval_clips=32)),
 }
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-COMMANDS = [[], ["envs"], ["collect"], ["datasets"], ["bench"]]
+COMMANDS = [[], ["envs"], ["collect"], ["datasets"], ["train"], ["bench"]]
 
 
 def run(*args, check=True):
@@ -41,6 +41,9 @@ def test_collect_and_inspect_smoke_profile(tmp_path):
     (["collect", "--env", "reacher"], "valid names: two-room, pusht, cube"),
     (["collect", "--env", "pusht", "--collector", "expert"], "valid collectors: random, pusher"),
     (["datasets", "missing.h5"], "missing.h5: no such dataset"),
+    (["train", "--env", "pusht", "--profile", "smoke", "--data-root", "nowhere"],
+     "create it with: lewm-bench collect --env pusht --profile smoke"),
+    (["train", "--env", "pusht", "--agent", "dreamer", "--profile", "smoke"], "valid agents: lewm"),
     (["collect", "--env", "two-room", "--image-size", "4"], "image_size must be >= 8"),
     (["collect", "--env", "two-room", "--held-out-fraction", "1.5"], "held_out_fraction must be in [0, 1)"),
 ])

@@ -1,0 +1,56 @@
+"""``lewm-bench bench train``: LeWM training throughput (clips/s) per profile, fp32 vs bf16 autocast.
+
+One optimiser step (forward, loss with SIGReg, backward, AdamW) on a synthetic batch of uint8
+clips at each profile's architecture; the speed does not depend on the pixel values. The paper
+architecture on a CPU is timed with a small batch (noted in the row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lewm_bench.bench.common import rate
+from lewm_bench.models.lewm import LeWM
+from lewm_bench.profiles import PROFILES
+
+# (profile, image size, batch): cpu at both of its frame sizes; paper with its batch on CUDA, 8 on CPU.
+CASES = [("smoke", 16, None), ("cpu", 32, None), ("cpu", 64, None), ("paper", 224, None)]
+
+
+def bench_train(profiles: list[str] | None = None, seconds: float = 3.0) -> list[dict[str, Any]]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rows = []
+    for name, size, batch in CASES:
+        if profiles and name not in profiles:
+            continue
+        profile = PROFILES[name]
+        batch = batch or (profile.train.batch_size if device.type == "cuda" or name != "paper" else 8)
+        row: dict[str, Any] = {"profile": name, "image_size": size, "batch": batch, "device": str(device)}
+        for bf16 in (False, True):
+            row[f"clips_per_s_{'bf16' if bf16 else 'fp32'}"] = batch * _steps_per_s(profile, size, batch, bf16,
+                                                                                      device, seconds)
+        row["bf16_speedup"] = row["clips_per_s_bf16"] / row["clips_per_s_fp32"]
+        rows.append(row)
+    return rows
+
+
+def _steps_per_s(profile, size: int, batch: int, bf16: bool, device: torch.device, seconds: float) -> float:
+    torch.manual_seed(0)
+    model = LeWM(profile.lewm, size, action_dim=10).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=profile.train.lr)
+    h = profile.lewm.history
+    frames = torch.randint(0, 256, (batch, h + 1, 3, size, size), dtype=torch.uint8, device=device)
+    actions = torch.randn(batch, h, 10, device=device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss(frames, actions).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return rate(step, seconds, warmup=2)

@@ -1,0 +1,1 @@
+"""World models: LeWM and the layers shared with the baselines."""

@@ -1,0 +1,189 @@
+"""Shared building blocks of the world models, in plain PyTorch (no timm / torchvision).
+
+ViT and CNN frame encoders, the BatchNorm projector, the action-block embedder, and the
+AdaLN-zero action-conditioned transformer block with its causal predictor.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def frames_to_float(frames: Tensor) -> Tensor:
+    """uint8 frames (..., 3, H, W) in [0, 255] -> float in [-1, 1]."""
+    return frames.float().div(127.5).sub(1.0) if frames.dtype == torch.uint8 else frames
+
+
+class Mlp(nn.Sequential):
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim),
+                         nn.Dropout(dropout))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with ``heads * head_dim`` inner width (may differ from ``dim``)."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, qkv_bias: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads, self.head_dim, self.dropout = heads, head_dim, dropout
+        self.qkv = nn.Linear(dim, 3 * heads * head_dim, bias=qkv_bias)
+        self.proj = nn.Linear(heads * head_dim, dim)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, causal: bool = False, mask: Tensor | None = None) -> Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, N, d) each
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+
+
+class ViTBlock(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads, dim // heads)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViTEncoder(nn.Module):
+    """ViT returning the final-layer CLS token (after the final LayerNorm): (B, 3, H, W) -> (B, width)."""
+
+    def __init__(self, image_size: int, patch_size: int, width: int, depth: int, heads: int,
+                 mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
+        self.num_patches = (image_size // patch_size) ** 2
+        self.patch = nn.Conv2d(3, width, patch_size, patch_size)
+        self.cls = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos = nn.Parameter(torch.randn(1, self.num_patches + 1, width) * 0.02)
+        self.blocks = nn.ModuleList(ViTBlock(width, heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.out_dim = width
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.num_patches + 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.patch(x).flatten(2).transpose(1, 2)  # (B, P, W)
+        x = torch.cat([self.cls.expand(len(x), -1, -1), x], 1) + self.pos
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)[:, 0]
+
+
+class CNNEncoder(nn.Module):
+    """Stride-2 conv stack (conv, GroupNorm, GELU per layer), flattened and mapped to ``width``."""
+
+    def __init__(self, image_size: int, channels: tuple[int, ...], width: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 4, 2, 1), nn.GroupNorm(min(8, c), c), nn.GELU()]
+            c_in = c
+        self.convs = nn.Sequential(*layers)
+        side = image_size // 2 ** len(channels)
+        if side < 1:
+            raise ValueError(f"image_size {image_size} is too small for {len(channels)} stride-2 layers")
+        self.fc = nn.Linear(c_in * side * side, width)
+        self.out_dim = width
+        self.tokens_per_frame = 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.convs(x).flatten(1))
+
+
+class Projector(nn.Sequential):
+    """Linear -> BatchNorm1d -> GELU -> Linear, on (N, D) or (B, T, D) inputs."""
+
+    def __init__(self, dim: int, hidden: int, out: int | None = None) -> None:
+        super().__init__(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(), nn.Linear(hidden, out or dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        return super().forward(x.reshape(-1, shape[-1])).reshape(*shape[:-1], -1)
+
+
+class ActionEmbedder(nn.Module):
+    """Action block (B, T, A) -> per-step linear to ``smooth_dim`` -> MLP with SiLU -> (B, T, dim)."""
+
+    def __init__(self, action_dim: int, dim: int, smooth_dim: int = 10, hidden: int = 768) -> None:
+        super().__init__()
+        self.step = nn.Linear(action_dim, smooth_dim)
+        self.mlp = nn.Sequential(nn.Linear(smooth_dim, hidden), nn.SiLU(), nn.Linear(hidden, dim))
+
+    def forward(self, actions: Tensor) -> Tensor:
+        return self.mlp(self.step(actions))
+
+
+class AdaLNZeroBlock(nn.Module):
+    """Transformer block modulated per token by a condition (DiT's AdaLN-zero).
+
+    The condition produces shift, scale and gate for the attention and MLP branches through a
+    zero-initialised linear layer, so every block starts as the identity.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int, mlp_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads, head_dim, qkv_bias=False, dropout=dropout)
+        self.mlp = Mlp(dim, mlp_dim, dropout)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        nn.init.zeros_(self.modulation[1].weight)
+        nn.init.zeros_(self.modulation[1].bias)
+
+    def forward(self, x: Tensor, cond: Tensor, causal: bool = True) -> Tensor:
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.modulation(cond).chunk(6, dim=-1)
+        x = x + gate_a * self.attn(self.norm1(x) * (1 + scale_a) + shift_a, causal=causal)
+        return x + gate_m * self.mlp(self.norm2(x) * (1 + scale_m) + shift_m)
+
+
+class CausalPredictor(nn.Module):
+    """Causal transformer over one token per frame, conditioned per token: (B, T, D), (B, T, D) -> (B, T, D)."""
+
+    def __init__(self, dim: int, depth: int, heads: int, head_dim: int, mlp_dim: int, dropout: float,
+                 max_len: int) -> None:
+        super().__init__()
+        self.max_len = max_len
+        self.pos = nn.Parameter(torch.randn(1, max_len, dim) * 0.02)
+        self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, head_dim, mlp_dim, dropout) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        t = x.shape[1]
+        if t > self.max_len:
+            raise ValueError(f"predictor context {t} exceeds its trained maximum {self.max_len}")
+        x = x + self.pos[:, :t]
+        for blk in self.blocks:
+            x = blk(x, cond, causal=True)
+        return self.norm(x)
+
+
+def count_parameters(module: nn.Module, trainable: bool | None = None) -> int:
+    """Number of parameters (all, only trainable, or only frozen)."""
+    return sum(p.numel() for p in module.parameters() if trainable is None or p.requires_grad == trainable)
+
+
+def init_linear_(module: nn.Module) -> None:
+    """Truncated-normal init for linear and conv weights that are not already zero-initialised."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)) and m.weight.abs().sum() > 0:
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+__all__ = ["ActionEmbedder", "AdaLNZeroBlock", "Attention", "CNNEncoder", "CausalPredictor", "Mlp", "Projector",
+           "ViTEncoder", "count_parameters", "frames_to_float", "init_linear_"]

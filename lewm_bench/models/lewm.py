@@ -1,0 +1,175 @@
+"""LeWorldModel (LeWM): a JEPA world model trained end to end from pixels with SIGReg.
+
+Encoder (ViT, or a small CNN on CPU profiles) -> BatchNorm projector -> one embedding per frame.
+A causal transformer predicts the next embedding of every frame from the embeddings so far, with
+the action block of each step injected through AdaLN-zero; its output passes through a second
+BatchNorm projector. Loss: MSE between predicted and actual next embeddings (teacher forcing, no
+stop-gradient, no EMA) + ``sigreg_weight`` * SIGReg over the embeddings of every frame of the clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lewm_bench.models.layers import (
+    ActionEmbedder,
+    CausalPredictor,
+    CNNEncoder,
+    Projector,
+    ViTEncoder,
+    count_parameters,
+    frames_to_float,
+    init_linear_,
+)
+from lewm_bench.models.sigreg import sigreg
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    kind: str = "vit"
+    """``vit`` (the paper) or ``cnn`` (stride-2 conv stack, for CPU profiles)."""
+    patch_size: int = 14
+    """ViT patch size."""
+    depth: int = 12
+    """ViT layers."""
+    heads: int = 3
+    """ViT heads."""
+    mlp_ratio: float = 4.0
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    """CNN channels, one stride-2 layer each."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("vit", "cnn"):
+            raise ValueError(f"encoder kind must be 'vit' or 'cnn'; got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    depth: int = 6
+    heads: int = 16
+    head_dim: int = 64
+    mlp_dim: int = 2048
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class LeWMConfig:
+    """Architecture and loss of LeWM. Defaults are the paper's (SPEC §5.1)."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    width: int = 192
+    """Encoder width and embedding dimension."""
+    projector_hidden: int = 2048
+    action_smooth_dim: int = 10
+    action_hidden: int = 768
+    history: int = 3
+    """Frames of context the predictor is trained with (its positional embedding length)."""
+    sigreg_weight: float = 0.09
+    """lambda: 0.09 in the released code (0.1 in the paper text)."""
+    sigreg_directions: int = 1024
+    sigreg_knots: int = 17
+
+
+class LossTerms(NamedTuple):
+    loss: Tensor
+    pred_loss: Tensor
+    sigreg: Tensor
+    embeddings: Tensor
+    """(B, T, D) encoder embeddings of the clip (for monitoring)."""
+
+
+class LeWM(nn.Module):
+    """The LeWM world model for one image size and action-block size.
+
+    Args:
+        config: architecture and loss.
+        image_size: side of the square input frames.
+        action_dim: size of one action block (frameskip x env action dim).
+    """
+
+    def __init__(self, config: LeWMConfig, image_size: int, action_dim: int) -> None:
+        super().__init__()
+        self.config, self.image_size, self.action_dim = config, image_size, action_dim
+        enc, pred, d = config.encoder, config.predictor, config.width
+        if enc.kind == "vit":
+            self.encoder: nn.Module = ViTEncoder(image_size, enc.patch_size, d, enc.depth, enc.heads, enc.mlp_ratio)
+        else:
+            self.encoder = CNNEncoder(image_size, enc.channels, d)
+        self.projector = Projector(d, config.projector_hidden)
+        self.action_embedder = ActionEmbedder(action_dim, d, config.action_smooth_dim, config.action_hidden)
+        self.predictor = CausalPredictor(d, pred.depth, pred.heads, pred.head_dim, pred.mlp_dim, pred.dropout,
+                                         config.history)
+        self.pred_projector = Projector(d, config.projector_hidden)
+        init_linear_(self)
+
+    # ------------------------------------------------------------------ world-model interface
+    @property
+    def embed_dim(self) -> int:
+        return self.config.width
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """Latent tokens per frame seen by the predictor."""
+        return 1
+
+    @property
+    def encoder_tokens_per_frame(self) -> int:
+        return self.encoder.tokens_per_frame
+
+    def encode(self, frames: Tensor) -> Tensor:
+        """Frames (B, T, 3, H, W) (uint8 or float in [-1, 1]) -> embeddings (B, T, D)."""
+        b, t = frames.shape[:2]
+        x = frames_to_float(frames.flatten(0, 1))
+        return self.projector(self.encoder(x)).view(b, t, -1)
+
+    def predict(self, embeddings: Tensor, actions: Tensor) -> Tensor:
+        """Next-embedding predictions for every position: (B, T, D), (B, T, A) -> (B, T, D)."""
+        return self.pred_projector(self.predictor(embeddings, self.action_embedder(actions)))
+
+    def rollout(self, history: Tensor, actions: Tensor) -> Tensor:
+        """Autoregressive prediction from a history of embeddings.
+
+        Args:
+            history: (B, h, D) embeddings of the last h frames.
+            actions: (B, h - 1 + H, A) action blocks: the h - 1 taken between the history frames,
+                then the H to roll out (block i follows frame i).
+
+        Returns:
+            (B, H, D) predicted embeddings of the H next frames. The predictor sees at most the
+            last ``config.history`` frames, the context it was trained with.
+        """
+        h = history.shape[1]
+        steps = actions.shape[1] - (h - 1)
+        if steps < 1:
+            raise ValueError(f"rollout needs h - 1 + H action blocks with H >= 1; got {actions.shape[1]} for h={h}")
+        embs, outputs = history, []
+        for _ in range(steps):
+            n = embs.shape[1]
+            lo = max(0, n - self.config.history)
+            nxt = self.predict(embs[:, lo:n], actions[:, lo:n])[:, -1:]  # (B, 1, D)
+            outputs.append(nxt)
+            embs = torch.cat([embs, nxt], 1)
+        return torch.cat(outputs, 1)
+
+    # ----------------------------------------------------------------------------- training
+    def loss(self, frames: Tensor, actions: Tensor, generator: torch.Generator | None = None) -> LossTerms:
+        """Loss of a batch of clips: frames (B, h+1, 3, H, W), action blocks (B, h, A)."""
+        z = self.encode(frames)  # (B, h+1, D)
+        pred = self.predict(z[:, :-1], actions)  # (B, h, D)
+        pred_loss = F.mse_loss(pred.float(), z[:, 1:].float())
+        reg = sigreg(z.transpose(0, 1), self.config.sigreg_directions, self.config.sigreg_knots, generator)
+        return LossTerms(pred_loss + self.config.sigreg_weight * reg, pred_loss, reg, z.detach())
+
+    forward = loss  # DDP wraps forward
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {"encoder": count_parameters(self.encoder), "projector": count_parameters(self.projector),
+                "predictor": count_parameters(self.predictor),
+                "pred_projector": count_parameters(self.pred_projector),
+                "action_embedder": count_parameters(self.action_embedder), "total": count_parameters(self)}

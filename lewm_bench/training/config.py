@@ -1,0 +1,34 @@
+"""Training hyper-parameters (one frozen dataclass; presets live in :mod:`lewm_bench.profiles`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Defaults are the LeWM reference code's (SPEC §5.1)."""
+
+    epochs: int = 10
+    steps_per_epoch: int | None = None
+    """Optimiser steps per epoch; None = one pass over the training clips."""
+    batch_size: int = 128
+    """Clips per optimiser step (the global batch when distributed)."""
+    lr: float = 5e-5
+    weight_decay: float = 1e-3
+    warmup_fraction: float = 0.01
+    """Linear warm-up over this fraction of all steps, then cosine decay to 0 (stepped per optimiser step)."""
+    grad_clip: float = 1.0
+    bf16: str = "cuda"
+    """bf16 autocast: ``cuda`` (on CUDA only), ``always`` (also on CPU), ``never``."""
+    collapse_std: float = 1e-3
+    """Stop when the held-out per-dimension embedding std (mean over dims, eval mode) falls below this
+    (checked from 100 optimiser steps on, once BatchNorm's running statistics have settled)."""
+    eval_clips: int = 512
+    """Held-out clips for the per-epoch metrics (straightness, std, effective rank)."""
+
+    def __post_init__(self) -> None:
+        if self.bf16 not in ("cuda", "always", "never"):
+            raise ValueError(f"bf16 must be 'cuda', 'always' or 'never'; got {self.bf16!r}")
+        if self.epochs < 1 or self.batch_size < 1 or (self.steps_per_epoch is not None and self.steps_per_epoch < 1):
+            raise ValueError(f"epochs, batch_size and steps_per_epoch must be >= 1; got {self}")

@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from lewm_bench.models.layers import AdaLNZeroBlock
+from lewm_bench.models.lewm import LeWM, LeWMConfig
+from lewm_bench.profiles import PROFILES
+from lewm_bench.protocols import WorldModel
+
+
+def test_paper_parameter_counts_match_the_paper():
+    counts = LeWM(LeWMConfig(), image_size=224, action_dim=10).parameter_counts()
+    assert counts["total"] == pytest.approx(18.03e6, rel=0.01)
+    assert counts["encoder"] == pytest.approx(5.50e6, rel=0.01)
+    assert counts["predictor"] == pytest.approx(10.79e6, rel=0.01)
+
+
+@pytest.mark.parametrize("profile,size", [("cpu", 32), ("cpu", 64), ("smoke", 16)])
+def test_shapes_per_profile(profile, size):
+    cfg = PROFILES[profile].lewm
+    model = LeWM(cfg, image_size=size, action_dim=10).eval()
+    assert isinstance(model, WorldModel)
+    frames = torch.randint(0, 256, (2, 4, 3, size, size), dtype=torch.uint8)
+    z = model.encode(frames)
+    assert z.shape == (2, 4, cfg.width)
+    actions = torch.randn(2, 3, 10)
+    assert model.predict(z[:, :3], actions).shape == (2, 3, cfg.width)
+    # rollout: history of 2 frames, 1 past action block, 5 planned blocks
+    assert model.rollout(z[:, :2], torch.randn(2, 1 + 5, 10)).shape == (2, 5, cfg.width)
+    terms = model.train().loss(frames, actions)
+    assert terms.loss.ndim == 0 and torch.isfinite(terms.loss)
+
+
+def test_adaln_zero_blocks_start_as_identity():
+    block = AdaLNZeroBlock(dim=32, heads=2, head_dim=16, mlp_dim=64, dropout=0.0)
+    x, cond = torch.randn(3, 5, 32), torch.randn(3, 5, 32)
+    torch.testing.assert_close(block(x, cond), x)
+    model = LeWM(PROFILES["smoke"].lewm, 16, 10)
+    for blk in model.predictor.blocks:
+        assert torch.all(blk.modulation[1].weight == 0) and torch.all(blk.modulation[1].bias == 0)
+
+
+def test_causal_mask_later_frames_never_change_earlier_predictions():
+    model = LeWM(PROFILES["smoke"].lewm, 16, 10).eval()
+    for blk in model.predictor.blocks:  # leave the identity start so the check is not vacuous
+        torch.nn.init.normal_(blk.modulation[1].weight, std=0.1)
+    z, a = torch.randn(2, 3, 32), torch.randn(2, 3, 10)
+    out = model.predict(z, a)
+    z2, a2 = z.clone(), a.clone()
+    z2[:, 2] += 5.0
+    a2[:, 2] -= 3.0
+    out2 = model.predict(z2, a2)
+    torch.testing.assert_close(out[:, :2], out2[:, :2])
+    assert not torch.allclose(out[:, 2], out2[:, 2])
+
+
+def test_rollout_applies_each_action_block_after_its_frame():
+    model = LeWM(PROFILES["smoke"].lewm, 16, 10).eval()
+    z, a = torch.randn(2, 3, 32), torch.randn(2, 4, 10)
+    first = model.rollout(z, a[:, :3])  # history 3, 2 past blocks, one planned block
+    torch.testing.assert_close(first[:, 0], model.predict(z, a[:, :3])[:, -1])
+    two = model.rollout(z, a)
+    torch.testing.assert_close(two[:, 0], first[:, 0])
+    window = torch.cat([z[:, 1:], two[:, :1]], 1)
+    torch.testing.assert_close(two[:, 1], model.predict(window, a[:, 1:4])[:, -1])
+    with pytest.raises(ValueError, match="rollout needs"):
+        model.rollout(z, a[:, :2])
