@@ -72,6 +72,11 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
         """Whether ``state`` satisfies the environment's success test for ``goal_state``."""
         raise NotImplementedError("GoalEnv subclasses must implement is_success(state, goal_state) -> bool")
 
+    @staticmethod
+    def distance(state: np.ndarray, goal_state: np.ndarray) -> float:
+        """The distance the success test thresholds (units of the environment)."""
+        raise NotImplementedError("GoalEnv subclasses must implement distance(state, goal_state) -> float")
+
     def _reset_simulator(self) -> None:
         """Rebuild simulator objects at the start of an episode (default: nothing to rebuild)."""
 

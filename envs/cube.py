@@ -56,9 +56,14 @@ CUBE_POS = slice(14, 17)
 N_QPOS, N_QVEL = 21, 20
 
 
+def distance(state: np.ndarray, goal_state: np.ndarray) -> float:
+    """Distance (m) between the cube and the goal state's cube position."""
+    return float(np.linalg.norm(np.asarray(state[CUBE_POS]) - np.asarray(goal_state[CUBE_POS])))
+
+
 def is_success(state: np.ndarray, goal_state: np.ndarray) -> bool:
     """Cube within 0.04 m of the goal state's cube position."""
-    return bool(np.linalg.norm(np.asarray(state[CUBE_POS]) - np.asarray(goal_state[CUBE_POS])) <= SUCCESS_RADIUS)
+    return distance(state, goal_state) <= SUCCESS_RADIUS
 
 
 class CubeEnv(GoalEnv):
@@ -87,6 +92,7 @@ class CubeEnv(GoalEnv):
             self._use_fast_renderer()
 
     is_success = staticmethod(is_success)
+    distance = staticmethod(distance)
 
     def get_state(self) -> np.ndarray:
         data = self._sim.data

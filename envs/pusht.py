@@ -57,10 +57,14 @@ def angle_diff(a: float, b: float) -> float:
     return float(abs((a - b + np.pi) % (2 * np.pi) - np.pi))
 
 
+def distance(state: np.ndarray, goal_state: np.ndarray) -> float:
+    """Joint L2 error of agent and block positions (px); the angle is tested separately."""
+    return float(np.linalg.norm(np.asarray(state[:4]) - np.asarray(goal_state[:4])))
+
+
 def is_success(state: np.ndarray, goal_state: np.ndarray) -> bool:
     """Agent and block within 20 px (joint L2 over both) and block angle within pi/9 of the goal's."""
-    pos_err = float(np.linalg.norm(np.asarray(state[:4]) - np.asarray(goal_state[:4])))
-    return pos_err < SUCCESS_POS_TOL and angle_diff(state[4], goal_state[4]) < SUCCESS_ANGLE_TOL
+    return distance(state, goal_state) < SUCCESS_POS_TOL and angle_diff(state[4], goal_state[4]) < SUCCESS_ANGLE_TOL
 
 
 class PushTEnv(GoalEnv):
@@ -78,6 +82,7 @@ class PushTEnv(GoalEnv):
         self._sim.reset(seed=0)
 
     is_success = staticmethod(is_success)
+    distance = staticmethod(distance)
 
     def get_state(self) -> np.ndarray:
         agent, block = self._sim.agent, self._sim.block

@@ -62,9 +62,14 @@ _WALL = np.array([48, 48, 56], np.float32)
 _AGENT = np.array([220, 30, 30], np.float32)
 
 
+def distance(state: np.ndarray, goal_state: np.ndarray) -> float:
+    """Euclidean distance between agent and goal position (units of the 64-unit canvas)."""
+    return float(np.hypot(state[0] - goal_state[0], state[1] - goal_state[1]))
+
+
 def is_success(state: np.ndarray, goal_state: np.ndarray) -> bool:
     """Agent within ``SUCCESS_RADIUS`` units of the goal position."""
-    return bool(np.hypot(state[0] - goal_state[0], state[1] - goal_state[1]) < SUCCESS_RADIUS)
+    return distance(state, goal_state) < SUCCESS_RADIUS
 
 
 def room_of(x: float) -> int:
@@ -112,6 +117,7 @@ class TwoRoomEnv(GoalEnv):
         self._pos = np.array([16.0, 32.0])
 
     is_success = staticmethod(is_success)
+    distance = staticmethod(distance)
 
     def get_state(self) -> np.ndarray:
         return self._pos.copy()

@@ -116,12 +116,46 @@ def cmd_train(args: argparse.Namespace) -> None:
           f"{final['straightness']:.3f}")
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from lewm_bench.evaluation.protocol import PROTOCOLS
+    from lewm_bench.evaluation.run import evaluate
+
+    profile = _profile(args)
+    protocol = dataclasses.replace(PROTOCOLS[args.protocol], episodes=args.episodes or profile.eval_episodes,
+                                   split=args.split)
+    cem = profile.cem
+    if args.iterations is not None or args.candidates is not None:
+        cem = dataclasses.replace(cem, iterations=args.iterations or cem.iterations,
+                                  candidates=args.candidates or cem.candidates)
+    result = evaluate(args.env, args.agent, profile, checkpoint=args.checkpoint, data=args.data, out=args.out,
+                      seed=args.seed, protocol=protocol, context=args.context, cem=cem, root=args.root,
+                      timing_calls=args.timing_calls, batch=args.batch)
+    r = result.record
+    timing = "" if r["plan_time_median_s"] is None else (
+        f"; planning {r['plan_time_median_s']:.3f} s per call one episode at a time (p10 {r['plan_time_p10_s']:.3f}, "
+        f"p90 {r['plan_time_p90_s']:.3f}), {r['plan_time_batched_median_s']:.2f} s per batched call of "
+        f"{r['batched_episodes_per_call']}")
+    print(f"{result.run_dir}: {r['env']} {r['agent']} success {r['success_rate']:.0%} "
+          f"[{r['success_ci_low']:.0%}, {r['success_ci_high']:.0%}] over {r['episodes']} episodes{timing}")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from lewm_bench.bench.common import machine, print_table, write_json
 
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}, "
           f"commit {info['commit']}")
+    if args.what == "planning":
+        from lewm_bench.bench.planning import bench_planning
+
+        profile = _profile(args)
+        rows = bench_planning(profile, batch=args.batch, calls=args.calls)
+        print_table(rows, ["architecture", "image_size", "params", "cem", "device", "calls", "single_median_s",
+                           "batch", "batched_median_s", "batched_per_episode_s", "batched_speedup"])
+        write_json(args.json, {"benchmark": "planning", "profile": profile.name, "machine": info, "rows": rows})
+        return
     if args.what == "train":
         from lewm_bench.bench.train import bench_train
 
@@ -217,14 +251,44 @@ def build_parser() -> argparse.ArgumentParser:
     profile_opt(p)
     p.set_defaults(func=cmd_train)
 
+    p = add("eval", "Evaluate an agent with MPC on the paper's protocol (goal 25 steps ahead, budget 50); writes "
+                    "result.json, episodes.csv, episodes.gif and a row of ROOT/summary.csv.")
+    p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube)")
+    p.add_argument("--agent", default="lewm", help="agent: lewm (a trained checkpoint) or random (the floor)")
+    p.add_argument("--checkpoint", default=None,
+                   help="run folder or checkpoint.pt (default: ROOT/train/ENV/AGENT-PROFILE-seedS)")
+    p.add_argument("--data", default=None, help="dataset (default: the one the checkpoint was trained on)")
+    p.add_argument("--root", default="runs", help="working folder: train/, data/, eval/ and summary.csv")
+    p.add_argument("--out", default=None, help="evaluation folder (default: ROOT/eval/ENV/AGENT-PROFILE-seedS)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the agent (and of the checkpoint's run folder)")
+    p.add_argument("--protocol", choices=["paper", "paper-v1-two-room"], default="paper",
+                   help="paper: goal 25 steps ahead, budget 50; paper-v1-two-room: 100 / 150")
+    p.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default: the profile's, 50)")
+    p.add_argument("--split", choices=["held_out", "train"], default="held_out",
+                   help="episodes the start/goal pairs come from (the reference code used train)")
+    p.add_argument("--context", type=int, default=1,
+                   help="context frames given to the planner: 1 (the reference evaluation) up to the trained history")
+    p.add_argument("--iterations", type=int, default=None, help="override the profile's CEM iterations")
+    p.add_argument("--candidates", type=int, default=None, help="override the profile's CEM candidates")
+    p.add_argument("--batch", type=int, default=None, help="episodes planned per batched call (default: all)")
+    p.add_argument("--timing-calls", type=int, default=20,
+                   help="one-episode planning calls timed after 3 warm-up calls (the paper's setting)")
+    profile_opt(p)
+    p.set_defaults(func=cmd_eval)
+
     p = add("bench", "Performance benchmarks; print figures (and ratios measured in the same run).")
-    p.add_argument("what", choices=["envs", "data", "train"],
+    p.add_argument("what", choices=["envs", "data", "train", "planning"],
                    help="envs: env steps/s and rendered frames/s at 64 and 224 px; data: collection frames/s "
                         "with 1 and 2 workers, and loader clips/s; train: LeWM training clips/s per profile "
-                        "(all profiles unless --profile), fp32 and bf16")
+                        "(all profiles unless --profile), fp32 and bf16; planning: one CEM call of LeWM at the paper "
+                        "architecture and the profile's, one episode at a time and batched")
     p.add_argument("--env", default="all", help="environment short name, comma list, or all")
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="image sizes for 'bench envs'")
     p.add_argument("--seconds", type=float, default=1.0, help="minimum timing window per figure")
+    p.add_argument("--batch", type=int, default=None,
+                   help="episodes per batched planning call (default: 50; 8 for the paper architecture on CPU)")
+    p.add_argument("--calls", type=int, default=None,
+                   help="timed one-episode planning calls after 2 warm-ups (default: 20; 5 for paper on CPU)")
     p.add_argument("--json", default=None, help="also write every figure, with the machine, to this JSON file")
     profile_opt(p)
     p.set_defaults(func=cmd_bench)

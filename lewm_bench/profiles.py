@@ -13,6 +13,7 @@ from typing import Any
 
 from lewm_bench.envs import ENVS
 from lewm_bench.models.lewm import EncoderConfig, LeWMConfig, PredictorConfig
+from lewm_bench.planning.cem import CEMConfig
 from lewm_bench.training.config import TrainConfig
 
 
@@ -40,6 +41,10 @@ class Profile:
     train: TrainConfig = field(default_factory=TrainConfig)
     frameskip: int = 5
     """Env steps per action block (paper: 5)."""
+    cem: CEMConfig = field(default_factory=CEMConfig)
+    """Planner settings (paper: 300 candidates x 30 iterations, top 30, horizon 5)."""
+    eval_episodes: int = 50
+    """Evaluation episodes (the paper's 50)."""
 
     @property
     def history(self) -> int:
@@ -83,7 +88,8 @@ PROFILES: dict[str, Profile] = {
         encoder=EncoderConfig(kind="cnn", channels=(32, 64, 128, 256)),
         predictor=PredictorConfig(depth=4, heads=4, head_dim=48, mlp_dim=768, dropout=0.1),
         projector_hidden=1024,
-    ), train=TrainConfig(epochs=10, steps_per_epoch=200, batch_size=128, lr=1e-3, bf16="always")),
+    ), train=TrainConfig(epochs=10, steps_per_epoch=200, batch_size=128, lr=1e-3, bf16="always"),
+        cem=CEMConfig(iterations=10)),
     "smoke": Profile("smoke", _data(
         two_room=DataProfile(12, 40, 16),
         pusht=DataProfile(6, 30, 16),
@@ -92,7 +98,8 @@ PROFILES: dict[str, Profile] = {
         encoder=EncoderConfig(kind="vit", patch_size=4, depth=1, heads=2),
         predictor=PredictorConfig(depth=1, heads=2, head_dim=16, mlp_dim=64),
         width=32, projector_hidden=64, action_hidden=64, sigreg_directions=64,
-    ), train=TrainConfig(epochs=2, steps_per_epoch=4, batch_size=16, lr=1e-3, eval_clips=32)),
+    ), train=TrainConfig(epochs=2, steps_per_epoch=4, batch_size=16, lr=1e-3, eval_clips=32),
+        cem=CEMConfig(candidates=16, iterations=2, elites=4, horizon=2), eval_episodes=4),
 }
 
 

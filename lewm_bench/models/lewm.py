@@ -76,6 +76,13 @@ class LeWMConfig:
     sigreg_knots: int = 17
 
 
+def lewm_config_from_dict(d: dict) -> LeWMConfig:
+    """Rebuild a :class:`LeWMConfig` from its ``dataclasses.asdict`` form (as stored in checkpoints)."""
+    enc = dict(d["encoder"], channels=tuple(d["encoder"]["channels"]))
+    rest = {k: v for k, v in d.items() if k not in ("encoder", "predictor")}
+    return LeWMConfig(encoder=EncoderConfig(**enc), predictor=PredictorConfig(**d["predictor"]), **rest)
+
+
 class LossTerms(NamedTuple):
     loss: Tensor
     pred_loss: Tensor

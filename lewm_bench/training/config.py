@@ -21,7 +21,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     bf16: str = "cuda"
     """bf16 autocast: ``cuda`` (on CUDA only), ``always`` (also on CPU), ``never``."""
-    collapse_std: float = 1e-3
+    collapse_std: float = 0.05
     """Stop when the held-out per-dimension embedding std (mean over dims, eval mode) falls below this
     (checked from 100 optimiser steps on, once BatchNorm's running statistics have settled)."""
     eval_clips: int = 512

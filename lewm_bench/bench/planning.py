@@ -1,0 +1,58 @@
+"""``lewm-bench bench planning``: time one CEM planning call of LeWM, one episode at a time and batched.
+
+Random weights (the time does not depend on them). Two architectures: the ``paper`` one with the
+paper's CEM (300 candidates x 30 iterations, top 30, horizon 5) at 224 px, and the current
+profile's with its own CEM settings. The batched figure plans ``batch`` episodes in one call; the
+speed-up is (batch x one-episode time) / batched time, both measured in this run.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import torch
+
+from lewm_bench.models.lewm import LeWM
+from lewm_bench.planning.cem import CEM
+from lewm_bench.profiles import PROFILES, Profile
+
+
+def bench_planning(profile: Profile, batch: int | None = None, calls: int | None = None,
+                   context: int = 1) -> list[dict[str, Any]]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rows = []
+    cases = [("paper", PROFILES["paper"], 224)]
+    if profile.name != "paper":
+        cases.append((profile.name, profile, min(d.image_size for d in profile.data.values())))
+    for name, prof, size in cases:
+        slow = name == "paper" and device.type == "cpu"
+        n_calls = calls or (5 if slow else 20)
+        b = batch or (8 if slow else 50)
+        torch.manual_seed(0)
+        model = LeWM(prof.lewm, size, action_dim=10).to(device).eval()
+        planner = CEM(prof.cem)
+        single = _time_calls(model, planner, 1, size, context, device, n_calls)
+        batched = _time_calls(model, planner, b, size, context, device, max(2, n_calls // 4))
+        cfg = prof.cem
+        rows.append({"architecture": name, "image_size": size, "params": sum(p.numel() for p in model.parameters()),
+                     "cem": f"{cfg.candidates}x{cfg.iterations} top{cfg.elites} h{cfg.horizon}", "context": context,
+                     "device": str(device), "calls": n_calls, "single_median_s": statistics.median(single),
+                     "single_min_s": min(single), "single_max_s": max(single), "batch": b,
+                     "batched_median_s": statistics.median(batched),
+                     "batched_per_episode_s": statistics.median(batched) / b,
+                     "batched_speedup": b * statistics.median(single) / statistics.median(batched)})
+    return rows
+
+
+def _time_calls(model: LeWM, planner: CEM, b: int, size: int, context: int, device: torch.device,
+                calls: int, warmup: int = 2) -> list[float]:
+    frames = torch.randint(0, 256, (b, context, 3, size, size), dtype=torch.uint8, device=device)
+    goal = torch.randint(0, 256, (b, 3, size, size), dtype=torch.uint8, device=device)
+    past = torch.zeros(b, context - 1, model.action_dim, device=device)
+    times = []
+    for k in range(warmup + calls):
+        res = planner.solve(model, frames, past, goal, seeds=list(range(b)))
+        if k >= warmup:
+            times.append(res.seconds)
+    return times

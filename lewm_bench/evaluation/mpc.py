@@ -1,0 +1,126 @@
+"""Model-predictive control over a batch of evaluation episodes (SPEC §2, §6).
+
+Every episode starts from its task's stored state with its goal; all active episodes are planned
+in one batched call, then each executes ``receding_horizon`` planned blocks (``frameskip`` env
+steps each) before the next call, until it succeeds or the budget runs out. Success is checked
+after every env step. An agent without a world model (``random``) acts without planning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from lewm_bench.envs import GoalEnv
+from lewm_bench.evaluation.protocol import Protocol, Task
+from lewm_bench.planning.base import Planner
+from lewm_bench.protocols import WorldModel
+
+
+@dataclass
+class EpisodeRecord:
+    episode: int
+    start: int
+    goal: int
+    success: bool = False
+    steps_to_success: int | None = None
+    steps: int = 0
+    solves: int = 0
+    final_distance: float = float("nan")
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class ActionCodec:
+    """Maps z-scored action blocks to env actions and back."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    frameskip: int
+
+    def to_env(self, blocks: np.ndarray) -> np.ndarray:
+        """(H, frameskip * A) z-scored blocks -> (H * frameskip, A) env actions clipped to [-1, 1]."""
+        a = len(self.mean)
+        steps = blocks.reshape(-1, a) * self.std + self.mean
+        return np.clip(steps, -1.0, 1.0).astype(np.float32)
+
+    def to_blocks(self, actions: np.ndarray) -> np.ndarray:
+        """(k * frameskip, A) env actions -> (k, frameskip * A) z-scored blocks."""
+        return ((actions - self.mean) / self.std).reshape(-1, self.frameskip * len(self.mean)).astype(np.float32)
+
+
+def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: WorldModel | None,
+            planner: Planner | None, codec: ActionCodec, context: int, receding_horizon: int,
+            device: torch.device, seed: int = 0, keep_frames: int = 0,
+            plan_times: list[float] | None = None) -> list[EpisodeRecord]:
+    """Run one episode per (env, task) pair; all are planned together.
+
+    Args:
+        context: frames of context given to the planner (1 as in the reference evaluation, or the
+            model's training history). Frames before the episode start repeat the first frame,
+            and the unknown action blocks before it are zeros (the data mean).
+        receding_horizon: planned blocks executed before replanning.
+        keep_frames: keep the observed frames of the first ``keep_frames`` episodes (for a video).
+        plan_times: when given, the seconds of every planning call are appended to it.
+    """
+    fs = codec.frameskip
+    rng = np.random.default_rng(seed)
+    records, goals, history, actions_taken = [], [], [], []
+    for i, (env, task) in enumerate(zip(envs, tasks)):
+        obs, _ = env.reset(options={"state": task.start_state, "goal_state": task.goal_state})
+        records.append(EpisodeRecord(task.episode, task.start, task.goal))
+        goals.append(env.render_state(task.goal_state))
+        history.append([obs])
+        actions_taken.append([])
+        if i < keep_frames:
+            records[-1].frames.append(obs)
+    active = list(range(len(envs)))
+    while active:
+        if model is None or planner is None:
+            plans = {i: rng.uniform(-1, 1, (receding_horizon * fs, envs[i].action_dim)).astype(np.float32)
+                     for i in active}
+        else:
+            ctx, past = zip(*(_context(history[i], actions_taken[i], context, fs, codec) for i in active))
+            result = planner.solve(
+                model, torch.from_numpy(np.stack(ctx)).to(device), torch.from_numpy(np.stack(past)).to(device),
+                torch.from_numpy(np.stack([goals[i] for i in active]).transpose(0, 3, 1, 2)).to(device),
+                seeds=[seed * 1_000_003 + tasks[i].episode * 1_009 + tasks[i].start * 7 + records[i].solves
+                       for i in active])
+            if plan_times is not None:
+                plan_times.append(result.seconds)
+            blocks = result.actions[:, :receding_horizon].float().cpu().numpy()
+            plans = {i: codec.to_env(blocks[k]) for k, i in enumerate(active)}
+        for i in active:
+            rec, env = records[i], envs[i]
+            rec.solves += model is not None
+            for a in plans[i]:
+                if rec.steps >= protocol.budget:
+                    break
+                obs, _, _, _, info = env.step(a)
+                rec.steps += 1
+                history[i].append(obs)
+                actions_taken[i].append(a)
+                if i < keep_frames:
+                    rec.frames.append(obs)
+                if info["is_success"]:
+                    rec.success, rec.steps_to_success = True, rec.steps
+                    break
+            rec.final_distance = float(env.distance(env.get_state(), tasks[i].goal_state))
+        active = [i for i in active if not records[i].success and records[i].steps < protocol.budget]
+    return records
+
+
+def _context(frames: list[np.ndarray], actions: list[np.ndarray], context: int, fs: int,
+             codec: ActionCodec) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``context`` frames ``fs`` steps apart (CHW) and the z-scored blocks between them."""
+    t = len(frames) - 1
+    idx = [max(t - k * fs, 0) for k in range(context - 1, -1, -1)]
+    ctx = np.stack([frames[j] for j in idx]).transpose(0, 3, 1, 2)
+    blocks = np.zeros((context - 1, fs * len(codec.mean)), np.float32)
+    for k in range(context - 1):
+        lo = idx[k]
+        if idx[k + 1] - lo == fs:
+            blocks[k] = codec.to_blocks(np.stack(actions[lo:lo + fs]))[0]
+    return ctx, blocks

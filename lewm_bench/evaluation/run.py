@@ -1,0 +1,224 @@
+"""``lewm-bench eval``: evaluate an agent on the paper's protocol and write every metric.
+
+Outputs in the run folder (``runs/eval/ENV/AGENT-PROFILE-seedS/`` by default): ``result.json``
+(every figure and setting), ``episodes.csv`` (one row per episode), ``episodes.gif`` (a few
+episodes, observation beside goal), and one row in ``<root>/summary.csv`` (SPEC §11 columns).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lewm_bench.bench.common import git_commit
+from lewm_bench.data.clips import ClipDataset
+from lewm_bench.data.dataset import open_dataset
+from lewm_bench.envs import make_env
+from lewm_bench.errors import LewmBenchError
+from lewm_bench.evaluation.mpc import ActionCodec, EpisodeRecord, _context, run_mpc
+from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, sample_tasks, wilson_interval
+from lewm_bench.metrics import straightness
+from lewm_bench.models.layers import count_parameters
+from lewm_bench.models.lewm import LeWM, lewm_config_from_dict
+from lewm_bench.planning.cem import CEM, CEMConfig
+from lewm_bench.profiles import Profile
+from lewm_bench.training.checkpoint import load_checkpoint, load_state_checked
+from lewm_bench.training.trainer import default_data_path, default_run_dir
+
+AGENTS = ("lewm", "random")
+SUMMARY_COLUMNS = ["env", "agent", "profile", "seed", "episodes", "success_rate", "success_ci_low", "success_ci_high",
+                   "plan_time_median_s", "plan_time_p90_s", "plan_calls", "tokens_per_frame",
+                   "encoder_tokens_per_frame", "straightness", "params_trainable", "params_frozen", "train_time_s",
+                   "eval_time_s", "device", "commit", "protocol", "split", "context", "planner",
+                   "plan_time_batched_median_s", "predictor_tokens_per_call"]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    run_dir: Path
+    record: dict[str, Any]
+
+
+def load_lewm(checkpoint: str | os.PathLike[str], env: str, device: torch.device) -> tuple[LeWM, dict[str, Any]]:
+    """A trained LeWM in eval mode and its checkpoint dict."""
+    ckpt = load_checkpoint(checkpoint, "lewm", env)
+    cfg = ckpt["config"]
+    model = LeWM(lewm_config_from_dict(cfg["lewm"]), cfg["data"]["image_size"], cfg["data"]["action_dim"])
+    load_state_checked(model, ckpt["model"], str(checkpoint))
+    return model.to(device).eval(), ckpt
+
+
+def predictor_tokens_per_call(cem: CEMConfig, context: int, history: int, tokens_per_frame: int) -> int:
+    """Tokens through the predictor in one CEM call: every candidate, iteration and rollout step."""
+    window = sum(min(context + k, history) for k in range(cem.horizon))
+    return cem.candidates * cem.iterations * window * tokens_per_frame
+
+
+def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None = None,
+             data: str | os.PathLike[str] | None = None, out: str | os.PathLike[str] | None = None, seed: int = 0,
+             protocol: Protocol = PROTOCOLS["paper"], context: int = 1, cem: CEMConfig | None = None,
+             receding_horizon: int = 5, timing_calls: int = 20, warmup_calls: int = 3, gif_episodes: int = 4,
+             root: str | os.PathLike[str] = "runs", batch: int | None = None) -> EvalResult:
+    """Evaluate ``agent`` on ``env`` (see the module docstring); returns the run folder and the record."""
+    if agent not in AGENTS:
+        raise ValueError(f"unknown agent {agent!r}; valid agents: {', '.join(AGENTS)}")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cem = cem or profile.cem
+    start_time = time.perf_counter()
+    model, ckpt, train_time = None, None, None
+    if agent == "lewm":
+        checkpoint = checkpoint or default_run_dir(env, agent, profile, seed, Path(root) / "train")
+        model, ckpt = load_lewm(checkpoint, env, device)
+        summary_file = Path(checkpoint) / "summary.json" if Path(checkpoint).is_dir() else None
+        if summary_file is not None and summary_file.exists():
+            train_time = json.loads(summary_file.read_text())["train_time_s"]
+        if not 1 <= context <= model.config.history:
+            raise ValueError(f"context must be between 1 and the model's history {model.config.history}; got {context}")
+    data_path = Path(data) if data else Path(ckpt["config"]["data"]["path"]) if ckpt else default_data_path(
+        env, profile, Path(root) / "data")
+    with open_dataset(data_path, env) as ds:
+        tasks = sample_tasks(ds, protocol)
+        meta = ds.meta
+        codec = ActionCodec(ds.action_mean.astype(np.float64), np.where(ds.action_std > 1e-6, ds.action_std, 1.0),
+                            profile.frameskip)
+    if ckpt is not None and ckpt["config"]["data"]["image_size"] != meta.image_size:
+        raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
+                             f"{ckpt['config']['data']['image_size']} px")
+    env_kwargs = dict(meta.env_kwargs)
+    planner = CEM(cem) if model is not None else None
+    run_dir = Path(out) if out else Path(root) / "eval" / env / f"{agent}-{profile.name}-seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    batch = batch or len(tasks)
+    records: list[EpisodeRecord] = []
+    batched_times: list[float] = []
+    if planner is not None:  # warm-up, not counted
+        _time_single_calls(model, planner, make_env(env, **env_kwargs), tasks, codec, context, device, warmup_calls, 0)
+    for lo in range(0, len(tasks), batch):
+        chunk = tasks[lo:lo + batch]
+        envs = [make_env(env, **env_kwargs) for _ in chunk]
+        try:
+            records += run_mpc(envs, chunk, protocol, model, planner, codec, context, receding_horizon, device,
+                               seed=seed + lo, keep_frames=gif_episodes if lo == 0 else 0, plan_times=batched_times)
+        finally:
+            for e in envs:
+                e.close()
+    single_times = [] if planner is None else _time_single_calls(
+        model, planner, make_env(env, **env_kwargs), tasks, codec, context, device, 0, timing_calls)
+    eval_time = time.perf_counter() - start_time
+
+    successes = sum(r.success for r in records)
+    low, high = wilson_interval(successes, len(records))
+    straight = None
+    if model is not None:
+        held = ClipDataset(data_path, "held_out", model.config.history, profile.frameskip, env=env)
+        idx = torch.randperm(len(held), generator=torch.Generator().manual_seed(0))[:512]
+        with torch.no_grad():
+            z = model.encode(torch.stack([held[int(i)].frames for i in idx]).to(device))
+        straight = straightness(z)
+    record = {
+        "env": env, "agent": agent, "profile": profile.name, "seed": seed, "episodes": len(records),
+        "success_rate": successes / len(records), "success_ci_low": low, "success_ci_high": high,
+        "plan_time_median_s": _pct(single_times, 50), "plan_time_p10_s": _pct(single_times, 10),
+        "plan_time_p90_s": _pct(single_times, 90), "plan_calls": len(single_times),
+        "plan_time_batched_median_s": _pct(batched_times, 50), "plan_time_batched_p10_s": _pct(batched_times, 10),
+        "plan_time_batched_p90_s": _pct(batched_times, 90), "plan_calls_batched": len(batched_times),
+        "batched_episodes_per_call": batch,
+        "tokens_per_frame": model.tokens_per_frame if model else None,
+        "encoder_tokens_per_frame": model.encoder_tokens_per_frame if model else None,
+        "predictor_tokens_per_call": predictor_tokens_per_call(cem, context, model.config.history,
+                                                               model.tokens_per_frame) if model else None,
+        "straightness": straight,
+        "params_trainable": count_parameters(model, True) if model else 0,
+        "params_frozen": count_parameters(model, False) if model else 0,
+        "train_time_s": train_time, "eval_time_s": eval_time, "device": _device_name(device), "commit": git_commit(),
+        "protocol": protocol.name, "goal_offset": protocol.goal_offset, "budget": protocol.budget,
+        "split": protocol.split, "context": context if model else None,
+        "planner": f"cem {cem.candidates}x{cem.iterations} top{cem.elites} h{cem.horizon}" if model else None,
+        "receding_horizon": receding_horizon, "dataset": str(data_path), "env_kwargs": env_kwargs,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+    }
+    pd.DataFrame([{k: v for k, v in dataclasses.asdict(r).items() if k != "frames"} for r in records]).to_csv(
+        run_dir / "episodes.csv", index=False)
+    _write_json(run_dir / "result.json", record)
+    _append_summary(Path(root) / "summary.csv", record)
+    _write_gif(run_dir / "episodes.gif", records, tasks, env, env_kwargs)
+    return EvalResult(run_dir, record)
+
+
+def _time_single_calls(model, planner, env, tasks, codec, context, device, warmup, calls) -> list[float]:
+    """Planning time of one episode at a time (the paper's setting), on the tasks' start states."""
+    times = []
+    for k in range(warmup + calls):
+        task = tasks[k % len(tasks)]
+        obs, _ = env.reset(options={"state": task.start_state})
+        ctx, past = _context([obs], [], context, codec.frameskip, codec)
+        goal = env.render_state(task.goal_state).transpose(2, 0, 1)
+        res = planner.solve(model, torch.from_numpy(ctx[None]).to(device), torch.from_numpy(past[None]).to(device),
+                            torch.from_numpy(goal[None]).to(device), seeds=[k])
+        if k >= warmup:
+            times.append(res.seconds)
+    env.close()
+    return times
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _append_summary(path: Path, record: dict[str, Any]) -> None:
+    """Add (or replace) this run's row in summary.csv, atomically."""
+    row = pd.DataFrame([{c: record.get(c) for c in SUMMARY_COLUMNS}])
+    if path.exists():
+        old = pd.read_csv(path)
+        key = (old.env == record["env"]) & (old.agent == record["agent"]) & (old.profile == record["profile"]) & (
+            old.seed == record["seed"])
+        row = pd.concat([old[~key], row], ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    row.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _write_gif(path: Path, records: list[EpisodeRecord], tasks, env_name: str, env_kwargs: dict[str, Any]) -> None:
+    """Observation beside goal for the episodes whose frames were kept; a green border on success."""
+    from PIL import Image
+
+    shown = [(r, t) for r, t in zip(records, tasks) if r.frames]
+    if not shown:
+        return
+    env = make_env(env_name, **env_kwargs)
+    goals = [env.render_state(t.goal_state) for _, t in shown]
+    env.close()
+    length = max(len(r.frames) for r, _ in shown)
+    frames = []
+    for k in range(length):
+        rows = []
+        for (r, _), goal in zip(shown, goals):
+            obs = r.frames[min(k, len(r.frames) - 1)].copy()
+            if r.success and k >= len(r.frames) - 1:
+                obs[:2], obs[-2:], obs[:, :2], obs[:, -2:] = (0, 200, 0), (0, 200, 0), (0, 200, 0), (0, 200, 0)
+            rows.append(np.concatenate([obs, np.full((obs.shape[0], 2, 3), 255, np.uint8), goal], 1))
+        grid = np.concatenate([np.pad(r, ((1, 1), (0, 0), (0, 0)), constant_values=255) for r in rows], 0)
+        scale = max(1, 128 // grid.shape[1] * 2)
+        frames.append(Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)

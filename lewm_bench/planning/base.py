@@ -1,0 +1,96 @@
+"""The planner contract, written once against :class:`lewm_bench.protocols.WorldModel`.
+
+A planning call encodes the context frames and the goal frame once, optimises a sequence of
+``horizon`` action blocks (in the z-scored space the model was trained in) to minimise the
+terminal cost between the last predicted embedding and the goal embedding, and returns the plan
+with its cost trace and wall-clock time. Every episode of a batch is planned in the same call:
+all episodes' candidates go through the predictor together.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lewm_bench.protocols import WorldModel
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    actions: Tensor
+    """(B, horizon, A) planned action blocks, z-scored."""
+    costs: Tensor
+    """(iterations, B) cost of the best candidate after each iteration."""
+    seconds: float
+    """Wall-clock time of the whole call (encoding included; CUDA synchronised)."""
+
+
+def terminal_cost(model: WorldModel, predicted: Tensor, goal: Tensor) -> Tensor:
+    """Cost of predicted final embeddings (N, ...) against goal embeddings (N, ...): the model's own
+    ``planning_cost`` when it defines one, else the squared L2 distance."""
+    own = getattr(model, "planning_cost", None)
+    if own is not None:
+        return own(predicted, goal)
+    return (predicted.float() - goal.float()).pow(2).flatten(1).sum(-1)
+
+
+class Planner:
+    """Base class: encode once, optimise, time. Subclasses implement :meth:`optimize`."""
+
+    horizon: int
+
+    def solve(self, model: WorldModel, context: Tensor, past_actions: Tensor, goal: Tensor,
+              seeds: list[int] | None = None) -> PlanResult:
+        """Plan from frames.
+
+        Args:
+            model: the world model (in eval mode).
+            context: (B, c, 3, H, W) the last c observed frames, ``frameskip`` steps apart.
+            past_actions: (B, c - 1, A) z-scored action blocks taken between the context frames.
+            goal: (B, 3, H, W) goal frames.
+            seeds: one seed per episode for the optimiser's randomness; each episode draws from its
+                own generator, so a plan does not depend on which other episodes share the call
+                (None: torch's global generator).
+        """
+        if context.dim() != 5 or goal.dim() != 4 or past_actions.shape[1] != context.shape[1] - 1:
+            raise ValueError(f"solve expects context (B, c, 3, H, W), past_actions (B, c-1, A), goal (B, 3, H, W); "
+                             f"got {tuple(context.shape)}, {tuple(past_actions.shape)}, {tuple(goal.shape)}")
+        sync = context.device.type == "cuda"
+        if sync:
+            torch.cuda.synchronize(context.device)
+        start = time.perf_counter()
+        with torch.no_grad():
+            frames = torch.cat([context, goal[:, None]], 1)  # one encoder pass for context and goal
+            z = model.encode(frames)
+            history, goal_z = z[:, :-1], z[:, -1]
+        gens = None if seeds is None else [torch.Generator(context.device).manual_seed(int(s)) for s in seeds]
+        actions, costs = self.optimize(model, history, past_actions, goal_z, gens)
+        if sync:
+            torch.cuda.synchronize(context.device)
+        return PlanResult(actions, costs, time.perf_counter() - start)
+
+    def optimize(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
+                 generators: list[torch.Generator] | None) -> tuple[Tensor, Tensor]:
+        """Return (plan (B, horizon, A), cost trace (iterations, B)) from encoded history and goal."""
+        raise NotImplementedError(f"{type(self).__name__} must implement optimize(model, history, past_actions, "
+                                  "goal, generator) -> (actions, costs)")
+
+
+def episode_noise(b: int, shape: tuple[int, ...], generators: list[torch.Generator] | None, device) -> Tensor:
+    """Standard-normal noise (B, *shape), episode i drawn from ``generators[i]``."""
+    if generators is None:
+        return torch.randn(b, *shape, device=device)
+    return torch.stack([torch.randn(*shape, generator=g, device=device) for g in generators])
+
+
+def rollout_cost(model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor, plans: Tensor) -> Tensor:
+    """Terminal cost of candidate plans (B, N, H, A) for each episode's history and goal -> (B, N)."""
+    b, n = plans.shape[:2]
+    hist = history[:, None].expand(b, n, *history.shape[1:]).flatten(0, 1)
+    past = past_actions[:, None].expand(b, n, *past_actions.shape[1:]).flatten(0, 1)
+    final = model.rollout(hist, torch.cat([past, plans.flatten(0, 1)], 1))[:, -1]
+    target = goal[:, None].expand(b, n, *goal.shape[1:]).flatten(0, 1)
+    return terminal_cost(model, final, target).view(b, n)

@@ -1,0 +1,116 @@
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from lewm_bench.envs import make_env
+
+from lewm_bench.collect.policies import make_collector
+from lewm_bench.collect.runner import CollectConfig, collect
+from lewm_bench.data.dataset import open_dataset
+from lewm_bench.errors import LewmBenchError
+from lewm_bench.evaluation.mpc import ActionCodec, run_mpc
+from lewm_bench.evaluation.protocol import PROTOCOLS, Task, sample_tasks, wilson_interval
+from lewm_bench.evaluation.run import SUMMARY_COLUMNS, evaluate
+from lewm_bench.profiles import PROFILES
+from lewm_bench.training.trainer import train
+
+SMOKE = PROFILES["smoke"]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    cfg = CollectConfig(env="two-room", collector=make_collector("two-room"), episodes=60, max_steps=100,
+                        image_size=16, held_out_fraction=0.5)
+    path = collect(cfg, root / "data" / "two-room.h5", workers=1, progress=False)
+    return root, path
+
+
+def test_wilson_interval():
+    low, high = wilson_interval(13, 50)
+    assert low == pytest.approx(0.1587, abs=1e-3) and high == pytest.approx(0.3955, abs=1e-3)
+    assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(50, 50)[1] == pytest.approx(1.0)
+
+
+def test_tasks_come_from_the_held_out_split_with_the_goal_offset_ahead(root):
+    _, path = root
+    with open_dataset(path) as ds:
+        tasks = sample_tasks(ds, PROTOCOLS["paper"])
+        held = set(ds.split_episodes("held_out"))
+        assert len(tasks) == 50 and all(t.episode in held for t in tasks)
+        for t in tasks[:5]:
+            assert t.goal - t.start == 25
+            np.testing.assert_array_equal(t.goal_state, ds.states[ds.episode_start[t.episode] + t.goal])
+        again = sample_tasks(ds, PROTOCOLS["paper"])
+        assert [(t.episode, t.start) for t in tasks] == [(t.episode, t.start) for t in again]
+        with pytest.raises(LewmBenchError, match="fewer than the 100000 episodes"):
+            sample_tasks(ds, dataclasses.replace(PROTOCOLS["paper"], episodes=100_000))
+
+
+def test_mpc_counts_success_at_any_step_and_respects_the_budget():
+    env = make_env("two-room", image_size=16)
+    protocol = dataclasses.replace(PROTOCOLS["paper"], budget=7)
+    codec = ActionCodec(np.zeros(2), np.ones(2), 5)
+    near = Task(0, 0, 1, np.array([20.0, 30.0]), np.array([22.0, 30.0]))  # already within 4.57 after any step
+    far = Task(1, 0, 1, np.array([10.0, 50.0]), np.array([50.0, 50.0]))
+    envs = [env, make_env("two-room", image_size=16)]
+    records = run_mpc(envs, [near, far], protocol, None, None, codec, 1, 5, device=None)
+    assert records[0].success and records[0].steps_to_success == 1 and records[0].steps == 1
+    assert not records[1].success and records[1].steps == 7 and records[1].final_distance > 4.57
+
+
+def test_random_agent_floor_on_two_room(root):
+    root_dir, path = root
+    result = evaluate("two-room", "random", SMOKE, data=path, root=root_dir, protocol=PROTOCOLS["paper"])
+    rate = result.record["success_rate"]
+    assert 0.08 <= rate <= 0.5, rate  # SPEC: about 26% for a random policy at offset 25 / budget 50
+    episodes = pd.read_csv(result.run_dir / "episodes.csv")
+    assert list(episodes.columns) == ["episode", "start", "goal", "success", "steps_to_success", "steps", "solves",
+                                      "final_distance"]
+    assert len(episodes) == 50 and episodes.steps.max() <= 50
+    summary = pd.read_csv(root_dir / "summary.csv")
+    assert all(c in summary.columns for c in SUMMARY_COLUMNS)
+    assert (result.run_dir / "episodes.gif").stat().st_size > 0
+
+
+def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path):
+    root_dir, path = root
+    train("two-room", SMOKE, data=path, out=root_dir / "train" / "two-room" / "lewm-smoke-seed0", progress=False)
+    protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=6)
+    result = evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, timing_calls=3)
+    rec = json.loads((result.run_dir / "result.json").read_text())
+    assert rec["plan_calls"] == 3 and rec["plan_time_median_s"] > 0 and rec["plan_calls_batched"] >= 1
+    assert rec["tokens_per_frame"] == 1 and rec["encoder_tokens_per_frame"] == 17  # 16 patches + CLS at 16 px
+    cem = SMOKE.cem
+    assert rec["predictor_tokens_per_call"] == cem.candidates * cem.iterations * (1 + 2)
+    assert rec["params_trainable"] > 0 and rec["params_frozen"] == 0 and np.isfinite(rec["straightness"])
+    assert rec["split"] == "held_out" and rec["context"] == 1
+    with pytest.raises(LewmBenchError, match="for env 'two-room', not 'pusht'"):
+        evaluate("pusht", "lewm", SMOKE, checkpoint=root_dir / "train" / "two-room" / "lewm-smoke-seed0",
+                 root=root_dir, protocol=protocol)
+    with pytest.raises(ValueError, match="valid agents: lewm, random"):
+        evaluate("two-room", "dino", SMOKE, root=root_dir)
+    with pytest.raises(ValueError, match="context must be between 1 and the model's history 3"):
+        evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, context=4)
+
+
+def test_smoke_collect_train_eval_through_the_cli(tmp_path):
+    def cli(*args):
+        proc = subprocess.run([sys.executable, "-m", "lewm_bench.cli", *args, "--profile", "smoke"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    cli("collect", "--env", "two-room", "--data-root", str(tmp_path / "data"), "--episodes", "30",
+        "--max-steps", "60", "--held-out-fraction", "0.3", "--no-progress")
+    data = next((tmp_path / "data").glob("two-room/*.h5"))
+    cli("train", "--env", "two-room", "--data", str(data), "--out", str(tmp_path / "train" / "two-room" /
+                                                                     "lewm-smoke-seed0"), "--no-progress")
+    out = cli("eval", "--env", "two-room", "--root", str(tmp_path), "--timing-calls", "2")
+    assert "success" in out
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert summary.agent.tolist() == ["lewm"] and summary.episodes.tolist() == [4]
