@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="image sizes for 'bench envs'")
     p.add_argument("--seconds", type=float, default=1.0, help="minimum timing window per figure")
     p.add_argument("--batch", type=int, default=None,
-                   help="episodes per batched planning call (default: 50; 8 for the paper architecture on CPU)")
+                   help="episodes per batched planning call (default: 50; 4 for the paper architecture on CPU)")
     p.add_argument("--calls", type=int, default=None,
                    help="timed one-episode planning calls after 2 warm-ups (default: 20; 5 for paper on CPU)")
     p.add_argument("--json", default=None, help="also write every figure, with the machine, to this JSON file")

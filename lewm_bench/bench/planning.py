@@ -28,12 +28,12 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
     for name, prof, size in cases:
         slow = name == "paper" and device.type == "cpu"
         n_calls = calls or (5 if slow else 20)
-        b = batch or (8 if slow else 50)
+        b = batch or (4 if slow else 50)
         torch.manual_seed(0)
         model = LeWM(prof.lewm, size, action_dim=10).to(device).eval()
         planner = CEM(prof.cem)
         single = _time_calls(model, planner, 1, size, context, device, n_calls)
-        batched = _time_calls(model, planner, b, size, context, device, max(2, n_calls // 4))
+        batched = _time_calls(model, planner, b, size, context, device, 2, warmup=1)
         cfg = prof.cem
         rows.append({"architecture": name, "image_size": size, "params": sum(p.numel() for p in model.parameters()),
                      "cem": f"{cfg.candidates}x{cfg.iterations} top{cfg.elites} h{cfg.horizon}", "context": context,

@@ -155,13 +155,15 @@ class LeWM(nn.Module):
         steps = actions.shape[1] - (h - 1)
         if steps < 1:
             raise ValueError(f"rollout needs h - 1 + H action blocks with H >= 1; got {actions.shape[1]} for h={h}")
+        cond = self.action_embedder(actions)  # (B, h - 1 + H, D), embedded once for all steps
         embs, outputs = history, []
         for _ in range(steps):
             n = embs.shape[1]
             lo = max(0, n - self.config.history)
-            nxt = self.predict(embs[:, lo:n], actions[:, lo:n])[:, -1:]  # (B, 1, D)
+            last = self.predictor(embs[:, lo:n], cond[:, lo:n])[:, -1:]  # only the newest output is needed
+            nxt = self.pred_projector(last)  # (B, 1, D)
             outputs.append(nxt)
-            embs = torch.cat([embs, nxt], 1)
+            embs = torch.cat([embs, nxt.to(embs.dtype)], 1)
         return torch.cat(outputs, 1)
 
     # ----------------------------------------------------------------------------- training

@@ -41,6 +41,8 @@ class Planner:
     """Base class: encode once, optimise, time. Subclasses implement :meth:`optimize`."""
 
     horizon: int
+    bf16: bool = False
+    """Run the model's forward passes under bf16 autocast."""
 
     def solve(self, model: WorldModel, context: Tensor, past_actions: Tensor, goal: Tensor,
               seeds: list[int] | None = None) -> PlanResult:
@@ -62,12 +64,13 @@ class Planner:
         if sync:
             torch.cuda.synchronize(context.device)
         start = time.perf_counter()
-        with torch.no_grad():
-            frames = torch.cat([context, goal[:, None]], 1)  # one encoder pass for context and goal
-            z = model.encode(frames)
-            history, goal_z = z[:, :-1], z[:, -1]
-        gens = None if seeds is None else [torch.Generator(context.device).manual_seed(int(s)) for s in seeds]
-        actions, costs = self.optimize(model, history, past_actions, goal_z, gens)
+        with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            with torch.no_grad():
+                frames = torch.cat([context, goal[:, None]], 1)  # one encoder pass for context and goal
+                z = model.encode(frames)
+                history, goal_z = z[:, :-1], z[:, -1]
+            gens = None if seeds is None else [torch.Generator(context.device).manual_seed(int(s)) for s in seeds]
+            actions, costs = self.optimize(model, history, past_actions, goal_z, gens)
         if sync:
             torch.cuda.synchronize(context.device)
         return PlanResult(actions, costs, time.perf_counter() - start)

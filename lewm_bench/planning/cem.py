@@ -22,6 +22,8 @@ class CEMConfig:
     """Initial std in z-scored action-block space (mean 0)."""
     horizon: int = 5
     """Action blocks planned per call."""
+    bf16: bool = True
+    """Run the model under bf16 autocast (costs and the Gaussian are kept in fp32)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.elites <= self.candidates or self.iterations < 1 or self.horizon < 1:
@@ -32,6 +34,7 @@ class CEM(Planner):
     def __init__(self, config: CEMConfig = CEMConfig()) -> None:
         self.config = config
         self.horizon = config.horizon
+        self.bf16 = config.bf16
 
     def optimize(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
                  generators: list[torch.Generator] | None) -> tuple[Tensor, Tensor]:

@@ -19,12 +19,15 @@ class GradientConfig:
     horizon: int = 5
     init_std: float = 0.0
     """Std of the random initial plan (0: start from the mean action)."""
+    bf16: bool = False
+    """Run the model under bf16 autocast."""
 
 
 class GradientPlanner(Planner):
     def __init__(self, config: GradientConfig = GradientConfig()) -> None:
         self.config = config
         self.horizon = config.horizon
+        self.bf16 = config.bf16
 
     def optimize(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
                  generators: list[torch.Generator] | None) -> tuple[Tensor, Tensor]:

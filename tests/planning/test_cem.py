@@ -53,7 +53,7 @@ def test_planner_encodes_once_per_call_never_per_candidate_or_iteration():
 
 def test_batched_and_one_at_a_time_planning_agree():
     model = LeWM(PROFILES["smoke"].lewm, 16, 10).eval()
-    cem = CEM(CEMConfig(candidates=32, iterations=3, elites=4, horizon=2))
+    cem = CEM(CEMConfig(candidates=32, iterations=3, elites=4, horizon=2, bf16=False))
     ctx = torch.randint(0, 256, (3, 1, 3, 16, 16), dtype=torch.uint8)
     goal = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
     batched = cem.solve(model, ctx, torch.zeros(3, 0, 10), goal, seeds=[5, 6, 7]).actions
