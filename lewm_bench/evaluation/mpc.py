@@ -29,6 +29,8 @@ class EpisodeRecord:
     steps: int = 0
     solves: int = 0
     final_distance: float = float("nan")
+    error: str | None = None
+    """Set when the episode crashed; it then counts as a failure and the others go on."""
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
@@ -95,20 +97,24 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
         for i in active:
             rec, env = records[i], envs[i]
             rec.solves += model is not None
-            for a in plans[i]:
-                if rec.steps >= protocol.budget:
-                    break
-                obs, _, _, _, info = env.step(a)
-                rec.steps += 1
-                history[i].append(obs)
-                actions_taken[i].append(a)
-                if i < keep_frames:
-                    rec.frames.append(obs)
-                if info["is_success"]:
-                    rec.success, rec.steps_to_success = True, rec.steps
-                    break
-            rec.final_distance = float(env.distance(env.get_state(), tasks[i].goal_state))
-        active = [i for i in active if not records[i].success and records[i].steps < protocol.budget]
+            try:
+                for a in plans[i]:
+                    if rec.steps >= protocol.budget:
+                        break
+                    obs, _, _, _, info = env.step(a)
+                    rec.steps += 1
+                    history[i].append(obs)
+                    actions_taken[i].append(a)
+                    if i < keep_frames:
+                        rec.frames.append(obs)
+                    if info["is_success"]:
+                        rec.success, rec.steps_to_success = True, rec.steps
+                        break
+                rec.final_distance = float(env.distance(env.get_state(), tasks[i].goal_state))
+            except Exception as exc:  # one broken episode must not lose the others' records
+                rec.error = f"{type(exc).__name__}: {exc}"
+        active = [i for i in active if not records[i].success and records[i].error is None
+                  and records[i].steps < protocol.budget]
     return records
 
 

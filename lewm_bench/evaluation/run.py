@@ -219,6 +219,6 @@ def _write_gif(path: Path, records: list[EpisodeRecord], tasks, env_name: str, e
                 obs[:2], obs[-2:], obs[:, :2], obs[:, -2:] = (0, 200, 0), (0, 200, 0), (0, 200, 0), (0, 200, 0)
             rows.append(np.concatenate([obs, np.full((obs.shape[0], 2, 3), 255, np.uint8), goal], 1))
         grid = np.concatenate([np.pad(r, ((1, 1), (0, 0), (0, 0)), constant_values=255) for r in rows], 0)
-        scale = max(1, 128 // grid.shape[1] * 2)
+        scale = max(1, 400 // grid.shape[1])
         frames.append(Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST))
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)

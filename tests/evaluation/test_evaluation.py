@@ -63,6 +63,20 @@ def test_mpc_counts_success_at_any_step_and_respects_the_budget():
     assert not records[1].success and records[1].steps == 7 and records[1].final_distance > 4.57
 
 
+def test_a_crashing_episode_keeps_the_other_records():
+    class Broken(type(make_env("two-room", image_size=16))):
+        def step(self, action):
+            raise RuntimeError("simulator exploded")
+
+    protocol = dataclasses.replace(PROTOCOLS["paper"], budget=5)
+    codec = ActionCodec(np.zeros(2), np.ones(2), 5)
+    tasks = [Task(0, 0, 1, np.array([20.0, 30.0]), np.array([40.0, 30.0]))] * 2
+    records = run_mpc([Broken(image_size=16), make_env("two-room", image_size=16)], tasks, protocol, None, None,
+                      codec, 1, 5, device=None)
+    assert records[0].error == "RuntimeError: simulator exploded" and not records[0].success
+    assert records[1].error is None and records[1].steps == 5
+
+
 def test_random_agent_floor_on_two_room(root):
     root_dir, path = root
     result = evaluate("two-room", "random", SMOKE, data=path, root=root_dir, protocol=PROTOCOLS["paper"])
@@ -70,7 +84,7 @@ def test_random_agent_floor_on_two_room(root):
     assert 0.08 <= rate <= 0.5, rate  # SPEC: about 26% for a random policy at offset 25 / budget 50
     episodes = pd.read_csv(result.run_dir / "episodes.csv")
     assert list(episodes.columns) == ["episode", "start", "goal", "success", "steps_to_success", "steps", "solves",
-                                      "final_distance"]
+                                      "final_distance", "error"]
     assert len(episodes) == 50 and episodes.steps.max() <= 50
     summary = pd.read_csv(root_dir / "summary.csv")
     assert all(c in summary.columns for c in SUMMARY_COLUMNS)
