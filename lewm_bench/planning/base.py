@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,11 +39,16 @@ def terminal_cost(model: WorldModel, predicted: Tensor, goal: Tensor) -> Tensor:
 
 
 class Planner:
-    """Base class: encode once, optimise, time. Subclasses implement :meth:`optimize`."""
+    """Base class: encode once, optimise, time. Subclasses implement :meth:`optimize`.
 
-    horizon: int
-    bf16: bool = False
-    """Run the model's forward passes under bf16 autocast."""
+    ``config`` is the planner's frozen config; it must have ``horizon`` (action blocks planned)
+    and ``bf16`` (run the model's forward passes under bf16 autocast).
+    """
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.horizon: int = config.horizon
+        self.bf16: bool = config.bf16
 
     def solve(self, model: WorldModel, context: Tensor, past_actions: Tensor, goal: Tensor,
               seeds: list[int] | None = None) -> PlanResult:
@@ -51,7 +57,8 @@ class Planner:
         Args:
             model: the world model (in eval mode).
             context: (B, c, 3, H, W) the last c observed frames, ``frameskip`` steps apart.
-            past_actions: (B, c - 1, A) z-scored action blocks taken between the context frames.
+            past_actions: (B, c - 1, A) z-scored action blocks taken between the context frames
+                (shape (B, 0, A) with one context frame: it also gives the block size A).
             goal: (B, 3, H, W) goal frames.
             seeds: one seed per episode for the optimiser's randomness; each episode draws from its
                 own generator, so a plan does not depend on which other episodes share the call

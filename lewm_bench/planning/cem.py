@@ -31,15 +31,15 @@ class CEMConfig:
 
 
 class CEM(Planner):
+    config: CEMConfig
+
     def __init__(self, config: CEMConfig = CEMConfig()) -> None:
-        self.config = config
-        self.horizon = config.horizon
-        self.bf16 = config.bf16
+        super().__init__(config)
 
     def optimize(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
                  generators: list[torch.Generator] | None) -> tuple[Tensor, Tensor]:
         cfg = self.config
-        b, a = history.shape[0], past_actions.shape[-1] if past_actions.numel() else _action_dim(model)
+        b, a = history.shape[0], past_actions.shape[-1]
         device = history.device
         mean = torch.zeros(b, cfg.horizon, a, device=device)
         std = torch.full((b, cfg.horizon, a), cfg.init_std, device=device)
@@ -56,9 +56,3 @@ class CEM(Planner):
                 trace.append(best_cost[:, 0])
         return mean, torch.stack(trace)
 
-
-def _action_dim(model: WorldModel) -> int:
-    dim = getattr(model, "action_dim", None)
-    if dim is None:
-        raise ValueError("the world model must expose action_dim (size of one action block)")
-    return int(dim)

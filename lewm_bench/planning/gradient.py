@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from lewm_bench.planning.base import Planner, episode_noise, rollout_cost
-from lewm_bench.planning.cem import _action_dim
 from lewm_bench.protocols import WorldModel
 
 
@@ -24,15 +23,15 @@ class GradientConfig:
 
 
 class GradientPlanner(Planner):
+    config: GradientConfig
+
     def __init__(self, config: GradientConfig = GradientConfig()) -> None:
-        self.config = config
-        self.horizon = config.horizon
-        self.bf16 = config.bf16
+        super().__init__(config)
 
     def optimize(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
                  generators: list[torch.Generator] | None) -> tuple[Tensor, Tensor]:
         cfg = self.config
-        b, a = history.shape[0], past_actions.shape[-1] if past_actions.numel() else _action_dim(model)
+        b, a = history.shape[0], past_actions.shape[-1]
         init = cfg.init_std * episode_noise(b, (1, cfg.horizon, a), generators, history.device)
         plan = init.clone().requires_grad_(True)
         opt = torch.optim.Adam([plan], lr=cfg.lr)
