@@ -131,7 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
                                   candidates=args.candidates or cem.candidates)
     result = evaluate(args.env, args.agent, profile, checkpoint=args.checkpoint, data=args.data, out=args.out,
                       seed=args.seed, protocol=protocol, context=args.context, cem=cem, root=args.root,
-                      timing_calls=args.timing_calls, batch=args.batch)
+                      timing_calls=args.timing_calls, batch=args.batch, planner_name=args.planner)
     r = result.record
     timing = "" if r["plan_time_median_s"] is None else (
         f"; planning {r['plan_time_median_s']:.3f} s per call one episode at a time (p10 {r['plan_time_p10_s']:.3f}, "
@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="episodes the start/goal pairs come from (the reference code used train)")
     p.add_argument("--context", type=int, default=1,
                    help="context frames given to the planner: 1 (the reference evaluation) up to the trained history")
+    p.add_argument("--planner", choices=["cem", "adam"], default="cem",
+                   help="cem (the paper's) or adam (gradient descent on the action sequence, SPEC §8 ablation)")
     p.add_argument("--iterations", type=int, default=None, help="override the profile's CEM iterations")
     p.add_argument("--candidates", type=int, default=None, help="override the profile's CEM candidates")
     p.add_argument("--batch", type=int, default=None, help="episodes planned per batched call (default: all)")

@@ -30,6 +30,7 @@ from lewm_bench.metrics import straightness
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.models.lewm import LeWM, lewm_config_from_dict
 from lewm_bench.planning.cem import CEM, CEMConfig
+from lewm_bench.planning.gradient import GradientConfig, GradientPlanner
 from lewm_bench.profiles import Profile
 from lewm_bench.training.checkpoint import load_checkpoint, load_state_checked
 from lewm_bench.training.trainer import default_data_path, default_run_dir
@@ -66,7 +67,8 @@ def predictor_tokens_per_call(cem: CEMConfig, context: int, history: int, tokens
 def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None = None,
              data: str | os.PathLike[str] | None = None, out: str | os.PathLike[str] | None = None, seed: int = 0,
              protocol: Protocol = PROTOCOLS["paper"], context: int = 1, cem: CEMConfig | None = None,
-             receding_horizon: int = 5, timing_calls: int = 20, warmup_calls: int = 3, gif_episodes: int = 4,
+             receding_horizon: int = 5, timing_calls: int = 20, planner_name: str = "cem",
+             warmup_calls: int = 3, gif_episodes: int = 4,
              root: str | os.PathLike[str] = "runs", batch: int | None = None) -> EvalResult:
     """Evaluate ``agent`` on ``env`` (see the module docstring); returns the run folder and the record."""
     if agent not in AGENTS:
@@ -94,7 +96,12 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
         raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
                              f"{ckpt['config']['data']['image_size']} px")
     env_kwargs = dict(meta.env_kwargs)
-    planner = CEM(cem) if model is not None else None
+    if planner_name not in ("cem", "adam"):
+        raise ValueError(f"unknown planner {planner_name!r}; valid planners: cem, adam")
+    planner = None
+    if model is not None:  # Adam gets the same horizon and optimisation steps as CEM's iterations
+        planner = CEM(cem) if planner_name == "cem" else GradientPlanner(
+            GradientConfig(iterations=cem.iterations, horizon=cem.horizon))
     run_dir = Path(out) if out else Path(root) / "eval" / env / f"{agent}-{profile.name}-seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -143,7 +150,8 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
         "train_time_s": train_time, "eval_time_s": eval_time, "device": _device_name(device), "commit": git_commit(),
         "protocol": protocol.name, "goal_offset": protocol.goal_offset, "budget": protocol.budget,
         "split": protocol.split, "context": context if model else None,
-        "planner": f"cem {cem.candidates}x{cem.iterations} top{cem.elites} h{cem.horizon}" if model else None,
+        "planner": (f"cem {cem.candidates}x{cem.iterations} top{cem.elites} h{cem.horizon}" if planner_name == "cem"
+                    else f"adam {cem.iterations} steps lr {GradientConfig.lr} h{cem.horizon}") if model else None,
         "receding_horizon": receding_horizon, "dataset": str(data_path), "env_kwargs": env_kwargs,
         "checkpoint": str(checkpoint) if checkpoint else None,
     }

@@ -103,6 +103,9 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path):
     assert rec["predictor_tokens_per_call"] == cem.candidates * cem.iterations * (1 + 2)
     assert rec["params_trainable"] > 0 and rec["params_frozen"] == 0 and np.isfinite(rec["straightness"])
     assert rec["split"] == "held_out" and rec["context"] == 1
+    adam = evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, timing_calls=1, planner_name="adam",
+                    out=tmp_path / "adam").record
+    assert adam["planner"].startswith("adam") and adam["plan_calls"] == 1
     with pytest.raises(LewmBenchError, match="for env 'two-room', not 'pusht'"):
         evaluate("pusht", "lewm", SMOKE, checkpoint=root_dir / "train" / "two-room" / "lewm-smoke-seed0",
                  root=root_dir, protocol=protocol)
