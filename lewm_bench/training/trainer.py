@@ -133,6 +133,7 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         for p in (ckpt_path, summary_path, run_dir / "log.csv", run_dir / "config.json"):
             p.unlink(missing_ok=True)
     if summary_path.exists():
+        _check_same_config(run_dir, json.loads((run_dir / "config.json").read_text()), config)
         return TrainResult(run_dir, False, json.loads(summary_path.read_text()))
     state = None
     if ckpt_path.exists():
@@ -140,10 +141,7 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
             raise LewmBenchError(f"{run_dir} holds an unfinished run; pass --resume to continue it or --force to "
                                  "start over")
         state = load_checkpoint(ckpt_path, agent, env)
-        if state["config"] != config:
-            diff = sorted(k for k in config if state["config"].get(k) != config[k])
-            raise LewmBenchError(f"{run_dir}: the checkpoint was trained with another config (differs in "
-                                 f"{', '.join(diff)}); use another --out or --force")
+        _check_same_config(run_dir, state["config"], config)
 
     torch.manual_seed(seed)
     model = LeWM(lewm, train_set.meta.image_size, action_dim).to(device)
@@ -243,6 +241,13 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
                "world_size": world, "params": model.parameter_counts(), "final": rows[-1], "initial": rows[0]}
     _write_json(summary_path, summary)
     return TrainResult(run_dir, True, summary)
+
+
+def _check_same_config(run_dir: Path, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
+    if stored != wanted:
+        diff = sorted(k for k in wanted if stored.get(k) != wanted[k])
+        raise LewmBenchError(f"{run_dir}: holds a run trained with another config (differs in {', '.join(diff)}); "
+                             "use another --out or --force")
 
 
 def _epoch_order(n: int, needed: int, seed: int, epoch: int) -> torch.Tensor:

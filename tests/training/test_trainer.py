@@ -116,9 +116,11 @@ def test_bad_input(data, tmp_path):
     wide = LeWM(dataclasses.replace(SMOKE.lewm, width=48), 16, 10)
     with pytest.raises(LewmBenchError, match="shape mismatch"):
         load_state_checked(wide, ckpt["model"], "z")
-    # another config in the same folder
+    # another config in the same folder: finished, then unfinished
+    with pytest.raises(LewmBenchError, match=r"another config \(differs in train\)"):
+        _train(data, tmp_path / "z", train_config=dataclasses.replace(SMOKE.train, lr=1.0))
+    (tmp_path / "z" / "summary.json").unlink()
     with pytest.raises(LewmBenchError, match="another config"):
-        (tmp_path / "z" / "summary.json").unlink()
         _train(data, tmp_path / "z", resume=True, train_config=dataclasses.replace(SMOKE.train, lr=1.0))
 
 
