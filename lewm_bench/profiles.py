@@ -46,11 +46,6 @@ class Profile:
     eval_episodes: int = 50
     """Evaluation episodes (the paper's 50)."""
 
-    @property
-    def history(self) -> int:
-        """Context frames per training clip (paper: 3)."""
-        return self.lewm.history
-
     def data_for(self, env: str) -> DataProfile:
         if env not in self.data:
             raise ValueError(f"profile {self.name!r} has no data sizes for env {env!r}; valid: {', '.join(self.data)}")

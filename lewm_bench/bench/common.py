@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -10,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from lewm_bench import io
 
 
 def rate(fn: Callable[[], Any], min_seconds: float = 1.0, warmup: int = 3, max_calls: int = 1_000_000) -> float:
@@ -68,10 +69,6 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def write_json(path: str | os.PathLike[str] | None, payload: dict[str, Any]) -> None:
-    if path is None:
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
+    """Write a benchmark's figures when ``--json PATH`` was given."""
+    if path is not None:
+        io.write_json(path, payload)

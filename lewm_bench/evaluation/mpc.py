@@ -84,7 +84,7 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
             plans = {i: rng.uniform(-1, 1, (receding_horizon * fs, envs[i].action_dim)).astype(np.float32)
                      for i in active}
         else:
-            ctx, past = zip(*(_context(history[i], actions_taken[i], context, fs, codec) for i in active))
+            ctx, past = zip(*(context_window(history[i], actions_taken[i], context, codec) for i in active))
             result = planner.solve(
                 model, torch.from_numpy(np.stack(ctx)).to(device), torch.from_numpy(np.stack(past)).to(device),
                 torch.from_numpy(np.stack([goals[i] for i in active]).transpose(0, 3, 1, 2)).to(device),
@@ -118,9 +118,10 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
     return records
 
 
-def _context(frames: list[np.ndarray], actions: list[np.ndarray], context: int, fs: int,
-             codec: ActionCodec) -> tuple[np.ndarray, np.ndarray]:
-    """The last ``context`` frames ``fs`` steps apart (CHW) and the z-scored blocks between them."""
+def context_window(frames: list[np.ndarray], actions: list[np.ndarray], context: int,
+                   codec: ActionCodec) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``context`` frames ``frameskip`` steps apart (CHW) and the z-scored blocks between them."""
+    fs = codec.frameskip
     t = len(frames) - 1
     idx = [max(t - k * fs, 0) for k in range(context - 1, -1, -1)]
     ctx = np.stack([frames[j] for j in idx]).transpose(0, 3, 1, 2)

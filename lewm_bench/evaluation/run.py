@@ -24,8 +24,9 @@ from lewm_bench.data.clips import ClipDataset
 from lewm_bench.data.dataset import open_dataset
 from lewm_bench.envs import make_env
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.evaluation.mpc import ActionCodec, EpisodeRecord, _context, run_mpc
+from lewm_bench.evaluation.mpc import ActionCodec, EpisodeRecord, context_window, run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, sample_tasks, wilson_interval
+from lewm_bench.io import write_csv, write_json
 from lewm_bench.metrics import straightness
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.models.lewm import LeWM, lewm_config_from_dict
@@ -155,9 +156,9 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
         "receding_horizon": receding_horizon, "dataset": str(data_path), "env_kwargs": env_kwargs,
         "checkpoint": str(checkpoint) if checkpoint else None,
     }
-    pd.DataFrame([{k: v for k, v in dataclasses.asdict(r).items() if k != "frames"} for r in records]).to_csv(
-        run_dir / "episodes.csv", index=False)
-    _write_json(run_dir / "result.json", record)
+    write_csv(run_dir / "episodes.csv",
+              pd.DataFrame([{k: v for k, v in dataclasses.asdict(r).items() if k != "frames"} for r in records]))
+    write_json(run_dir / "result.json", record)
     _append_summary(Path(root) / "summary.csv", record)
     _write_gif(run_dir / "episodes.gif", records, tasks, env, env_kwargs)
     return EvalResult(run_dir, record)
@@ -169,7 +170,7 @@ def _time_single_calls(model, planner, env, tasks, codec, context, device, warmu
     for k in range(warmup + calls):
         task = tasks[k % len(tasks)]
         obs, _ = env.reset(options={"state": task.start_state})
-        ctx, past = _context([obs], [], context, codec.frameskip, codec)
+        ctx, past = context_window([obs], [], context, codec)
         goal = env.render_state(task.goal_state).transpose(2, 0, 1)
         res = planner.solve(model, torch.from_numpy(ctx[None]).to(device), torch.from_numpy(past[None]).to(device),
                             torch.from_numpy(goal[None]).to(device), seeds=[k])
@@ -187,12 +188,6 @@ def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
-
-
 def _append_summary(path: Path, record: dict[str, Any]) -> None:
     """Add (or replace) this run's row in summary.csv, atomically."""
     row = pd.DataFrame([{c: record.get(c) for c in SUMMARY_COLUMNS}])
@@ -201,10 +196,7 @@ def _append_summary(path: Path, record: dict[str, Any]) -> None:
         key = (old.env == record["env"]) & (old.agent == record["agent"]) & (old.profile == record["profile"]) & (
             old.seed == record["seed"])
         row = pd.concat([old[~key], row], ignore_index=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    row.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_csv(path, row)
 
 
 def _write_gif(path: Path, records: list[EpisodeRecord], tasks, env_name: str, env_kwargs: dict[str, Any]) -> None:

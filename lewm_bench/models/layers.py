@@ -32,10 +32,10 @@ class Attention(nn.Module):
         self.proj = nn.Linear(heads * head_dim, dim)
         self.proj_drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, causal: bool = False, mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, causal: bool = False) -> Tensor:
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, N, d) each
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None,
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal,
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
 

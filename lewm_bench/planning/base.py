@@ -96,11 +96,17 @@ def episode_noise(b: int, shape: tuple[int, ...], generators: list[torch.Generat
     return torch.stack([torch.randn(*shape, generator=g, device=device) for g in generators])
 
 
+def tile(x: Tensor, n: int) -> Tensor:
+    """Repeat each episode's row for its ``n`` candidates: (B, ...) -> (B * n, ...)."""
+    return x.repeat_interleave(n, dim=0)
+
+
 def rollout_cost(model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor, plans: Tensor) -> Tensor:
-    """Terminal cost of candidate plans (B, N, H, A) for each episode's history and goal -> (B, N)."""
+    """Terminal cost of candidate plans (B, N, H, A) -> (B, N).
+
+    ``history``, ``past_actions`` and ``goal`` are already tiled to one row per candidate
+    (:func:`tile`), once per planning call.
+    """
     b, n = plans.shape[:2]
-    hist = history[:, None].expand(b, n, *history.shape[1:]).flatten(0, 1)
-    past = past_actions[:, None].expand(b, n, *past_actions.shape[1:]).flatten(0, 1)
-    final = model.rollout(hist, torch.cat([past, plans.flatten(0, 1)], 1))[:, -1]
-    target = goal[:, None].expand(b, n, *goal.shape[1:]).flatten(0, 1)
-    return terminal_cost(model, final, target).view(b, n)
+    final = model.rollout(history, torch.cat([past_actions, plans.flatten(0, 1)], 1))[:, -1]
+    return terminal_cost(model, final, goal).view(b, n)

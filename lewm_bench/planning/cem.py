@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lewm_bench.planning.base import Planner, episode_noise, rollout_cost
+from lewm_bench.planning.base import Planner, episode_noise, rollout_cost, tile
 from lewm_bench.protocols import WorldModel
 
 
@@ -44,6 +44,8 @@ class CEM(Planner):
         mean = torch.zeros(b, cfg.horizon, a, device=device)
         std = torch.full((b, cfg.horizon, a), cfg.init_std, device=device)
         trace = []
+        n = cfg.candidates
+        history, past_actions, goal = tile(history, n), tile(past_actions, n), tile(goal, n)
         with torch.no_grad():
             for _ in range(cfg.iterations):
                 noise = episode_noise(b, (cfg.candidates, cfg.horizon, a), generators, device)

@@ -38,6 +38,7 @@ class GradientPlanner(Planner):
         trace = []
         with torch.enable_grad():
             for _ in range(cfg.iterations):
+                # one candidate per episode: the untiled history, actions and goal are already tiled
                 cost = rollout_cost(model, history.detach(), past_actions, goal.detach(), plan)  # (B, 1)
                 opt.zero_grad()
                 cost.sum().backward()

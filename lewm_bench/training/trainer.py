@@ -33,6 +33,7 @@ from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig
 from lewm_bench.data.clips import ClipDataset
 from lewm_bench.errors import LewmBenchError
+from lewm_bench.io import write_csv, write_json
 from lewm_bench.metrics import effective_rank, embedding_std, straightness
 from lewm_bench.models.lewm import LeWM, LeWMConfig
 from lewm_bench.profiles import Profile
@@ -168,7 +169,7 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / "config.json", config)
+        write_json(run_dir / "config.json", config)
         if not rows:
             rows.append(dict(epoch=0, step=0, **_evaluate(model, held_set, held_idx, device)))
             _write_log(run_dir, rows)
@@ -239,7 +240,7 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
     summary = {"run_dir": str(run_dir), "agent": agent, "env": env, "profile": profile.name, "seed": seed,
                "epochs": tcfg.epochs, "steps": step, "train_time_s": train_time, "device": str(device),
                "world_size": world, "params": model.parameter_counts(), "final": rows[-1], "initial": rows[0]}
-    _write_json(summary_path, summary)
+    write_json(summary_path, summary)
     return TrainResult(run_dir, True, summary)
 
 
@@ -283,12 +284,4 @@ def _evaluate(model: LeWM, held: ClipDataset, idx: torch.Tensor, device: torch.d
 
 
 def _write_log(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = run_dir / "log.csv.tmp"
-    pd.DataFrame(rows, columns=LOG_COLUMNS).to_csv(tmp, index=False)
-    os.replace(tmp, run_dir / "log.csv")
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
+    write_csv(run_dir / "log.csv", pd.DataFrame(rows, columns=LOG_COLUMNS))

@@ -1,0 +1,31 @@
+"""Atomic writes of result files: a temporary file in the same folder, then a rename.
+
+A reader (or a rerun after a kill) sees either the previous file or the complete new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON (non-JSON values via ``str``), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def write_csv(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
+    """Write ``table`` as CSV without the index, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
