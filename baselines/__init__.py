@@ -1,5 +1,3 @@
-"""Baseline agents (PLDM, DINO-WM-style), registered through the public agent registry.
-
-They arrive with the baselines issue; the package exists now so that the import namespace
-``lewm_bench.baselines`` is stable.
+"""Baseline agents, registered through the public agent registry (:mod:`lewm_bench.registry`)
+exactly as a plugin would: ``pldm`` (SPEC §5.3), ``dinowm`` (DINO-WM-style, §5.4), ``random`` (§5.5).
 """

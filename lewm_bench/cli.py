@@ -94,17 +94,24 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import dataclasses
 
+    from lewm_bench.registry import get_agent
     from lewm_bench.training.trainer import train
 
     profile = _profile(args)
-    lewm = profile.lewm
-    if args.sigreg_weight is not None:
-        lewm = dataclasses.replace(lewm, sigreg_weight=args.sigreg_weight)
+    info = get_agent(args.agent)
+    model_config = info.cls.default_config(profile) if info.kind == "world_model" else None
+    for option, value in (("sigreg_weight", args.sigreg_weight), ("encoder_weights", args.encoder_weights)):
+        if value is None:
+            continue
+        if not any(f.name == option for f in dataclasses.fields(model_config or info.cls)):
+            raise ValueError(f"--{option.replace('_', '-')} does not apply to agent {args.agent!r} (its config has no "
+                             f"{option!r})")
+        model_config = dataclasses.replace(model_config, **{option: value})
     overrides = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "lr")
                  if getattr(args, k) is not None}
     tcfg = dataclasses.replace(profile.train, **overrides)
     result = train(args.env, profile, agent=args.agent, data=args.data, out=args.out, seed=args.seed,
-                   resume=args.resume, force=args.force, progress=not args.no_progress, lewm=lewm,
+                   resume=args.resume, force=args.force, progress=not args.no_progress, model_config=model_config,
                    train_config=tcfg, data_root=args.data_root)
     if not result.summary:  # a non-zero rank under torchrun: rank 0 reports
         return
@@ -139,6 +146,29 @@ def cmd_eval(args: argparse.Namespace) -> None:
         f"{r['batched_episodes_per_call']}")
     print(f"{result.run_dir}: {r['env']} {r['agent']} success {r['success_rate']:.0%} "
           f"[{r['success_ci_low']:.0%}, {r['success_ci_high']:.0%}] over {r['episodes']} episodes{timing}")
+
+
+def cmd_agents(args: argparse.Namespace) -> None:
+    from lewm_bench.envs import env_info
+    from lewm_bench.models.layers import count_parameters
+    from lewm_bench.registry import agents
+
+    profile = _profile(args)
+    info_env = env_info(args.env)
+    image_size = profile.data_for(info_env.name).image_size
+    action_dim = info_env.action_dim * profile.frameskip
+    print(f"parameters and tokens of each world model at profile {profile.name}, built for {info_env.name} "
+          f"({image_size} px frames, action blocks of {action_dim})")
+    print(f"{'agent':10s} {'kind':12s} {'tokens/frame':>12s} {'encoder tok':>11s} {'trainable':>11s} "
+          f"{'frozen':>11s}  source: description")
+    for name, info in sorted(agents().items()):
+        cols = ["-"] * 4
+        if info.kind == "world_model":
+            model = info.cls(info.cls.default_config(profile), image_size, action_dim)
+            cols = [str(model.tokens_per_frame), str(model.encoder_tokens_per_frame),
+                    f"{count_parameters(model, True):,}", f"{count_parameters(model, False):,}"]
+        print(f"{name:10s} {info.kind:12s} {cols[0]:>12s} {cols[1]:>11s} {cols[2]:>11s} {cols[3]:>11s}  "
+              f"{info.source}: {info.description}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -232,9 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
     p.set_defaults(func=cmd_datasets)
 
+    p = add("agents", "List the registered agents (built-in and plugins): kind, tokens per frame, parameters.")
+    p.add_argument("--env", default="pusht", help="environment whose frame and action sizes the models are built for")
+    profile_opt(p)
+    p.set_defaults(func=cmd_agents)
+
     p = add("train", "Train a world model on an environment's dataset (per-epoch CSV log, checkpoints, resume).")
     p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube)")
-    p.add_argument("--agent", default="lewm", help="agent to train (lewm)")
+    p.add_argument("--agent", default="lewm",
+                   help="world-model agent: lewm, pldm, dinowm or a plugin (see: lewm-bench agents)")
     p.add_argument("--data", default=None, help="dataset file (default: the profile's dataset under DATA_ROOT)")
     p.add_argument("--data-root", default=str(DATA_ROOT), help="folder of the default dataset paths")
     p.add_argument("--out", default=None, help="run folder (default: runs/train/ENV/AGENT-PROFILE-seedS)")
@@ -246,7 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size (clips)")
     p.add_argument("--lr", type=float, default=None, help="override the profile's peak learning rate")
     p.add_argument("--sigreg-weight", type=float, default=None,
-                   help="override lambda, the SIGReg weight (0.09 by default; 0 shows collapse)")
+                   help="override lambda, the SIGReg weight (lewm; 0.09 by default; 0 shows collapse)")
+    p.add_argument("--encoder-weights", default=None,
+                   help="dinowm: local DINOv2 ViT-S/14 checkpoint in the official state-dict layout (paper profile "
+                        "sizes); without it the frozen encoder is pre-trained on the env's frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     profile_opt(p)
     p.set_defaults(func=cmd_train)
@@ -254,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("eval", "Evaluate an agent with MPC on the paper's protocol (goal 25 steps ahead, budget 50); writes "
                     "result.json, episodes.csv, episodes.gif and a row of ROOT/summary.csv.")
     p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube)")
-    p.add_argument("--agent", default="lewm", help="agent: lewm (a trained checkpoint) or random (the floor)")
+    p.add_argument("--agent", default="lewm",
+                   help="agent: lewm, pldm, dinowm (trained checkpoints), random (the floor) or a plugin")
     p.add_argument("--checkpoint", default=None,
                    help="run folder or checkpoint.pt (default: ROOT/train/ENV/AGENT-PROFILE-seedS)")
     p.add_argument("--data", default=None, help="dataset (default: the one the checkpoint was trained on)")

@@ -3,12 +3,14 @@
 Every episode starts from its task's stored state with its goal; all active episodes are planned
 in one batched call, then each executes ``receding_horizon`` planned blocks (``frameskip`` env
 steps each) before the next call, until it succeeds or the budget runs out. Success is checked
-after every env step. An agent without a world model (``random``) acts without planning.
+after every env step. A policy agent (``random``) acts without planning: it is asked for the
+actions of the next ``receding_horizon`` blocks' worth of steps each time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +57,7 @@ class ActionCodec:
 
 def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: WorldModel | None,
             planner: Planner | None, codec: ActionCodec, context: int, receding_horizon: int,
-            device: torch.device, seed: int = 0, keep_frames: int = 0,
+            device: torch.device, policy: Any = None, seed: int = 0, keep_frames: int = 0,
             plan_times: list[float] | None = None) -> list[EpisodeRecord]:
     """Run one episode per (env, task) pair; all are planned together.
 
@@ -64,11 +66,12 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
             model's training history). Frames before the episode start repeat the first frame,
             and the unknown action blocks before it are zeros (the data mean).
         receding_horizon: planned blocks executed before replanning.
+        policy: a policy agent (``act(observation, goal)``), used when ``model`` is None.
         keep_frames: keep the observed frames of the first ``keep_frames`` episodes (for a video).
         plan_times: when given, the seconds of every planning call are appended to it.
     """
-    fs = codec.frameskip
-    rng = np.random.default_rng(seed)
+    if model is None and policy is None:
+        raise ValueError("run_mpc needs a world model with a planner, or a policy")
     records, goals, history, actions_taken = [], [], [], []
     for i, (env, task) in enumerate(zip(envs, tasks)):
         obs, _ = env.reset(options={"state": task.start_state, "goal_state": task.goal_state})
@@ -81,8 +84,7 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
     active = list(range(len(envs)))
     while active:
         if model is None or planner is None:
-            plans = {i: rng.uniform(-1, 1, (receding_horizon * fs, envs[i].action_dim)).astype(np.float32)
-                     for i in active}
+            plans = {i: policy.act(history[i][-1], goals[i]) for i in active}
         else:
             ctx, past = zip(*(context_window(history[i], actions_taken[i], context, codec) for i in active))
             result = planner.solve(

@@ -29,19 +29,18 @@ from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, sample_tasks, wi
 from lewm_bench.io import write_csv, write_json
 from lewm_bench.metrics import straightness
 from lewm_bench.models.layers import count_parameters
-from lewm_bench.models.lewm import LeWM, lewm_config_from_dict
 from lewm_bench.planning.cem import CEM, CEMConfig
 from lewm_bench.planning.gradient import GradientConfig, GradientPlanner
 from lewm_bench.profiles import Profile
+from lewm_bench.registry import config_from_dict, get_agent
 from lewm_bench.training.checkpoint import load_checkpoint, load_state_checked
 from lewm_bench.training.trainer import default_data_path, default_run_dir
 
-AGENTS = ("lewm", "random")
 SUMMARY_COLUMNS = ["env", "agent", "profile", "seed", "episodes", "success_rate", "success_ci_low", "success_ci_high",
                    "plan_time_median_s", "plan_time_p90_s", "plan_calls", "tokens_per_frame",
                    "encoder_tokens_per_frame", "straightness", "params_trainable", "params_frozen", "train_time_s",
                    "eval_time_s", "device", "commit", "protocol", "split", "context", "planner",
-                   "plan_time_batched_median_s", "predictor_tokens_per_call"]
+                   "plan_time_batched_median_s", "predictor_tokens_per_call", "encoder"]
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,17 @@ class EvalResult:
     record: dict[str, Any]
 
 
-def load_lewm(checkpoint: str | os.PathLike[str], env: str, device: torch.device) -> tuple[LeWM, dict[str, Any]]:
-    """A trained LeWM in eval mode and its checkpoint dict."""
-    ckpt = load_checkpoint(checkpoint, "lewm", env)
+def load_world_model(checkpoint: str | os.PathLike[str], env: str, agent: str | None = None,
+                     device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A trained world model (any registered agent) in eval mode, and its checkpoint dict.
+
+    ``agent``: when given, the checkpoint must belong to it.
+    """
+    ckpt = load_checkpoint(checkpoint, agent, env)
     cfg = ckpt["config"]
-    model = LeWM(lewm_config_from_dict(cfg["lewm"]), cfg["data"]["image_size"], cfg["data"]["action_dim"])
+    cls = get_agent(ckpt["agent"]).cls
+    model_cfg = config_from_dict(cls.config_class, cfg["model"] if "model" in cfg else cfg["lewm"])  # "lewm": v0.1 runs
+    model = cls(model_cfg, cfg["data"]["image_size"], cfg["data"]["action_dim"])
     load_state_checked(model, ckpt["model"], str(checkpoint))
     return model.to(device).eval(), ckpt
 
@@ -72,20 +77,19 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
              warmup_calls: int = 3, gif_episodes: int = 4,
              root: str | os.PathLike[str] = "runs", batch: int | None = None) -> EvalResult:
     """Evaluate ``agent`` on ``env`` (see the module docstring); returns the run folder and the record."""
-    if agent not in AGENTS:
-        raise ValueError(f"unknown agent {agent!r}; valid agents: {', '.join(AGENTS)}")
+    info = get_agent(agent)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cem = cem or profile.cem
     start_time = time.perf_counter()
     model, ckpt, train_time = None, None, None
-    if agent == "lewm":
+    if info.kind == "world_model":
         checkpoint = checkpoint or default_run_dir(env, agent, profile, seed, Path(root) / "train")
-        model, ckpt = load_lewm(checkpoint, env, device)
+        model, ckpt = load_world_model(checkpoint, env, agent, device)
         summary_file = Path(checkpoint) / "summary.json" if Path(checkpoint).is_dir() else None
         if summary_file is not None and summary_file.exists():
             train_time = json.loads(summary_file.read_text())["train_time_s"]
-        if not 1 <= context <= model.config.history:
-            raise ValueError(f"context must be between 1 and the model's history {model.config.history}; got {context}")
+        if not 1 <= context <= model.history:
+            raise ValueError(f"context must be between 1 and the model's history {model.history}; got {context}")
     data_path = Path(data) if data else Path(ckpt["config"]["data"]["path"]) if ckpt else default_data_path(
         env, profile, Path(root) / "data")
     with open_dataset(data_path, env) as ds:
@@ -114,9 +118,11 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     for lo in range(0, len(tasks), batch):
         chunk = tasks[lo:lo + batch]
         envs = [make_env(env, **env_kwargs) for _ in chunk]
+        policy = None if model is not None else info.cls(envs[0].action_dim, seed + lo)
         try:
             records += run_mpc(envs, chunk, protocol, model, planner, codec, context, receding_horizon, device,
-                               seed=seed + lo, keep_frames=gif_episodes if lo == 0 else 0, plan_times=batched_times)
+                               policy=policy, seed=seed + lo, keep_frames=gif_episodes if lo == 0 else 0,
+                               plan_times=batched_times)
         finally:
             for e in envs:
                 e.close()
@@ -128,10 +134,11 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     low, high = wilson_interval(successes, len(records))
     straight = None
     if model is not None:
-        held = ClipDataset(data_path, "held_out", model.config.history, profile.frameskip, env=env)
+        held = ClipDataset(data_path, "held_out", model.history, profile.frameskip, env=env)
         idx = torch.randperm(len(held), generator=torch.Generator().manual_seed(0))[:512]
         with torch.no_grad():
-            z = model.encode(torch.stack([held[int(i)].frames for i in idx]).to(device))
+            z = torch.cat([model.encode(torch.stack([held[int(i)].frames for i in chunk]).to(device)).flatten(2)
+                           for chunk in idx.split(128)])
         straight = straightness(z)
     record = {
         "env": env, "agent": agent, "profile": profile.name, "seed": seed, "episodes": len(records),
@@ -143,9 +150,9 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
         "batched_episodes_per_call": batch,
         "tokens_per_frame": model.tokens_per_frame if model else None,
         "encoder_tokens_per_frame": model.encoder_tokens_per_frame if model else None,
-        "predictor_tokens_per_call": predictor_tokens_per_call(cem, context, model.config.history,
+        "predictor_tokens_per_call": predictor_tokens_per_call(cem, context, model.history,
                                                                model.tokens_per_frame) if model else None,
-        "straightness": straight,
+        "straightness": straight, "encoder": getattr(model, "encoder_kind", None),
         "params_trainable": count_parameters(model, True) if model else 0,
         "params_frozen": count_parameters(model, False) if model else 0,
         "train_time_s": train_time, "eval_time_s": eval_time, "device": _device_name(device), "commit": git_commit(),

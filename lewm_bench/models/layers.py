@@ -32,25 +32,27 @@ class Attention(nn.Module):
         self.proj = nn.Linear(heads * head_dim, dim)
         self.proj_drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, causal: bool = False) -> Tensor:
+    def forward(self, x: Tensor, causal: bool = False, mask: Tensor | None = None) -> Tensor:
+        """``causal``: token i attends to tokens <= i; ``mask``: boolean (N, N), True where attention is allowed."""
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, N, d) each
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal,
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
 
 
 class ViTBlock(nn.Module):
-    """Pre-norm transformer block."""
+    """Pre-norm transformer block (attention width ``heads * head_dim``, default ``dim``)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, head_dim: int | None = None,
+                 mlp_dim: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads, dim // heads)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.attn = Attention(dim, heads, head_dim or dim // heads, dropout=dropout)
+        self.mlp = Mlp(dim, mlp_dim or int(dim * mlp_ratio), dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.norm1(x), mask=mask)
         return x + self.mlp(self.norm2(x))
 
 

@@ -10,7 +10,7 @@ stop-gradient, no EMA) + ``sigreg_weight`` * SIGReg over the embeddings of every
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,10 @@ from lewm_bench.models.layers import (
     init_linear_,
 )
 from lewm_bench.models.sigreg import sigreg
+from lewm_bench.registry import LossTerms, register_agent
+
+if TYPE_CHECKING:
+    from lewm_bench.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -76,23 +80,9 @@ class LeWMConfig:
     sigreg_knots: int = 17
 
 
-def lewm_config_from_dict(d: dict) -> LeWMConfig:
-    """Rebuild a :class:`LeWMConfig` from its ``dataclasses.asdict`` form (as stored in checkpoints)."""
-    enc = dict(d["encoder"], channels=tuple(d["encoder"]["channels"]))
-    rest = {k: v for k, v in d.items() if k not in ("encoder", "predictor")}
-    return LeWMConfig(encoder=EncoderConfig(**enc), predictor=PredictorConfig(**d["predictor"]), **rest)
-
-
-class LossTerms(NamedTuple):
-    loss: Tensor
-    pred_loss: Tensor
-    sigreg: Tensor
-    embeddings: Tensor
-    """(B, T, D) encoder embeddings of the clip (for monitoring)."""
-
-
+@register_agent("lewm")
 class LeWM(nn.Module):
-    """The LeWM world model for one image size and action-block size.
+    """LeWorldModel: JEPA trained end to end from pixels, prediction MSE + lambda * SIGReg, one token per frame.
 
     Args:
         config: architecture and loss.
@@ -115,10 +105,24 @@ class LeWM(nn.Module):
         self.pred_projector = Projector(d, config.projector_hidden)
         init_linear_(self)
 
+    kind = "world_model"
+    config_class = LeWMConfig
+    loss_terms = ("pred_loss", "sigreg")
+    encoder_kind = "end-to-end"
+
+    @staticmethod
+    def default_config(profile: Profile) -> LeWMConfig:
+        return profile.lewm
+
     # ------------------------------------------------------------------ world-model interface
     @property
     def embed_dim(self) -> int:
         return self.config.width
+
+    @property
+    def history(self) -> int:
+        """Frames of context the predictor was trained with."""
+        return self.config.history
 
     @property
     def tokens_per_frame(self) -> int:
@@ -173,7 +177,8 @@ class LeWM(nn.Module):
         pred = self.predict(z[:, :-1], actions)  # (B, h, D)
         pred_loss = F.mse_loss(pred.float(), z[:, 1:].float())
         reg = sigreg(z.transpose(0, 1), self.config.sigreg_directions, self.config.sigreg_knots, generator)
-        return LossTerms(pred_loss + self.config.sigreg_weight * reg, pred_loss, reg, z.detach())
+        return LossTerms(pred_loss + self.config.sigreg_weight * reg, {"pred_loss": pred_loss, "sigreg": reg},
+                         z.detach())
 
     forward = loss  # DDP wraps forward
 

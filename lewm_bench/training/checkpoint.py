@@ -48,17 +48,22 @@ def load_checkpoint(path: str | os.PathLike[str], agent: str | None = None, env:
     return ckpt
 
 
-def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict`` that reports the first missing, unexpected or mis-shaped keys."""
+def state_mismatches(module: nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """The first missing, unexpected and mis-shaped keys of ``state`` for ``module`` ('' when it fits)."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k}: expected {tuple(own[k].shape)}, got {tuple(state[k].shape)}"
               for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or unexpected or shapes:
-        parts = [f"{name} ({len(items)}): {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
-                 for name, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes))
-                 if items]
-        raise LewmBenchError(f"{source}: weights do not fit the model ({'; '.join(parts)}); was it trained with "
-                             "another profile or config?")
+    return "; ".join(f"{name} ({len(items)}): {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+                     for name, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes))
+                     if items)
+
+
+def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict`` that reports the first missing, unexpected or mis-shaped keys."""
+    problems = state_mismatches(module, state)
+    if problems:
+        raise LewmBenchError(f"{source}: weights do not fit the model ({problems}); was it trained with another "
+                             "profile or config?")
     module.load_state_dict(state)

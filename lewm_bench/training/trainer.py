@@ -1,4 +1,4 @@
-"""The trainer: ``lewm-bench train --env ENV --agent lewm``.
+"""The trainer: ``lewm-bench train --env ENV --agent AGENT`` for every registered world model.
 
 AdamW, linear warm-up then cosine decay stepped per optimiser step, gradient clipping, bf16
 autocast (on CUDA; on CPU when the profile asks), seeded data order, dropout and SIGReg directions,
@@ -35,15 +35,20 @@ from lewm_bench.data.clips import ClipDataset
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.io import write_csv, write_json
 from lewm_bench.metrics import effective_rank, embedding_std, straightness
-from lewm_bench.models.lewm import LeWM, LeWMConfig
+from lewm_bench.models.layers import count_parameters
 from lewm_bench.profiles import Profile
+from lewm_bench.registry import get_agent
 from lewm_bench.training.checkpoint import load_checkpoint, load_state_checked, save_checkpoint
 from lewm_bench.training.config import TrainConfig
 
-AGENTS = ("lewm",)
 COLLAPSE_MIN_STEPS = 100
-LOG_COLUMNS = ["epoch", "step", "loss", "pred_loss", "sigreg", "val_pred_loss", "emb_std_mean", "emb_std_min",
-               "effective_rank", "straightness", "lr", "clips_per_s", "epoch_time_s"]
+METRIC_COLUMNS = ["val_pred_loss", "emb_std_mean", "emb_std_min", "effective_rank", "straightness", "lr",
+                  "clips_per_s", "epoch_time_s"]
+
+
+def log_columns(loss_terms: tuple[str, ...]) -> list[str]:
+    """Columns of ``log.csv``: epoch, step, the total loss, one column per loss term, then held-out metrics."""
+    return ["epoch", "step", "loss", *loss_terms, *METRIC_COLUMNS]
 
 
 class TrainingStopped(LewmBenchError):
@@ -87,24 +92,28 @@ def _dist_info() -> tuple[int, int, int]:
 
 def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLike[str] | None = None,
           out: str | os.PathLike[str] | None = None, seed: int = 0, resume: bool = False, force: bool = False,
-          progress: bool = True, lewm: LeWMConfig | None = None, train_config: TrainConfig | None = None,
+          progress: bool = True, model_config: Any | None = None, train_config: TrainConfig | None = None,
           data_root: str | os.PathLike[str] = "runs/data") -> TrainResult:
     """Train ``agent`` on ``env``'s dataset with ``profile``'s sizes; see the module docstring.
 
     Args:
         env: short env name.
         profile: size preset (model, training, dataset location).
-        agent: agent name (``lewm``).
+        agent: a registered world-model agent (``lewm``, ``pldm``, ``dinowm`` or a plugin).
         data: dataset file (default: the profile's dataset under ``data_root``).
         out: run folder (default ``runs/train/ENV/AGENT-PROFILE-seedS``).
         seed: training seed.
         resume: continue an interrupted run from its last checkpoint.
         force: delete an existing run at ``out`` and start over.
-        lewm, train_config: overrides of the profile's configs (e.g. ``sigreg_weight=0``).
+        model_config: the agent's config (default: ``default_config(profile)``), e.g. LeWM with
+            ``sigreg_weight=0``.
+        train_config: optimisation settings (default: the profile's).
     """
-    if agent not in AGENTS:
-        raise ValueError(f"unknown agent {agent!r} for training; valid agents: {', '.join(AGENTS)}")
-    lewm = lewm or profile.lewm
+    info = get_agent(agent)
+    if info.kind != "world_model":
+        raise LewmBenchError(f"agent {agent!r} is a {info.kind} with nothing to train; evaluate it directly: "
+                             f"lewm-bench eval --env {env} --agent {agent}")
+    model_config = model_config if model_config is not None else info.cls.default_config(profile)
     tcfg = train_config or profile.train
     data_path = Path(data) if data is not None else default_data_path(env, profile, data_root)
     if not data_path.exists():
@@ -116,12 +125,12 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
 
-    train_set = ClipDataset(data_path, "train", lewm.history, profile.frameskip, env=env)
-    held_set = ClipDataset(data_path, "held_out", lewm.history, profile.frameskip, env=env)
+    train_set = ClipDataset(data_path, "train", model_config.history, profile.frameskip, env=env)
+    held_set = ClipDataset(data_path, "held_out", model_config.history, profile.frameskip, env=env)
     action_dim = int(train_set[0].actions.shape[-1])
     config = {
         "agent": agent, "env": env, "profile": profile.name, "seed": seed, "frameskip": profile.frameskip,
-        "lewm": dataclasses.asdict(lewm), "train": dataclasses.asdict(tcfg),
+        "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(tcfg),
         "data": {"path": str(data_path), "image_size": train_set.meta.image_size, "collector": train_set.meta.collector,
                  "episodes": train_set.meta.num_episodes, "action_dim": action_dim,
                  "action_mean": train_set.action_mean.tolist(), "action_std": train_set.action_std.tolist()},
@@ -145,12 +154,18 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         _check_same_config(run_dir, state["config"], config)
 
     torch.manual_seed(seed)
-    model = LeWM(lewm, train_set.meta.image_size, action_dim).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    model = info.cls(model_config, train_set.meta.image_size, action_dim).to(device)
+    prepare_time = 0.0
+    if state is None and hasattr(model, "prepare"):  # e.g. pre-train a frozen encoder (saved with the model)
+        start = time.perf_counter()
+        model.prepare(train_set, device, seed, progress and rank == 0)
+        prepare_time = time.perf_counter() - start
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr,
+                                  weight_decay=tcfg.weight_decay)
     steps_per_epoch = tcfg.steps_per_epoch or max(1, len(train_set) // tcfg.batch_size)
     total_steps = steps_per_epoch * tcfg.epochs
     rows: list[dict[str, Any]] = []
-    start_epoch, step, train_time = 1, 0, 0.0
+    start_epoch, step, train_time = 1, 0, prepare_time
     if state is not None:
         load_state_checked(model, state["model"], str(ckpt_path))
         optimizer.load_state_dict(state["optimizer"])
@@ -172,13 +187,13 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         write_json(run_dir / "config.json", config)
         if not rows:
             rows.append(dict(epoch=0, step=0, **_evaluate(model, held_set, held_idx, device)))
-            _write_log(run_dir, rows)
+            _write_log(run_dir, rows, model.loss_terms)
 
     local_batch = tcfg.batch_size // world
     for epoch in range(start_epoch, tcfg.epochs + 1):
         order = _epoch_order(len(train_set), steps_per_epoch * tcfg.batch_size, seed, epoch)
         model.train()
-        sums = {"loss": 0.0, "pred_loss": 0.0, "sigreg": 0.0}
+        sums = dict.fromkeys(("loss", *model.loss_terms), 0.0)
         start = time.perf_counter()
         bar = tqdm(range(steps_per_epoch), desc=f"{env}/{agent} epoch {epoch}/{tcfg.epochs}", unit="step",
                    disable=not progress or rank != 0, leave=False)
@@ -205,8 +220,9 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
                                      f"{tcfg.batch_size}) on {device}; use a smaller --batch-size or --profile "
                                      "cpu/smoke") from None
             step += 1
-            for k in sums:
-                sums[k] += getattr(terms, k).detach().item()
+            sums["loss"] += terms.loss.detach().item()
+            for k in model.loss_terms:
+                sums[k] += terms.terms[k].detach().item()
             bar.set_postfix(loss=f"{terms.loss.item():.4f}")
         bar.close()
         elapsed = time.perf_counter() - start
@@ -219,16 +235,17 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
                    lr=lr_at(step - 1, total_steps, tcfg), clips_per_s=steps_per_epoch * tcfg.batch_size / elapsed,
                    epoch_time_s=epoch_time)
         rows.append(row)
-        _write_log(run_dir, rows)
-        tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f} pred {row['pred_loss']:.4f} sigreg {row['sigreg']:.3f} "
+        _write_log(run_dir, rows, model.loss_terms)
+        tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f} pred {row['pred_loss']:.4f} "
                    f"| held-out pred {row['val_pred_loss']:.4f} std {row['emb_std_mean']:.3f} "
                    f"rank {row['effective_rank']:.1f} straight {row['straightness']:.3f}")
         # BatchNorm's running statistics (used in eval mode) need ~50 steps to settle: judge after 100.
-        if step >= COLLAPSE_MIN_STEPS and row["emb_std_mean"] < tcfg.collapse_std:
+        if getattr(model, "check_collapse", True) and step >= COLLAPSE_MIN_STEPS and \
+                row["emb_std_mean"] < tcfg.collapse_std:
             raise TrainingStopped(
                 f"representational collapse at epoch {epoch}: held-out embedding std {row['emb_std_mean']:.2e} < "
                 f"{tcfg.collapse_std:g} (effective rank {row['effective_rank']:.2f}); the last good checkpoint "
-                f"(epoch {epoch - 1}) is kept in {run_dir}; check sigreg_weight (now {lewm.sigreg_weight})")
+                f"(epoch {epoch - 1}) is kept in {run_dir}; check the anti-collapse loss weights")
         save_checkpoint(ckpt_path, {
             "agent": agent, "env": env, "config": config, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "log": rows, "train_time_s": train_time,
@@ -239,7 +256,9 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         return TrainResult(run_dir, True, {})
     summary = {"run_dir": str(run_dir), "agent": agent, "env": env, "profile": profile.name, "seed": seed,
                "epochs": tcfg.epochs, "steps": step, "train_time_s": train_time, "device": str(device),
-               "world_size": world, "params": model.parameter_counts(), "final": rows[-1], "initial": rows[0]}
+               "world_size": world, "prepare_time_s": prepare_time if state is None else None,
+               "params": {"trainable": count_parameters(model, True), "frozen": count_parameters(model, False)},
+               "encoder": getattr(model, "encoder_kind", None), "final": rows[-1], "initial": rows[0]}
     write_json(summary_path, summary)
     return TrainResult(run_dir, True, summary)
 
@@ -266,7 +285,7 @@ def _collate(ds: ClipDataset, idx: torch.Tensor, device: torch.device) -> tuple[
 
 
 @torch.no_grad()
-def _evaluate(model: LeWM, held: ClipDataset, idx: torch.Tensor, device: torch.device) -> dict[str, float]:
+def _evaluate(model: nn.Module, held: ClipDataset, idx: torch.Tensor, device: torch.device) -> dict[str, float]:
     """Held-out prediction loss and representation metrics, in eval mode."""
     was_training = model.training
     model.eval()
@@ -275,7 +294,7 @@ def _evaluate(model: LeWM, held: ClipDataset, idx: torch.Tensor, device: torch.d
         frames, actions = _collate(held, chunk, device)
         z = model.encode(frames)
         losses.append(float(nn.functional.mse_loss(model.predict(z[:, :-1], actions), z[:, 1:])) * len(chunk))
-        embs.append(z.float().cpu())
+        embs.append(z.float().flatten(2).cpu())  # patch tokens: one vector per frame
     model.train(was_training)
     z = torch.cat(embs)
     std_mean, std_min = embedding_std(z)
@@ -283,5 +302,5 @@ def _evaluate(model: LeWM, held: ClipDataset, idx: torch.Tensor, device: torch.d
             "effective_rank": effective_rank(z), "straightness": straightness(z)}
 
 
-def _write_log(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    write_csv(run_dir / "log.csv", pd.DataFrame(rows, columns=LOG_COLUMNS))
+def _write_log(run_dir: Path, rows: list[dict[str, Any]], loss_terms: tuple[str, ...]) -> None:
+    write_csv(run_dir / "log.csv", pd.DataFrame(rows, columns=log_columns(loss_terms)))

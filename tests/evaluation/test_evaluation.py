@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from lewm_bench.baselines.random import RandomAgent
 from lewm_bench.envs import make_env
 
 from lewm_bench.collect.policies import make_collector
@@ -58,7 +59,7 @@ def test_mpc_counts_success_at_any_step_and_respects_the_budget():
     near = Task(0, 0, 1, np.array([20.0, 30.0]), np.array([22.0, 30.0]))  # already within 4.57 after any step
     far = Task(1, 0, 1, np.array([10.0, 50.0]), np.array([50.0, 50.0]))
     envs = [env, make_env("two-room", image_size=16)]
-    records = run_mpc(envs, [near, far], protocol, None, None, codec, 1, 5, device=None)
+    records = run_mpc(envs, [near, far], protocol, None, None, codec, 1, 5, device=None, policy=RandomAgent(2, 0))
     assert records[0].success and records[0].steps_to_success == 1 and records[0].steps == 1
     assert not records[1].success and records[1].steps == 7 and records[1].final_distance > 4.57
 
@@ -72,7 +73,7 @@ def test_a_crashing_episode_keeps_the_other_records():
     codec = ActionCodec(np.zeros(2), np.ones(2), 5)
     tasks = [Task(0, 0, 1, np.array([20.0, 30.0]), np.array([40.0, 30.0]))] * 2
     records = run_mpc([Broken(image_size=16), make_env("two-room", image_size=16)], tasks, protocol, None, None,
-                      codec, 1, 5, device=None)
+                      codec, 1, 5, device=None, policy=RandomAgent(2, 0))
     assert records[0].error == "RuntimeError: simulator exploded" and not records[0].success
     assert records[1].error is None and records[1].steps == 5
 
@@ -109,7 +110,7 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path):
     with pytest.raises(LewmBenchError, match="for env 'two-room', not 'pusht'"):
         evaluate("pusht", "lewm", SMOKE, checkpoint=root_dir / "train" / "two-room" / "lewm-smoke-seed0",
                  root=root_dir, protocol=protocol)
-    with pytest.raises(ValueError, match="valid agents: lewm, random"):
+    with pytest.raises(LewmBenchError, match="valid agents: dinowm, lewm, pldm, random"):
         evaluate("two-room", "dino", SMOKE, root=root_dir)
     with pytest.raises(ValueError, match="context must be between 1 and the model's history 3"):
         evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, context=4)

@@ -8,12 +8,13 @@ import torch
 from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig, collect
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.models.lewm import LeWM, LossTerms
+from lewm_bench.models.lewm import LeWM
 from lewm_bench.profiles import PROFILES
+from lewm_bench.registry import LossTerms
 from lewm_bench.training import trainer
 from lewm_bench.training.checkpoint import load_checkpoint, load_state_checked
 from lewm_bench.training.config import TrainConfig
-from lewm_bench.training.trainer import LOG_COLUMNS, TrainingStopped, lr_at, train
+from lewm_bench.training.trainer import TrainingStopped, log_columns, lr_at, train
 
 SMOKE = PROFILES["smoke"]
 
@@ -42,7 +43,7 @@ def test_smoke_training_lowers_the_loss_and_reloads_identically(data, tmp_path):
     tcfg = dataclasses.replace(SMOKE.train, epochs=3, steps_per_epoch=12)
     result = _train(data, tmp_path / "run", train_config=tcfg)
     log = pd.read_csv(tmp_path / "run" / "log.csv")
-    assert list(log.columns) == LOG_COLUMNS and list(log.epoch) == [0, 1, 2, 3]
+    assert list(log.columns) == log_columns(("pred_loss", "sigreg")) and list(log.epoch) == [0, 1, 2, 3]
     assert log.loss.iloc[-1] < log.loss.iloc[1]
     assert result.finished and result.summary["steps"] == 36
     ckpt = load_checkpoint(tmp_path / "run", "lewm", "two-room")
@@ -95,7 +96,7 @@ def test_collapse_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
 def test_divergence_stops_with_a_clear_message(data, tmp_path, monkeypatch):
     def nan_loss(self, frames, actions, generator=None):
         nan = torch.tensor(float("nan"), requires_grad=True)
-        return LossTerms(nan, nan, nan, torch.zeros(1))
+        return LossTerms(nan, {"pred_loss": nan, "sigreg": nan}, torch.zeros(1))
 
     monkeypatch.setattr(LeWM, "forward", nan_loss)
     with pytest.raises(TrainingStopped, match="divergence at epoch 1, step 0: loss is nan"):
@@ -105,8 +106,10 @@ def test_divergence_stops_with_a_clear_message(data, tmp_path, monkeypatch):
 def test_bad_input(data, tmp_path):
     with pytest.raises(LewmBenchError, match="create it with: lewm-bench collect --env two-room --profile smoke"):
         train("two-room", SMOKE, data_root=tmp_path, out=tmp_path / "x", progress=False)
-    with pytest.raises(ValueError, match="valid agents: lewm"):
+    with pytest.raises(LewmBenchError, match="unknown agent 'dreamer'; valid agents: dinowm, lewm, pldm, random"):
         _train(data, tmp_path / "y", agent="dreamer")
+    with pytest.raises(LewmBenchError, match="agent 'random' is a policy with nothing to train"):
+        _train(data, tmp_path / "y", agent="random")
     _train(data, tmp_path / "z")
     with pytest.raises(LewmBenchError, match="agent 'lewm', not 'pldm'"):
         load_checkpoint(tmp_path / "z", "pldm")

@@ -1,0 +1,211 @@
+"""A frozen patch-token ViT in the official DINOv2 state-dict layout, and its two sources of weights.
+
+1. Real DINOv2 weights (ViT-S/14: width 384, 12 layers, 6 heads, LayerScale, positional table for
+   a 37 x 37 grid) from a local file in the official layout (``cls_token``, ``pos_embed``,
+   ``mask_token``, ``patch_embed.proj.*``, ``blocks.N.{norm1,attn.qkv,attn.proj,ls1,norm2,mlp.fc1,
+   mlp.fc2,ls2}.*``, ``norm.*``): :func:`load_dinov2_weights`. Nothing is downloaded.
+2. Without such a file, the suite pre-trains the same architecture (at the profile's size) on the
+   environment's training frames by **masked-patch autoencoding**: half of the patch tokens are
+   replaced by ``mask_token`` and a linear decoder reconstructs every patch's pixels from the final
+   tokens (:func:`pretrain_masked`). The encoder is frozen afterwards.
+
+The positional table keeps its stored grid and is resized (bicubic) to the input's patch grid,
+as DINOv2 does, so official checkpoints load without conversion.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from lewm_bench.errors import LewmBenchError
+from lewm_bench.models.layers import Attention
+from lewm_bench.training.checkpoint import state_mismatches
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PatchEncoderConfig:
+    """Frozen patch encoder; defaults are DINOv2 ViT-S/14 on 196 x 196 inputs (196 patch tokens)."""
+
+    input_size: int = 196
+    """Frames are resized to this side before patching."""
+    patch_size: int = 14
+    width: int = 384
+    depth: int = 12
+    heads: int = 6
+    mlp_ratio: float = 4.0
+    pos_grid: int = 37
+    """Side of the stored positional grid (DINOv2: 518 / 14 = 37); resized to ``input_size / patch_size``."""
+
+    @property
+    def grid(self) -> int:
+        return self.input_size // self.patch_size
+
+    def __post_init__(self) -> None:
+        if self.input_size % self.patch_size:
+            raise ValueError(f"input_size {self.input_size} must be a multiple of patch_size {self.patch_size}")
+
+
+class _PatchEmbed(nn.Module):
+    def __init__(self, patch: int, width: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, width, patch, patch)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class _LayerScale(nn.Module):
+    def __init__(self, width: int, init: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((width,), init))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+
+class _Mlp(nn.Module):
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class _Block(nn.Module):
+    def __init__(self, width: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(width, eps=1e-6), nn.LayerNorm(width, eps=1e-6)
+        self.attn = Attention(width, heads, width // heads)
+        self.ls1, self.ls2 = _LayerScale(width), _LayerScale(width)
+        self.mlp = _Mlp(width, int(width * mlp_ratio))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.ls1(self.attn(self.norm1(x)))
+        return x + self.ls2(self.mlp(self.norm2(x)))
+
+
+class PatchViT(nn.Module):
+    """ViT with DINOv2's parameter names: normalised frames (N, 3, S, S) -> final-norm tokens (N, 1 + P, D)."""
+
+    def __init__(self, config: PatchEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.width
+        self.patch_embed = _PatchEmbed(config.patch_size, d)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.randn(1, 1 + config.pos_grid ** 2, d) * 0.02)
+        self.mask_token = nn.Parameter(torch.zeros(1, d))
+        self.blocks = nn.ModuleList(_Block(d, config.heads, config.mlp_ratio) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(d, eps=1e-6)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    @property
+    def num_patches(self) -> int:
+        return self.config.grid ** 2
+
+    def positions(self) -> Tensor:
+        """Positional embeddings (1, 1 + P, D) for the input grid."""
+        g, stored = self.config.grid, self.config.pos_grid
+        if g == stored:
+            return self.pos_embed
+        patches = self.pos_embed[:, 1:].reshape(1, stored, stored, -1).permute(0, 3, 1, 2)
+        patches = F.interpolate(patches.float(), size=(g, g), mode="bicubic", align_corners=False)
+        return torch.cat([self.pos_embed[:, :1], patches.flatten(2).transpose(1, 2).to(self.pos_embed.dtype)], 1)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``mask`` (N, P) boolean: patches replaced by ``mask_token`` (masked-patch pre-training)."""
+        tokens = self.patch_embed(x)
+        if mask is not None:
+            tokens = torch.where(mask[..., None], self.mask_token.to(tokens.dtype), tokens)
+        x = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], 1) + self.positions()
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)
+
+
+def preprocess(frames: Tensor, size: int) -> Tensor:
+    """uint8 frames (N, 3, H, W) -> resized to ``size``, ImageNet-normalised floats (DINOv2's input)."""
+    x = frames.float() / 255.0 if frames.dtype == torch.uint8 else (frames.float() + 1.0) / 2.0
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def load_dinov2_weights(encoder: PatchViT, path: str | os.PathLike[str]) -> None:
+    """Load an official-layout DINOv2 state dict into ``encoder``; errors list the first mismatches."""
+    path = Path(path)
+    if not path.exists():
+        raise LewmBenchError(f"--encoder-weights {path}: no such file; give a local DINOv2 ViT-S/14 checkpoint "
+                             "(e.g. dinov2_vits14_pretrain.pth) or omit the option to use a self-pretrained encoder")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LewmBenchError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise LewmBenchError(f"{path}: expected a flat state dict of tensors (official DINOv2 layout)")
+    problems = state_mismatches(encoder, state)
+    if problems:
+        raise LewmBenchError(f"{path}: not a DINOv2 checkpoint of the configured size (width "
+                             f"{encoder.config.width}, depth {encoder.config.depth}, positional grid "
+                             f"{encoder.config.pos_grid}): {problems}")
+    encoder.load_state_dict(state)
+
+
+def patchify(x: Tensor, patch: int) -> Tensor:
+    """(N, 3, S, S) -> (N, P, 3 * patch^2), patches in row-major order (the ViT's token order)."""
+    n, c, s, _ = x.shape
+    g = s // patch
+    return x.reshape(n, c, g, patch, g, patch).permute(0, 2, 4, 1, 3, 5).reshape(n, g * g, c * patch * patch)
+
+
+def pretrain_masked(encoder: PatchViT, sample: Callable[[torch.Generator, int], Tensor], steps: int, batch: int,
+                    lr: float, mask_ratio: float, seed: int, device: torch.device, progress: bool = True
+                    ) -> list[float]:
+    """Masked-patch autoencoding of ``encoder`` on environment frames; returns the loss per step.
+
+    ``sample(generator, n)`` returns ``n`` uint8 frames (n, 3, H, W) drawn with ``generator``.
+    """
+    cfg = encoder.config
+    decoder = nn.Linear(cfg.width, 3 * cfg.patch_size ** 2).to(device)
+    params = list(encoder.parameters()) + list(decoder.parameters())
+    for p in encoder.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    encoder.train()
+    losses = []
+    bar = tqdm(range(steps), desc="pre-training frozen encoder (masked patches)", unit="step", disable=not progress,
+               leave=False)
+    for step in bar:
+        for group in opt.param_groups:  # linear warm-up over the first 10%, then constant
+            group["lr"] = lr * min(1.0, (step + 1) / max(1, steps // 10))
+        x = preprocess(sample(gen, batch).to(device), cfg.input_size)
+        mask = torch.rand(len(x), encoder.num_patches, generator=gen).to(device) < mask_ratio
+        recon = decoder(encoder(x, mask)[:, 1:])
+        loss = F.mse_loss(recon, patchify(x, cfg.patch_size))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    encoder.eval()
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    return losses

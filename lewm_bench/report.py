@@ -1,0 +1,363 @@
+"""``lewm-bench report``: tables and plots from finished runs, beside the paper's numbers.
+
+Reads ``ROOT/summary.csv`` (one row per finished evaluation, SPEC §11) and the training logs
+``ROOT/train/ENV/RUN/log.csv`` (with the run's ``config.json``), and writes into ``OUT``
+(default ``ROOT/report``):
+
+- ``results.csv``: one row per (profile, env, agent) with the seeds aggregated (columns below);
+- ``results.md``: per profile, the paper's Fig. 6 table (ours beside the paper) and a table of
+  planning time, tokens and parameters;
+- ``success.png``, ``planning_time.png`` and ``straightness.png``.
+
+Success rates are fractions in [0, 1] in the data (``results.csv`` and ``PAPER_SUCCESS``); the
+Markdown and the plots show percent. Aggregation over seeds: ``success_rate`` is the mean over seeds,
+``success_ci_low``/``success_ci_high`` the Wilson 95% interval of all episodes of all seeds pooled,
+``success_std`` the standard deviation over seeds (NaN for one seed), ``plan_time_median_s``,
+token and parameter counts the median over seeds, ``straightness``, ``train_time_s`` and
+``eval_time_s`` the mean over seeds; ``device``, ``commit`` (and ``encoder`` where the summary has
+it) list the distinct values, joined by ``"; "``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lewm_bench.errors import LewmBenchError
+from lewm_bench.evaluation.protocol import wilson_interval
+from lewm_bench.io import write_csv
+
+PAPER_SUCCESS: dict[str, dict[str, float]] = {
+    "two-room": {"lewm": 0.87, "pldm": 0.97, "dinowm": 1.00, "random": 0.00},
+    "pusht": {"lewm": 0.96, "pldm": 0.78, "dinowm": 0.74, "random": 0.02},
+    "cube": {"lewm": 0.74, "pldm": 0.65, "dinowm": 0.86, "random": 0.48},
+}
+"""Success rate (a fraction) per env and agent from the paper's Fig. 6 (SPEC §8)."""
+PAPER_PLAN_TIME_S: dict[str, float] = {"lewm": 0.98, "dinowm": 47.0}
+"""Seconds per planning call (one episode, one NVIDIA L40S) from the paper's Fig. 3; PLDM has no figure."""
+REQUIRED_COLUMNS = ("env", "agent", "profile", "seed", "episodes", "success_rate", "plan_time_median_s",
+                    "tokens_per_frame", "encoder_tokens_per_frame", "straightness", "params_trainable",
+                    "params_frozen", "train_time_s", "eval_time_s", "device", "commit")
+"""The summary.csv columns the report reads (a subset of SPEC §11's)."""
+RESULT_COLUMNS = ["profile", "env", "agent", "seeds", "episodes", "success_rate", "success_ci_low", "success_ci_high",
+                  "success_std", "paper_success", "plan_time_median_s", "paper_plan_time_s", "tokens_per_frame",
+                  "encoder_tokens_per_frame", "params_trainable", "params_frozen", "straightness", "train_time_s",
+                  "eval_time_s", "device", "commit"]
+"""Columns of ``results.csv``; ``encoder`` follows ``agent`` when the summary has that column."""
+
+ENV_ORDER = ("two-room", "pusht", "cube")
+AGENT_ORDER = ("lewm", "pldm", "dinowm")  # then plugin agents alphabetically, then random
+ENV_NAMES = {"two-room": "Two-Room", "pusht": "PushT", "cube": "Cube"}
+AGENT_NAMES = {"lewm": "LeWM", "pldm": "PLDM", "dinowm": "DINO-WM", "random": "Random"}
+_ENV_COLOURS = {"two-room": "tab:purple", "pusht": "tab:brown", "cube": "tab:olive"}  # distinct from agents'
+_STRINGS = {c: str for c in ("env", "agent", "profile", "device", "commit", "encoder")}
+
+
+@dataclass(frozen=True)
+class Report:
+    out_dir: Path
+    """Folder the files were written to."""
+    table: pd.DataFrame
+    """The contents of ``results.csv``: one row per (profile, env, agent)."""
+    files: list[Path]
+    """Every file written: results.csv, results.md, success.png, planning_time.png, straightness.png."""
+
+
+def build_report(root: str | os.PathLike[str] = "runs", out: str | os.PathLike[str] | None = None,
+                 profile: str | None = None) -> Report:
+    """Write the results table, its Markdown and the three plots for the runs under ``root``.
+
+    Args:
+        root: the folder ``lewm-bench eval`` / ``run`` wrote to (holds ``summary.csv`` and ``train/``).
+        out: output folder (default ``ROOT/report``); files in it are replaced atomically.
+        profile: report only this profile (default: every profile in the summary, one section each).
+
+    Raises:
+        LewmBenchError: no summary.csv, one without the ``REQUIRED_COLUMNS`` or rows, or an unknown profile.
+    """
+    root = Path(root)
+    out_dir = Path(out) if out is not None else root / "report"
+    summary = load_summary(root)
+    if profile is not None:
+        if profile not in set(summary.profile):
+            raise LewmBenchError(f"no results for profile {profile!r} in {root / 'summary.csv'}; "
+                                 f"profiles there: {', '.join(sorted(set(summary.profile)))}")
+        summary = summary[summary.profile == profile]
+    table = results_table(summary)
+    profiles = sorted(set(table.profile))
+    logs = load_training_logs(root)
+    logs = logs[logs.profile.isin(profiles)]
+    files = [out_dir / name for name in ("results.csv", "results.md", "success.png", "planning_time.png",
+                                         "straightness.png")]
+    write_csv(files[0], table)
+    _write_text(files[1], results_markdown(table))
+    _save(_plot_success(table, profiles), files[2])
+    _save(_plot_planning_time(table, profiles), files[3])
+    _save(_plot_straightness(logs, profiles, root / "train"), files[4])
+    return Report(out_dir, table, files)
+
+
+def load_summary(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """``ROOT/summary.csv``, checked for the columns the report needs."""
+    path = Path(root) / "summary.csv"
+    if not path.is_file():
+        raise LewmBenchError(f"no evaluation results: expected {path} (one row per finished evaluation); create it "
+                             f"with `lewm-bench eval --env ENV --agent AGENT` or `lewm-bench run --suite SUITE`, "
+                             f"or pass the folder they wrote to as --root")
+    try:
+        summary = pd.read_csv(path, dtype=_STRINGS)
+    except pd.errors.EmptyDataError:
+        summary = pd.DataFrame()
+    missing = [c for c in REQUIRED_COLUMNS if c not in summary.columns]
+    if missing:
+        raise LewmBenchError(f"{path} lacks the columns {', '.join(missing)}; expected at least "
+                             f"{', '.join(REQUIRED_COLUMNS)} (rerun the evaluations to rewrite it)")
+    if summary.empty:
+        raise LewmBenchError(f"{path} has no rows; run `lewm-bench eval --env ENV --agent AGENT` first")
+    return summary
+
+
+def results_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per (profile, env, agent) of ``summary``, aggregated over seeds as the module docstring says."""
+    rows = []
+    for (profile, env, agent), g in summary.groupby(["profile", "env", "agent"]):
+        episodes = int(g.episodes.sum())
+        successes = int(np.round(g.success_rate * g.episodes).sum())
+        low, high = wilson_interval(successes, episodes)
+        row: dict[str, Any] = {
+            "profile": profile, "env": env, "agent": agent, "seeds": len(g), "episodes": episodes,
+            "success_rate": g.success_rate.mean(), "success_ci_low": low, "success_ci_high": high,
+            "success_std": g.success_rate.std(ddof=1), "paper_success": PAPER_SUCCESS.get(env, {}).get(agent, np.nan),
+            "paper_plan_time_s": PAPER_PLAN_TIME_S.get(agent, np.nan), "device": _join(g.device),
+            "commit": _join(g.commit)}
+        for c in ("plan_time_median_s", "tokens_per_frame", "encoder_tokens_per_frame", "params_trainable",
+                  "params_frozen"):
+            row[c] = g[c].median()
+        for c in ("straightness", "train_time_s", "eval_time_s"):
+            row[c] = g[c].mean()
+        if "encoder" in g:
+            row["encoder"] = _join(g.encoder)
+        rows.append(row)
+    columns = RESULT_COLUMNS[:3] + ["encoder"] * ("encoder" in summary) + RESULT_COLUMNS[3:]
+    table = pd.DataFrame(rows, columns=columns)
+    params = ["params_trainable", "params_frozen"]
+    table[params] = table[params].astype(float).round().astype("Int64")  # integers; <NA> where not reported
+    ranks = {"_env": table.env.map(_rank(table.env, ENV_ORDER)),
+             "_agent": table.agent.map(_rank(table.agent, AGENT_ORDER, ("random",)))}
+    table = table.assign(**ranks).sort_values(["profile", "_env", "_agent"]).drop(columns=list(ranks))
+    return table.reset_index(drop=True)
+
+
+def results_markdown(table: pd.DataFrame) -> str:
+    """Per profile: success per env × agent (ours beside the paper) and planning time, tokens and parameters."""
+    parts = ["# Results", "", "Generated by `lewm-bench report` from `summary.csv`. Success: mean over seeds, in "
+             "brackets the Wilson 95% interval of all episodes pooled; paper: Fig. 6 (SPEC §8). Planning time: median "
+             "per call of one episode; paper: Fig. 3, one NVIDIA L40S (PLDM has no paper figure)."]
+    for profile, t in table.groupby("profile"):
+        envs, agents = _order(t.env, ENV_ORDER), _order(t.agent, AGENT_ORDER, ("random",))
+        cells = {(r.env, r.agent): r for r in t.itertuples()}
+        success = [[ENV_NAMES.get(e, e)] + [c for a in agents for c in (
+            _success_cell(cells.get((e, a))), _pct(PAPER_SUCCESS.get(e, {}).get(a)))] for e in envs]
+        header = ["env"] + [f"{_agent_name(a)} ({kind})" for a in agents for kind in ("ours", "paper")]
+        has_encoder = "encoder" in t
+        speed = [[_agent_name(r.agent), ENV_NAMES.get(r.env, r.env), _secs(r.plan_time_median_s),
+                  _secs(PAPER_PLAN_TIME_S.get(r.agent)), _num(r.tokens_per_frame), _num(r.encoder_tokens_per_frame),
+                  _num(r.params_trainable), _num(r.params_frozen)] + ([r.encoder or "—"] if has_encoder else [])
+                 for r in t.sort_values("agent", key=lambda a: a.map(_rank(a, AGENT_ORDER, ("random",))),
+                                        kind="stable").itertuples()]
+        speed_header = ["agent", "env", "planning / call (ours)", "planning / call (paper)", "predictor tokens / frame",
+                        "encoder tokens / frame", "trainable params", "frozen params"] + ["encoder"] * has_encoder
+        devices, commits = (_join(t[c].str.split("; ").explode()) or "unknown" for c in ("device", "commit"))
+        parts += ["", f"## Profile `{profile}`", "", markdown_table(pd.DataFrame(success, columns=header)), "",
+                  markdown_table(pd.DataFrame(speed, columns=speed_header)), "",
+                  f"Profile `{profile}`; device(s): {devices}; commit(s): {commits}."]
+    return "\n".join(parts) + "\n"
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """``df`` as a GitHub Markdown table (no index); missing values show as "—", pipes are escaped."""
+    def cell(v: Any) -> str:
+        return "—" if pd.isna(v) else str(v).replace("|", r"\|")
+    lines = ["| " + " | ".join(cell(v) for v in row) + " |" for row in [list(df.columns), *df.values.tolist()]]
+    return "\n".join([lines[0], "|" + "---|" * len(df.columns), *lines[1:]])
+
+
+def load_training_logs(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every ``ROOT/train/ENV/RUN/log.csv`` with its config: columns run, env, agent, profile, seed, step, straightness.
+
+    Runs without a readable ``config.json`` or without the step / straightness columns are skipped with a warning.
+    """
+    frames = []
+    for log in sorted(Path(root, "train").glob("*/*/log.csv")):
+        try:
+            config = json.loads(log.with_name("config.json").read_text())
+            df = pd.read_csv(log, usecols=["step", "straightness"])
+            df = df.assign(run=log.parent.name, env=str(config["env"]), agent=str(config["agent"]),
+                           profile=str(config["profile"]), seed=config.get("seed"))
+        except (OSError, ValueError, KeyError) as err:  # JSON and CSV parse errors are ValueErrors
+            warnings.warn(f"skipping training log {log}: {err!r}", stacklevel=2)
+            continue
+        frames.append(df.dropna(subset=["step", "straightness"]))
+    columns = ["run", "env", "agent", "profile", "seed", "step", "straightness"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def _plot_success(table: pd.DataFrame, profiles: list[str]):
+    fig, axes = _figure(len(profiles), 1, (9, 3.6))
+    for ax, profile in zip(axes[:, 0], profiles):
+        t = table[table.profile == profile]
+        envs, agents = _order(t.env, ENV_ORDER), _order(t.agent, AGENT_ORDER, ("random",))
+        width, shown = 0.8 / len(agents), set()
+        for i, agent in enumerate(agents):
+            for j, env in enumerate(envs):
+                x, r = j + (i - (len(agents) - 1) / 2) * width, t[(t.env == env) & (t.agent == agent)]
+                if len(r):
+                    r = r.iloc[0]
+                    y, lo, hi = 100 * r.success_rate, 100 * r.success_ci_low, 100 * r.success_ci_high
+                    ax.bar(x, y, width * 0.9, color=_colour(agent), label=_label(_agent_name(agent), shown))
+                    ax.errorbar(x, y, yerr=[[max(y - lo, 0)], [max(hi - y, 0)]], fmt="none", ecolor="black",
+                                capsize=3, lw=1, label=_label("ours (95% CI)", shown))
+                    ax.text(x, hi + 1.5, f"{y:.0f}", ha="center", va="bottom", fontsize=7)
+                if (paper := PAPER_SUCCESS.get(env, {}).get(agent)) is not None:
+                    ax.plot(x, 100 * paper, "D", color="black", mfc="white", ms=6, zorder=3,
+                            label=_label("paper (Fig. 6)", shown))
+        ax.set_xticks(range(len(envs)), [ENV_NAMES.get(e, e) for e in envs])
+        ax.set(ylim=(0, 112), ylabel="success rate (%)", title=f"Planning success, profile {profile}\nours (bars: mean "
+               "over seeds, whiskers: Wilson 95% CI) vs paper (◆, Fig. 6)")
+        entries = sorted(  # agents first
+            zip(*ax.get_legend_handles_labels()), key=lambda e: e[1] in ("ours (95% CI)", "paper (Fig. 6)"))
+        ax.legend(*zip(*entries), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return fig
+
+
+def _plot_planning_time(table: pd.DataFrame, profiles: list[str]):
+    fig, axes = _figure(len(profiles), 1, (9, 3.6))
+    for ax, profile in zip(axes[:, 0], profiles):
+        t = table[(table.profile == profile) & table.plan_time_median_s.notna()]
+        envs = _order(t.env, ENV_ORDER)
+        agents = _order(set(t.agent) | set(PAPER_PLAN_TIME_S), AGENT_ORDER, ("random",))
+        width, shown = 0.8 / (len(envs) + 1), set()
+        for i, agent in enumerate(agents):
+            ours = t[t.agent == agent].set_index("env").plan_time_median_s
+            bars = [(f"{ENV_NAMES.get(e, e)} (ours)", _ENV_COLOURS.get(e, "tab:cyan"), ours.get(e, np.nan))
+                    for e in envs] + [("paper, 1× L40S", "white", PAPER_PLAN_TIME_S.get(agent, np.nan))]
+            for k, (name, colour, y) in enumerate(bars):
+                if not np.isnan(y):
+                    x = i + (k - len(envs) / 2) * width
+                    hatch = "//" if colour == "white" else None
+                    ax.bar(x, y, width * 0.9, color=colour, edgecolor="black", hatch=hatch, label=_label(name, shown))
+                    ax.text(x, y * 1.15, f"{y:.3g} s", ha="center", va="bottom", fontsize=7)
+        devices = _join(t.device.str.split("; ").explode()) or "unknown device"
+        ax.set_xticks(range(len(agents)), [_agent_name(a) for a in agents])
+        ax.set(yscale="log", ylabel="seconds per planning call (log)",
+               title=f"Planning time per call (one episode), profile {profile}\nours on {devices} vs paper (hatched)")
+        ax.set_ylim(top=ax.get_ylim()[1] * 3)
+        entries = sorted(zip(*ax.get_legend_handles_labels()), key=lambda e: e[1].startswith("paper"))
+        ax.legend(*zip(*entries), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return fig
+
+
+def _plot_straightness(logs: pd.DataFrame, profiles: list[str], train_dir: Path):
+    envs, profiles = _order(logs.env, ENV_ORDER), [p for p in profiles if p in set(logs.profile)]
+    if not envs:
+        fig, axes = _figure(1, 1, (6, 3))
+        axes[0, 0].text(0.5, 0.5, f"no training logs under {train_dir}", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+        return fig
+    fig, axes = _figure(len(profiles), len(envs), (4.5, 3.4))
+    fig.suptitle("Temporal straightness of encoder embeddings during training (held-out clips; higher = straighter)")
+    for row, profile in zip(axes, profiles):
+        for ax, env in zip(row, envs):
+            t, shown = logs[(logs.profile == profile) & (logs.env == env)], set()
+            rank = _rank(t.agent, AGENT_ORDER, ("random",))
+            for run in sorted(set(t.run), key=lambda name: (rank[t.agent[t.run == name].iloc[0]], name)):
+                r = t[t.run == run].sort_values("step")
+                agent, seed = r.agent.iloc[0], r.seed.iloc[0]
+                plain = run == f"{agent}-{profile}-seed{seed}"  # a suffixed folder is a variant (e.g. an ablation)
+                ax.plot(r.step, r.straightness, "-" if plain else "--", color=_colour(agent), marker=".",
+                        label=_label(_agent_name(agent) if plain else f"{_agent_name(agent)} ({run})", shown))
+            if t.empty:
+                ax.text(0.5, 0.5, "no training logs", ha="center", va="center", transform=ax.transAxes)
+            else:
+                ax.legend(fontsize=7)
+            ax.set(title=f"{ENV_NAMES.get(env, env)}, profile {profile}", xlabel="optimiser step",
+                   ylabel="straightness (mean cos)")
+    return fig
+
+
+def _figure(rows: int, cols: int, panel: tuple[float, float]):
+    """A pyplot-free figure (no global state, no GUI backend) and its axes as a 2-D array."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(panel[0] * cols, panel[1] * rows), layout="constrained")
+    return fig, fig.subplots(rows, cols, squeeze=False)
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=120)
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _order(values: Iterable[str], first: Iterable[str], last: Iterable[str] = ()) -> list[str]:
+    """Distinct ``values``: those in ``first`` in its order, the others sorted, then those in ``last``."""
+    seen, first, last = set(values), list(first), list(last)
+    return [v for v in first if v in seen] + sorted(seen - set(first) - set(last)) + [v for v in last if v in seen]
+
+
+def _rank(values: Iterable[str], first: Iterable[str], last: Iterable[str] = ()) -> dict[str, int]:
+    return {v: i for i, v in enumerate(_order(values, first, last))}
+
+
+def _join(values: pd.Series) -> str:
+    return "; ".join(sorted({str(v) for v in values.dropna() if str(v)}))
+
+
+def _label(name: str, shown: set[str]) -> str:
+    """``name`` the first time in a panel, then matplotlib's "no legend entry" label."""
+    if name in shown:
+        return "_nolegend_"
+    shown.add(name)
+    return name
+
+
+def _agent_name(agent: str) -> str:
+    return AGENT_NAMES.get(agent, agent)
+
+
+def _colour(agent: str) -> str:
+    return {"lewm": "C0", "pldm": "C1", "dinowm": "C2", "random": "0.6"}.get(agent, f"C{3 + sum(map(ord, agent)) % 7}")
+
+
+def _pct(x: float | None) -> str:
+    return "—" if pd.isna(x) else f"{100 * x:.0f}%"
+
+
+def _secs(x: float | None) -> str:
+    return "—" if pd.isna(x) else f"{x:.3g} s"
+
+
+def _num(x: float) -> str:
+    return "—" if pd.isna(x) else f"{x / 1e6:.2f} M" if x >= 1e5 else f"{x:g}"
+
+
+def _success_cell(r: Any) -> str:
+    if r is None:
+        return "—"
+    spread = f" ({r.seeds} seeds, sd {100 * r.success_std:.1f})" if r.seeds > 1 else ""
+    return f"{_pct(r.success_rate)} [{_pct(r.success_ci_low)}, {_pct(r.success_ci_high)}]{spread}"

@@ -1,0 +1,206 @@
+"""Tests of ``lewm_bench.report`` on synthetic summary.csv and training logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lewm_bench.errors import LewmBenchError
+from lewm_bench.evaluation.protocol import wilson_interval
+from lewm_bench.report import (
+    PAPER_PLAN_TIME_S,
+    PAPER_SUCCESS,
+    REQUIRED_COLUMNS,
+    build_report,
+    load_training_logs,
+    markdown_table,
+    results_table,
+)
+
+# (env, agent, profile, seed, episodes, success_rate, plan_time_median_s, straightness)
+RUNS = [
+    ("two-room", "lewm", "smoke", 0, 50, 0.90, 1.0, 0.5),
+    ("two-room", "lewm", "smoke", 1, 50, 0.80, 2.0, 0.6),
+    ("two-room", "lewm", "smoke", 2, 40, 0.75, 4.0, 0.7),
+    ("two-room", "random", "smoke", 0, 50, 0.30, np.nan, np.nan),
+    ("two-room", "pldm", "smoke", 0, 50, 0.96, 0.5, 0.2),
+    ("cube", "myplug", "smoke", 0, 50, 0.40, 3.0, 0.1),
+    ("pusht", "lewm", "smoke", 0, 50, 0.24, 0.7, 0.3),
+    ("pusht", "lewm", "cpu", 0, 50, 0.50, 0.8, 0.3),
+]
+
+
+def write_summary(root: Path, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+    rows = []
+    for env, agent, profile, seed, episodes, rate, plan_time, straight in RUNS:
+        low, high = wilson_interval(round(rate * episodes), episodes)
+        rows.append({"env": env, "agent": agent, "profile": profile, "seed": seed, "episodes": episodes,
+                     "success_rate": rate, "success_ci_low": low, "success_ci_high": high,
+                     "plan_time_median_s": plan_time, "plan_time_p90_s": plan_time, "plan_calls": 20,
+                     "tokens_per_frame": np.nan if agent == "random" else 1.0, "encoder_tokens_per_frame": 1.0,
+                     "straightness": straight, "params_trainable": 0 if agent == "random" else 4_500_000,
+                     "params_frozen": 21_000_000 if agent == "myplug" else 0, "train_time_s": 100.0 + seed,
+                     "eval_time_s": 10.0, "device": "cpu (2 cores)", "commit": f"abc{seed}",
+                     "encoder": "dinov2" if agent == "myplug" else ""})
+    summary = pd.DataFrame(rows).drop(columns=list(drop))
+    root.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(root / "summary.csv", index=False)
+    return summary
+
+
+def write_log(root: Path, env: str, agent: str, seed: int, straightness: list[float], name: str | None = None,
+              config: bool = True) -> None:
+    run = root / "train" / env / (name or f"{agent}-smoke-seed{seed}")
+    run.mkdir(parents=True)
+    n = len(straightness)
+    log = pd.DataFrame({"epoch": range(n), "step": [100 * i for i in range(n)], "loss": [np.nan] + [1.0] * (n - 1),
+                        "val_pred_loss": 0.1, "emb_std_mean": 1.0, "effective_rank": 10.0,
+                        "straightness": straightness})
+    if agent == "pldm":
+        log["vicreg_cov"] = 0.5  # an agent-specific loss term
+    log.to_csv(run / "log.csv", index=False)
+    if config:
+        (run / "config.json").write_text(json.dumps({"agent": agent, "env": env, "profile": "smoke", "seed": seed}))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    write_summary(root)
+    write_log(root, "two-room", "lewm", 0, [-0.3, 0.1, 0.4])
+    write_log(root, "two-room", "pldm", 0, [-0.3, 0.0, 0.2])
+    write_log(root, "pusht", "lewm", 0, [-0.35, 0.2])
+    return build_report(root, profile="smoke")
+
+
+def row(table: pd.DataFrame, env: str, agent: str) -> pd.Series:
+    match = table[(table.env == env) & (table.agent == agent)]
+    assert len(match) == 1, match
+    return match.iloc[0]
+
+
+def test_table_aggregates_seeds(report):
+    r = row(report.table, "two-room", "lewm")
+    assert (r.seeds, r.episodes) == (3, 140)
+    assert r.success_rate == pytest.approx(np.mean([0.90, 0.80, 0.75]))
+    assert r.success_std == pytest.approx(np.std([0.90, 0.80, 0.75], ddof=1))
+    assert (r.success_ci_low, r.success_ci_high) == pytest.approx(wilson_interval(45 + 40 + 30, 140))
+    assert r.plan_time_median_s == pytest.approx(2.0)
+    assert r.straightness == pytest.approx(0.6)
+    assert r.train_time_s == pytest.approx(101.0)
+    assert r.commit == "abc0; abc1; abc2"
+    assert np.isnan(row(report.table, "two-room", "pldm").success_std)  # one seed
+
+
+def test_table_rows_order_and_profile_filter(report):
+    assert set(report.table.profile) == {"smoke"}
+    assert list(zip(report.table.env, report.table.agent)) == [
+        ("two-room", "lewm"), ("two-room", "pldm"), ("two-room", "random"), ("pusht", "lewm"), ("cube", "myplug")]
+    assert list(report.table.columns[:4]) == ["profile", "env", "agent", "encoder"]
+
+
+def test_paper_columns_known_agents_only(report):
+    assert row(report.table, "two-room", "lewm").paper_success == PAPER_SUCCESS["two-room"]["lewm"] == 0.87
+    assert row(report.table, "pusht", "lewm").paper_success == 0.96
+    assert row(report.table, "two-room", "random").paper_success == 0.0
+    assert row(report.table, "two-room", "lewm").paper_plan_time_s == PAPER_PLAN_TIME_S["lewm"] == 0.98
+    assert np.isnan(row(report.table, "two-room", "pldm").paper_plan_time_s)
+    plugin = row(report.table, "cube", "myplug")
+    assert np.isnan(plugin.paper_success) and np.isnan(plugin.paper_plan_time_s)
+    assert plugin.encoder == "dinov2"
+
+
+def test_results_csv_matches_table(report):
+    assert report.files[0] == report.out_dir / "results.csv"
+    written = pd.read_csv(report.out_dir / "results.csv")
+    assert len(written) == len(report.table) == 5
+    assert written.success_ci_low.tolist() == pytest.approx(report.table.success_ci_low.tolist())
+    assert written.params_frozen.tolist() == [0, 0, 0, 0, 21_000_000]  # integers, not 21000000.0
+    assert ",21000000," in (report.out_dir / "results.csv").read_text()
+    assert not list(report.out_dir.glob("*.tmp"))
+
+
+def test_markdown_tables(report):
+    text = (report.out_dir / "results.md").read_text()
+    assert "## Profile `smoke`" in text and "`cpu`" not in text
+    assert ("| env | LeWM (ours) | LeWM (paper) | PLDM (ours) | PLDM (paper) | myplug (ours) | myplug (paper) "
+            "| Random (ours) | Random (paper) |") in text
+    lo, hi = wilson_interval(115, 140)
+    lewm = f"{100 * 115 / 140:.0f}"  # 82%, the mean over seeds (0.8167) rounds the same way
+    assert f"| Two-Room | {lewm}% [{100 * lo:.0f}%, {100 * hi:.0f}%] (3 seeds, sd 7.6) | 87% | 96% [" in text
+    assert "| Cube | — | 74% | — | 65% | 40% [" in text  # LeWM and PLDM not run on Cube: ours missing, paper shown
+    assert "| LeWM | Two-Room | 2 s | 0.98 s | 1 | 1 | 4.50 M | 0 | — |" in text
+    assert "| PLDM | Two-Room | 0.5 s | — |" in text
+    assert "| myplug | Cube | 3 s | — | 1 | 1 | 4.50 M | 21.00 M | dinov2 |" in text
+    assert "device(s): cpu (2 cores); commit(s): abc0; abc1; abc2." in text
+
+
+def test_plots_written(report):
+    names = [p.name for p in report.files]
+    assert names == ["results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"]
+    for path in report.files[2:]:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000, path
+
+
+def test_training_logs(tmp_path):
+    write_log(tmp_path, "two-room", "lewm", 0, [-0.3, 0.4])
+    write_log(tmp_path, "two-room", "pldm", 1, [-0.3, 0.0, 0.2])
+    write_log(tmp_path, "two-room", "lewm", 0, [0.1], name="lewm-smoke-seed0-lambda0")
+    write_log(tmp_path, "pusht", "lewm", 0, [0.0], name="no-config", config=False)
+    with pytest.warns(UserWarning, match="no-config"):
+        logs = load_training_logs(tmp_path)
+    assert sorted(set(logs.run)) == ["lewm-smoke-seed0", "lewm-smoke-seed0-lambda0", "pldm-smoke-seed1"]
+    pldm = logs[logs.run == "pldm-smoke-seed1"]
+    assert pldm.step.tolist() == [0, 100, 200] and pldm.straightness.tolist() == [-0.3, 0.0, 0.2]
+    assert set(pldm.seed) == {1} and set(pldm.agent) == {"pldm"}
+
+
+def test_report_without_training_logs(tmp_path):
+    write_summary(tmp_path)
+    report = build_report(tmp_path, out=tmp_path / "elsewhere")
+    assert report.out_dir == tmp_path / "elsewhere"
+    assert set(report.table.profile) == {"smoke", "cpu"}
+    assert (tmp_path / "elsewhere" / "straightness.png").stat().st_size > 1_000
+    assert "## Profile `cpu`" in (tmp_path / "elsewhere" / "results.md").read_text()
+
+
+def test_missing_summary_says_how_to_create_it(tmp_path):
+    with pytest.raises(LewmBenchError, match="summary.csv") as err:
+        build_report(tmp_path)
+    assert "lewm-bench eval" in str(err.value) and "lewm-bench run --suite" in str(err.value)
+
+
+def test_missing_columns_are_named(tmp_path):
+    write_summary(tmp_path, drop=("success_rate", "commit"))
+    with pytest.raises(LewmBenchError, match="lacks the columns success_rate, commit"):
+        build_report(tmp_path)
+
+
+def test_unknown_profile(tmp_path):
+    write_summary(tmp_path)
+    with pytest.raises(LewmBenchError, match="profiles there: cpu, smoke"):
+        build_report(tmp_path, profile="paper")
+
+
+def test_required_columns_are_written_by_eval():
+    from lewm_bench.evaluation.run import SUMMARY_COLUMNS
+
+    assert set(REQUIRED_COLUMNS) <= set(SUMMARY_COLUMNS)
+
+
+def test_markdown_table_escapes_and_marks_missing():
+    df = pd.DataFrame({"a": ["x|y", None], "b": [1.5, np.nan]})
+    assert markdown_table(df) == "| a | b |\n|---|---|\n| x\\|y | 1.5 |\n| — | — |"
+
+
+def test_results_table_single_seed_uses_pooled_interval():
+    summary = pd.DataFrame([{c: np.nan for c in REQUIRED_COLUMNS} | {
+        "env": "pusht", "agent": "newagent", "profile": "paper", "seed": 0, "episodes": 50, "success_rate": 0.5,
+        "device": "gpu", "commit": "x"}])
+    table = results_table(summary)
+    assert (table.success_ci_low[0], table.success_ci_high[0]) == pytest.approx(wilson_interval(25, 50))
+    assert np.isnan(table.paper_success[0]) and "encoder" not in table
