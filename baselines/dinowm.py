@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, preprocess, pretrain_masked
 from torch import Tensor, nn
 
+from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, preprocess, pretrain_masked
 from lewm_bench.models.layers import ViTBlock, count_parameters
 from lewm_bench.models.lewm import PredictorConfig
 from lewm_bench.registry import LossTerms, register_agent

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+
 from lewm_bench.envs.base import GoalEnv
 
 

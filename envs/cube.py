@@ -49,6 +49,7 @@ import os
 from typing import Any
 
 import numpy as np
+
 from lewm_bench.envs.base import GoalEnv
 
 SUCCESS_RADIUS = 0.04

@@ -44,6 +44,7 @@ Version History:
 from __future__ import annotations
 
 import numpy as np
+
 from lewm_bench.envs.base import GoalEnv
 
 WORLD = 512.0

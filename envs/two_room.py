@@ -46,6 +46,7 @@ Version History:
 from __future__ import annotations
 
 import numpy as np
+
 from lewm_bench.envs.base import GoalEnv
 
 CANVAS = 64.0

@@ -43,7 +43,8 @@ def test_collect_and_inspect_smoke_profile(tmp_path):
     (["datasets", "missing.h5"], "missing.h5: no such dataset"),
     (["train", "--env", "pusht", "--profile", "smoke", "--data-root", "nowhere"],
      "create it with: lewm-bench collect --env pusht --profile smoke"),
-    (["train", "--env", "pusht", "--agent", "dreamer", "--profile", "smoke"], "valid agents: dinowm, lewm, pldm, random"),
+    (["train", "--env", "pusht", "--agent", "dreamer", "--profile", "smoke"],
+     "valid agents: dinowm, lewm, pldm, random"),
     (["collect", "--env", "two-room", "--image-size", "4"], "image_size must be >= 8"),
     (["collect", "--env", "two-room", "--held-out-fraction", "1.5"], "held_out_fraction must be in [0, 1)"),
 ])

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from lewm_bench.envs import ENVS
 
 from lewm_bench.bench.common import rate
 from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig, collect, collection_rate
 from lewm_bench.data.clips import ClipDataset
+from lewm_bench.envs import ENVS
 from lewm_bench.profiles import Profile
 
 # Episodes and steps per env for one collection measurement (about 10-20 s each on 2 cores).

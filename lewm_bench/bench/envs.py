@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from lewm_bench.envs import ENVS, make_env
 
 from lewm_bench.bench.common import rate
+from lewm_bench.envs import ENVS, make_env
 
 SIZES = (64, 224)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+
 from lewm_bench.envs import ENVS, GoalEnv
 from lewm_bench.envs import two_room as tr
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lewm_bench.envs import GoalEnv, env_info, make_env
 from tqdm.auto import tqdm
 
 from lewm_bench.collect.policies import CollectorConfig, Policy
 from lewm_bench.data.dataset import Episode, open_dataset, write_dataset
+from lewm_bench.envs import GoalEnv, env_info, make_env
 from lewm_bench.errors import LewmBenchError
 
 

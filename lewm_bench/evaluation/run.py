@@ -134,7 +134,7 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     low, high = wilson_interval(successes, len(records))
     straight = None
     if model is not None:
-        held = ClipDataset(data_path, "held_out", model.history, profile.frameskip, env=env)
+        held = ClipDataset(data_path, "held_out", max(model.history, 2), profile.frameskip, env=env)
         idx = torch.randperm(len(held), generator=torch.Generator().manual_seed(0))[:512]
         with torch.no_grad():
             z = torch.cat([model.encode(torch.stack([held[int(i)].frames for i in chunk]).to(device)).flatten(2)

@@ -126,7 +126,8 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
 
     train_set = ClipDataset(data_path, "train", model_config.history, profile.frameskip, env=env)
-    held_set = ClipDataset(data_path, "held_out", model_config.history, profile.frameskip, env=env)
+    # held-out clips have at least 3 frames, so that straightness is defined for any history
+    held_set = ClipDataset(data_path, "held_out", max(model_config.history, 2), profile.frameskip, env=env)
     action_dim = int(train_set[0].actions.shape[-1])
     config = {
         "agent": agent, "env": env, "profile": profile.name, "seed": seed, "frameskip": profile.frameskip,
@@ -293,7 +294,9 @@ def _evaluate(model: nn.Module, held: ClipDataset, idx: torch.Tensor, device: to
     for chunk in idx.split(256):
         frames, actions = _collate(held, chunk, device)
         z = model.encode(frames)
-        losses.append(float(nn.functional.mse_loss(model.predict(z[:, :-1], actions), z[:, 1:])) * len(chunk))
+        h = model.history  # predict over the last history + 1 frames, the clip length trained on
+        pred = model.predict(z[:, -h - 1:-1], actions[:, -h:])
+        losses.append(float(nn.functional.mse_loss(pred, z[:, -h:])) * len(chunk))
         embs.append(z.float().flatten(2).cpu())  # patch tokens: one vector per frame
     model.train(was_training)
     z = torch.cat(embs)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from lewm_bench.envs import make_env
 
 from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import run_episode
+from lewm_bench.envs import make_env
 
 
 @pytest.mark.parametrize("env_name,collector", [("two-room", "random"), ("pusht", "pusher"), ("pusht", "random"),

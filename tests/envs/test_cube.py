@@ -1,4 +1,5 @@
 import numpy as np
+
 from lewm_bench.envs import cube, make_env
 
 

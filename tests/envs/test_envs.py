@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
 from lewm_bench.envs import ENVS, env_info, make_env
 
 KWARGS = {"cube": {"fast_render": True}}

@@ -1,4 +1,5 @@
 import numpy as np
+
 from lewm_bench.envs import make_env
 from lewm_bench.envs import pusht as pt
 

@@ -1,9 +1,9 @@
 import numpy as np
-from lewm_bench.envs import make_env
-from lewm_bench.envs import two_room as tr
 
 from lewm_bench.collect.policies import TwoRoomExpert
 from lewm_bench.collect.runner import run_episode
+from lewm_bench.envs import make_env
+from lewm_bench.envs import two_room as tr
 
 
 def test_wall_blocks_outside_the_door_and_door_lets_through():

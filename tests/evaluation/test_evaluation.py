@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from lewm_bench.baselines.random import RandomAgent
-from lewm_bench.envs import make_env
 
+from lewm_bench.baselines.random import RandomAgent
 from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig, collect
 from lewm_bench.data.dataset import open_dataset
+from lewm_bench.envs import make_env
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.mpc import ActionCodec, run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Task, sample_tasks, wilson_interval

@@ -1,0 +1,134 @@
+import dataclasses
+
+import pytest
+import torch
+
+from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, patchify, pretrain_masked
+from lewm_bench.baselines.dinowm import DinoWM, frame_block_causal_mask
+from lewm_bench.collect.policies import make_collector
+from lewm_bench.collect.runner import CollectConfig, collect
+from lewm_bench.errors import LewmBenchError
+from lewm_bench.evaluation.protocol import PROTOCOLS
+from lewm_bench.evaluation.run import evaluate
+from lewm_bench.profiles import PROFILES
+from lewm_bench.training import trainer
+from lewm_bench.training.checkpoint import save_checkpoint
+from lewm_bench.training.trainer import train
+
+SMOKE = PROFILES["smoke"]
+# Shapes of the official DINOv2 ViT-S/14 checkpoint (dinov2_vits14_pretrain.pth).
+OFFICIAL = {"cls_token": (1, 1, 384), "pos_embed": (1, 1370, 384), "mask_token": (1, 384),
+            "patch_embed.proj.weight": (384, 3, 14, 14), "patch_embed.proj.bias": (384,),
+            "blocks.0.norm1.weight": (384,), "blocks.0.attn.qkv.weight": (1152, 384), "blocks.0.attn.qkv.bias": (1152,),
+            "blocks.0.attn.proj.weight": (384, 384), "blocks.0.ls1.gamma": (384,), "blocks.0.norm2.bias": (384,),
+            "blocks.0.mlp.fc1.weight": (1536, 384), "blocks.0.mlp.fc2.weight": (384, 1536),
+            "blocks.11.ls2.gamma": (384,), "norm.weight": (384,), "norm.bias": (384,)}
+
+
+def test_frame_block_causal_mask():
+    m = frame_block_causal_mask(3, 2)
+    expected = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0],
+                             [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    assert torch.equal(m, expected)
+
+
+def test_predictions_do_not_see_later_frames():
+    model = DinoWM(DinoWM.default_config(SMOKE), 16, 10).eval()
+    z = torch.randn(1, 3, model.tokens_per_frame, model.embed_dim)
+    a = torch.randn(1, 3, 10)
+    out = model.predict(z, a)
+    z2, a2 = z.clone(), a.clone()
+    z2[:, 2], a2[:, 2] = torch.randn_like(z2[:, 2]), torch.randn_like(a2[:, 2])
+    out2 = model.predict(z2, a2)
+    torch.testing.assert_close(out[:, :2], out2[:, :2])
+    assert not torch.allclose(out[:, 2], out2[:, 2])
+
+
+def test_paper_sizes_match_dinov2_and_spec():
+    model = DinoWM(DinoWM.default_config(PROFILES["paper"]), 224, 10)
+    state = model.encoder.state_dict()
+    for key, shape in OFFICIAL.items():
+        assert tuple(state[key].shape) == shape, key
+    assert sum(p.numel() for p in model.encoder.parameters()) == 22_056_576
+    assert model.tokens_per_frame == 196 and model.encoder_tokens_per_frame == 197
+    assert model.history * model.tokens_per_frame == 588
+    assert model.predictor.pos.shape[-1] == 394  # 384 + 10-d action embedding
+    n_pred = sum(p.numel() for p in model.predictor.parameters()) + sum(
+        p.numel() for p in model.action_encoder.parameters())
+    assert n_pred == pytest.approx(20.1e6, rel=0.03)
+
+
+def small_cfg() -> PatchEncoderConfig:
+    return PatchEncoderConfig(input_size=28, patch_size=14, width=24, depth=2, heads=2, pos_grid=37)
+
+
+def test_dinov2_loader_reads_the_official_layout_and_names_mismatches(tmp_path):
+    source = PatchViT(small_cfg())
+    torch.save(source.state_dict(), tmp_path / "ok.pth")
+    target = PatchViT(small_cfg())
+    load_dinov2_weights(target, tmp_path / "ok.pth")
+    x = torch.randn(2, 3, 28, 28)
+    torch.testing.assert_close(target(x), source(x))  # positional table resized 37x37 -> 2x2 in both
+
+    bad = source.state_dict()
+    bad["blocks.0.attn.qkv_w"] = bad.pop("blocks.0.attn.qkv.weight")
+    bad["pos_embed"] = bad["pos_embed"][:, :197]
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(LewmBenchError, match=r"missing \(1\): blocks.0.attn.qkv.weight; unexpected \(1\): "
+                                             r"blocks.0.attn.qkv_w; shape mismatch \(1\): pos_embed: expected "
+                                             r"\(1, 1370, 24\), got \(1, 197, 24\)"):
+        load_dinov2_weights(PatchViT(small_cfg()), tmp_path / "bad.pth")
+    with pytest.raises(LewmBenchError, match="no such file"):
+        load_dinov2_weights(target, tmp_path / "missing.pth")
+
+
+def test_masked_pretraining_lowers_reconstruction_error():
+    enc = PatchViT(PatchEncoderConfig(input_size=16, patch_size=4, width=32, depth=1, heads=2, pos_grid=4))
+    frames = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
+
+    def sample(gen, n):
+        return frames[torch.randint(len(frames), (n,), generator=gen)]
+
+    losses = pretrain_masked(enc, sample, 60, 16, 3e-3, 0.5, 0, torch.device("cpu"), progress=False)
+    assert sum(losses[-10:]) < 0.8 * sum(losses[:10])
+    assert not any(p.requires_grad for p in enc.parameters())
+    assert patchify(torch.arange(48.0).view(1, 3, 4, 4), 2).shape == (1, 4, 12)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Smoke-train dinowm for 2 epochs, keeping a copy of the weights saved after each epoch."""
+    root = tmp_path_factory.mktemp("dino")
+    data = collect(CollectConfig(env="two-room", collector=make_collector("two-room"), episodes=12, max_steps=40,
+                                 image_size=16), root / "data.h5", workers=1, progress=False)
+    saved = []
+
+    def keep(path, payload):
+        saved.append({k: v.clone() for k, v in payload["model"].items()})
+        save_checkpoint(path, payload)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trainer, "save_checkpoint", keep)
+        train("two-room", SMOKE, agent="dinowm", data=data, out=root / "train/two-room/dinowm-smoke-seed0",
+              progress=False)
+    return root, saved
+
+
+def test_frozen_encoder_gets_no_gradient_and_does_not_change(trained):
+    _, (epoch1, epoch2) = trained
+    enc = [k for k in epoch1 if k.startswith("encoder.")]
+    pred = [k for k in epoch1 if k.startswith("predictor.")]
+    assert enc and all(torch.equal(epoch1[k], epoch2[k]) for k in enc)
+    assert any(not torch.equal(epoch1[k], epoch2[k]) for k in pred)
+    model = DinoWM(DinoWM.default_config(SMOKE), 16, 10)
+    model.loss(torch.randint(0, 256, (2, 4, 3, 16, 16), dtype=torch.uint8), torch.randn(2, 3, 10)).loss.backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert all(p.grad is not None for p in model.predictor.parameters())
+
+
+def test_smoke_eval_records_the_encoder_kind_and_patch_tokens(trained):
+    root, _ = trained
+    protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=4)
+    rec = evaluate("two-room", "dinowm", SMOKE, root=root, protocol=protocol, timing_calls=1, warmup_calls=0).record
+    assert rec["encoder"] == "self-pretrained" and rec["tokens_per_frame"] == 16
+    assert rec["encoder_tokens_per_frame"] == 17 and rec["params_frozen"] > 0 and rec["episodes"] == 4

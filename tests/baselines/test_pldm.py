@@ -1,0 +1,70 @@
+import dataclasses
+
+import pytest
+import torch
+
+from lewm_bench.baselines.pldm import PLDM, PLDMConfig, covariance_penalty, variance_hinge
+from lewm_bench.collect.policies import make_collector
+from lewm_bench.collect.runner import CollectConfig, collect
+from lewm_bench.profiles import PROFILES
+from lewm_bench.training.trainer import log_columns, train
+
+SMOKE = PROFILES["smoke"]
+
+
+def hadamard(n: int) -> torch.Tensor:
+    h = torch.ones(1, 1)
+    while len(h) < n:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)])
+    return h
+
+
+def test_variance_hinge_is_zero_at_unit_variance_and_positive_below():
+    z = hadamard(16)[:, 1:]  # +-1 columns: unbiased std slightly above 1
+    assert variance_hinge(z) == 0
+    assert variance_hinge(0.5 * z) == pytest.approx(0.5 * (1 - (16 / 15) ** 0.5) + 0.5, abs=1e-3)
+    assert variance_hinge(torch.zeros(8, 4)) == pytest.approx(1 - 1e-2, abs=1e-3)  # sqrt(eps)
+
+
+def test_covariance_is_zero_for_decorrelated_input_and_positive_for_correlated():
+    z = hadamard(16)[:, 1:9]  # orthogonal, zero-mean columns
+    assert covariance_penalty(z) == pytest.approx(0.0, abs=1e-6)
+    correlated = torch.cat([z[:, :1], z[:, :1]], 1)
+    assert covariance_penalty(correlated) > 0.5
+    assert covariance_penalty(torch.stack([z, correlated.repeat(1, 4)])) > 0  # batched over leading axes
+
+
+def test_default_config_is_lewm_architecture_with_published_coefficients():
+    cfg = PLDM.default_config(PROFILES["paper"])
+    assert (cfg.variance_weight, cfg.covariance_weight, cfg.time_similarity_weight, cfg.time_variance_weight,
+            cfg.time_covariance_weight, cfg.inverse_dynamics_weight) == (18, 12, 0.2, 0.7, 0, 0)
+    assert cfg.encoder == PROFILES["paper"].lewm.encoder and cfg.predictor == PROFILES["paper"].lewm.predictor
+    assert cfg.sigreg_weight == 0
+
+
+def test_every_term_is_reported_and_the_weights_combine_them():
+    cfg = dataclasses.replace(PLDM.default_config(SMOKE), inverse_dynamics_weight=0.5, time_covariance_weight=0.3)
+    model = PLDM(cfg, 16, 10)
+    frames = torch.randint(0, 256, (6, 4, 3, 16, 16), dtype=torch.uint8)
+    out = model.loss(frames, torch.randn(6, 3, 10))
+    assert tuple(out.terms) == PLDM.loss_terms and len(PLDM.loss_terms) == 7
+    weights = [1, 18, 12, 0.2, 0.7, 0.3, 0.5]
+    torch.testing.assert_close(out.loss, sum(w * out.terms[k] for w, k in zip(weights, PLDM.loss_terms)))
+    out.loss.backward()
+    assert model.inverse_dynamics[0].weight.grad.abs().sum() > 0
+
+
+def test_smoke_training_logs_all_seven_terms_and_optimises_the_inverse_dynamics_head(tmp_path):
+    data = collect(CollectConfig(env="two-room", collector=make_collector("two-room"), episodes=12, max_steps=40,
+                                 image_size=16), tmp_path / "d.h5", workers=1, progress=False)
+    cfg = dataclasses.replace(PLDM.default_config(SMOKE), inverse_dynamics_weight=1.0)
+    train("two-room", SMOKE, agent="pldm", data=data, out=tmp_path / "run", progress=False, model_config=cfg)
+    header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
+    assert header == log_columns(PLDM.loss_terms)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    model = PLDM(PLDMConfig(**{**dataclasses.asdict(cfg), "encoder": cfg.encoder, "predictor": cfg.predictor}), 16,
+                 10)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(ckpt["optimizer"]["state"]) == len(trainable)  # the head's parameters are in the optimiser
+    fresh = PLDM(cfg, 16, 10)
+    assert not torch.equal(ckpt["model"]["inverse_dynamics.0.weight"], fresh.inverse_dynamics[0].weight)
