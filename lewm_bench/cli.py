@@ -171,6 +171,53 @@ def cmd_agents(args: argparse.Namespace) -> None:
               f"{info.source}: {info.description}")
 
 
+def cmd_run(args: argparse.Namespace) -> None:
+    from lewm_bench.suite import resolve_suite, run_suite
+
+    if args.suite == "planning-speed":
+        from lewm_bench.bench.planning_speed import planning_speed
+        from lewm_bench.profiles import get_profile
+
+        profile = get_profile(args.profile or "paper")
+        print(f"profile: {profile.name}", file=sys.stderr)
+        out = Path(args.out) / "planning-speed" / profile.name
+        planning_speed(profile, out, calls=args.calls)
+        print((out / "planning_speed.md").read_text())
+        print(f"written: {out}/planning_speed.{{csv,md,json,png}}")
+        return
+    spec = resolve_suite(args.suite)
+    if spec.profile is not None and args.profile not in (None, spec.profile):
+        raise ValueError(f"suite {args.suite!r} always uses profile {spec.profile!r}; drop --profile")
+    if spec.profile is not None:
+        args.profile = spec.profile
+    profile = _profile(args)
+    split = (lambda v: tuple(x.strip() for x in v.split(",")) if v else None)  # noqa: E731
+    seeds = tuple(int(s) for s in split(args.seeds)) if args.seeds else None
+    envs = tuple(_env_names(args.envs)) if args.envs else None
+    result = run_suite(args.suite, profile, args.out, envs=envs, agents=split(args.agents), seeds=seeds,
+                       force=args.force, progress=not args.no_progress)
+    counts = {s: sum(r.status == s for r in result.records) for s in ("done", "skipped", "failed", "blocked")}
+    print(f"suite {args.suite} ({profile.name}) in {args.out}: {len(result.records)} jobs — "
+          + ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {result.seconds:.0f} s")
+    print("wall time per stage this run: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.stage_seconds().items()))
+    if result.report_dir is not None:
+        print((result.report_dir / "results.md").read_text())
+        print(f"report: {result.report_dir}")
+    if result.failures:
+        for r in result.failures:
+            print(f"  {r.status}: {r.name}: {r.error}", file=sys.stderr)
+        raise LewmBenchError(f"{len(result.failures)} of {len(result.records)} jobs did not finish (listed above; "
+                             f"{Path(args.out) / 'suite.csv'}); fix them and rerun — finished jobs are kept")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from lewm_bench.report import build_report
+
+    report = build_report(args.root, args.out, profile=args.profile)
+    print((report.out_dir / "results.md").read_text())
+    print("written: " + ", ".join(str(f) for f in report.files))
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from lewm_bench.bench.common import machine, print_table, write_json
 
@@ -317,6 +364,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one-episode planning calls timed after 3 warm-up calls (the paper's setting)")
     profile_opt(p)
     p.set_defaults(func=cmd_eval)
+
+    p = add("run", "Run a suite over the grid env x agent x seed: collect (reused when identical), train (reused "
+                   "when finished with the same config), evaluate, report. Rerunning skips finished jobs and "
+                   "resumes interrupted ones.")
+    p.add_argument("--suite", required=True,
+                   help="all (Two-Room, PushT, Cube x lewm, pldm, dinowm, random), smoke (the same, tiny, profile "
+                        "smoke), planning-speed (planning time per call of lewm, pldm, dinowm at the profile's "
+                        "architectures, default paper, with the paper's figures and ratios)")
+    p.add_argument("--envs", default=None, help="only these environments (comma list)")
+    p.add_argument("--agents", default=None, help="only these agents (comma list; plugins allowed)")
+    p.add_argument("--seeds", default=None, help="seeds (comma list; default 0)")
+    p.add_argument("--out", default="runs", help="working folder: data/, train/, eval/, jobs/, summary.csv, report/")
+    p.add_argument("--force", action="store_true", help="redo every job, even finished ones")
+    p.add_argument("--calls", type=int, default=None,
+                   help="planning-speed: timed calls per agent (default 20 on CUDA, 3 on CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    profile_opt(p)
+    p.set_defaults(func=cmd_run)
+
+    p = add("report", "Tables (CSV, Markdown) and plots from finished evaluations, beside the paper's numbers.")
+    p.add_argument("--root", default="runs", help="folder holding summary.csv and train/ (a run's --out)")
+    p.add_argument("--out", default=None, help="output folder (default ROOT/report)")
+    p.add_argument("--profile", default=None, help="only this profile (default: every profile found)")
+    p.set_defaults(func=cmd_report)
 
     p = add("bench", "Performance benchmarks; print figures (and ratios measured in the same run).")
     p.add_argument("what", choices=["envs", "data", "train", "planning"],

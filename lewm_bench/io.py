@@ -29,3 +29,12 @@ def write_csv(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
     tmp = path.with_name(path.name + ".tmp")
     table.to_csv(tmp, index=False)
     os.replace(tmp, path)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (Markdown, reports), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -88,7 +88,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", _data(
         two_room=DataProfile(12, 40, 16),
         pusht=DataProfile(6, 30, 16),
-        cube=DataProfile(3, 20, 16, _kw(fast_render=True)),
+        cube=DataProfile(4, 40, 16, _kw(fast_render=True)),
     ), lewm=LeWMConfig(
         encoder=EncoderConfig(kind="vit", patch_size=4, depth=1, heads=2),
         predictor=PredictorConfig(depth=1, heads=2, head_dim=16, mlp_dim=64),

@@ -33,7 +33,7 @@ import pandas as pd
 
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.protocol import wilson_interval
-from lewm_bench.io import write_csv
+from lewm_bench.io import write_csv, write_text
 
 PAPER_SUCCESS: dict[str, dict[str, float]] = {
     "two-room": {"lewm": 0.87, "pldm": 0.97, "dinowm": 1.00, "random": 0.00},
@@ -98,7 +98,7 @@ def build_report(root: str | os.PathLike[str] = "runs", out: str | os.PathLike[s
     files = [out_dir / name for name in ("results.csv", "results.md", "success.png", "planning_time.png",
                                          "straightness.png")]
     write_csv(files[0], table)
-    _write_text(files[1], results_markdown(table))
+    write_text(files[1], results_markdown(table))
     _save(_plot_success(table, profiles), files[2])
     _save(_plot_planning_time(table, profiles), files[3])
     _save(_plot_straightness(logs, profiles, root / "train"), files[4])
@@ -304,13 +304,6 @@ def _figure(rows: int, cols: int, panel: tuple[float, float]):
 def _save(fig, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, format="png", dpi=120)
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
     os.replace(tmp, path)
 
 

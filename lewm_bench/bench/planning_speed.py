@@ -1,0 +1,135 @@
+"""``lewm-bench run --suite planning-speed``: the paper's planning-time table (Fig. 3 view).
+
+Planning time per call of LeWM, PLDM and DINO-WM-style at the profile's architectures (``paper``:
+the paper's, with CEM 300 x 30, top 30, horizon 5), one episode at a time as in the paper, with
+random weights (the time does not depend on them), on this machine's device. Where a full call is
+infeasible (DINO-WM at ``paper`` size on a CPU: ~45 min per call) the call is timed with a few CEM
+iterations and the 30-iteration time is extrapolated as encode + iterations x per-iteration time;
+such rows say so in ``measured``. Speed-ups are against DINO-WM measured in the same run; the
+paper's figures (0.98 s vs 47 s per call on one NVIDIA L40S, 48x) sit beside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from lewm_bench.bench.common import machine
+from lewm_bench.io import write_csv, write_json, write_text
+from lewm_bench.planning.cem import CEM
+from lewm_bench.profiles import Profile
+from lewm_bench.registry import get_agent
+from lewm_bench.report import PAPER_PLAN_TIME_S as PAPER_SECONDS
+
+AGENTS = ("lewm", "pldm", "dinowm")
+COLUMNS = ["agent", "plan_time_s", "measured", "speedup_vs_dinowm", "paper_plan_time_s", "paper_speedup",
+           "tokens_per_frame", "encoder_tokens_per_frame", "predictor_tokens_per_call", "params_trainable",
+           "params_frozen", "image_size", "cem", "device"]
+
+
+def planning_speed(profile: Profile, out: str | Path, calls: int | None = None, warmup: int | None = None,
+                   partial_iterations: int = 3, full_limit_s: float = 120.0) -> pd.DataFrame:
+    """Measure the table and write ``planning_speed.{csv,md,json,png}`` to ``out``.
+
+    Args:
+        calls: timed calls per agent (default 20 on CUDA, 3 on CPU) after ``warmup`` (3 / 1).
+        partial_iterations: CEM iterations timed when a full call is estimated to exceed ``full_limit_s``.
+    """
+    from lewm_bench.evaluation.run import predictor_tokens_per_call
+    from lewm_bench.models.layers import count_parameters
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    calls = calls or (20 if device.type == "cuda" else 3)
+    warmup = warmup if warmup is not None else (3 if device.type == "cuda" else 1)
+    cem = profile.cem
+    image = profile.data_for("pusht").image_size
+    rows: list[dict[str, Any]] = []
+    for agent in AGENTS:
+        cls = get_agent(agent).cls
+        torch.manual_seed(0)
+        model = cls(cls.default_config(profile), image, 2 * profile.frameskip).to(device).eval()
+        probe = _time(model, CEM(dataclasses.replace(cem, iterations=1)), image, device, 1, 0)[0]
+        if probe * cem.iterations <= full_limit_s:
+            times = _time(model, CEM(cem), image, device, calls, warmup)
+            seconds, measured = statistics.median(times), f"median of {calls} full calls"
+        else:  # per-iteration time from calls of k and 1 iterations; the 1-iteration call carries the encoding
+            k = max(partial_iterations, 2)
+            t_k = _time(model, CEM(dataclasses.replace(cem, iterations=k)), image, device, 1, 0)[0]
+            per_iter = (t_k - probe) / (k - 1)
+            seconds = probe + (cem.iterations - 1) * per_iter
+            measured = (f"extrapolated: {per_iter:.1f} s per iteration from calls of {k} and 1 iterations, "
+                        f"x {cem.iterations}")
+        tokens = model.tokens_per_frame
+        rows.append({"agent": agent, "plan_time_s": seconds, "measured": measured,
+                     "paper_plan_time_s": PAPER_SECONDS.get(agent), "tokens_per_frame": tokens,
+                     "encoder_tokens_per_frame": model.encoder_tokens_per_frame,
+                     "predictor_tokens_per_call": predictor_tokens_per_call(cem, 1, model.history, tokens),
+                     "params_trainable": count_parameters(model, True), "params_frozen": count_parameters(model, False),
+                     "image_size": image, "cem": f"{cem.candidates}x{cem.iterations} top{cem.elites} h{cem.horizon}",
+                     "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)})
+        del model
+    dino = next(r["plan_time_s"] for r in rows if r["agent"] == "dinowm")
+    for r in rows:
+        r["speedup_vs_dinowm"] = dino / r["plan_time_s"]
+        paper = PAPER_SECONDS.get(r["agent"])
+        r["paper_speedup"] = PAPER_SECONDS["dinowm"] / paper if paper else None
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    out = Path(out)
+    write_csv(out / "planning_speed.csv", table)
+    write_json(out / "planning_speed.json", {"profile": profile.name, "machine": machine(), "rows": rows})
+    write_text(out / "planning_speed.md", _markdown(table, profile))
+    _plot(table, profile, out / "planning_speed.png")
+    return table
+
+
+def _time(model, planner: CEM, image: int, device: torch.device, calls: int, warmup: int) -> list[float]:
+    frames = torch.randint(0, 256, (1, 1, 3, image, image), dtype=torch.uint8, device=device)
+    goal = torch.randint(0, 256, (1, 3, image, image), dtype=torch.uint8, device=device)
+    past = torch.zeros(1, 0, model.action_dim, device=device)
+    return [planner.solve(model, frames, past, goal, seeds=[k]).seconds for k in range(warmup + calls)][warmup:]
+
+
+def _markdown(table: pd.DataFrame, profile: Profile) -> str:
+    def fmt(v: Any, spec: str) -> str:
+        return "—" if v is None or (isinstance(v, float) and v != v) else format(v, spec)
+
+    lines = [f"Planning time per call, one episode at a time (profile `{profile.name}`, CEM {table.cem.iloc[0]}, "
+             f"device {table.device.iloc[0]}, random weights)", "",
+             "| agent | ours (s/call) | speed-up vs DINO-WM | paper (s/call) | paper speed-up | tokens/frame | "
+             "predictor tokens/call | params trainable | params frozen | how measured |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.agent} | {fmt(r.plan_time_s, '.3g')} | {fmt(r.speedup_vs_dinowm, '.1f')}× | "
+                     f"{fmt(r.paper_plan_time_s, 'g')} | {fmt(r.paper_speedup, '.0f')}{'×' if r.paper_speedup else ''}"
+                     " | "
+                     f"{r.tokens_per_frame} | {r.predictor_tokens_per_call:,} | {r.params_trainable:,} | "
+                     f"{r.params_frozen:,} | {r.measured} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(table: pd.DataFrame, profile: Profile, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    x = range(len(table))
+    ax.bar([i - 0.2 for i in x], table.plan_time_s, 0.4, label=f"ours ({table.device.iloc[0]})", color="tab:blue")
+    paper = table.paper_plan_time_s.astype(float)
+    ax.bar([i + 0.2 for i in x], paper.fillna(0), 0.4, label="paper (NVIDIA L40S)", color="tab:gray", hatch="//")
+    for i, r in enumerate(table.itertuples()):
+        ax.text(i - 0.2, r.plan_time_s, f"{r.plan_time_s:.3g}s\n{r.speedup_vs_dinowm:.0f}×", ha="center",
+                va="bottom", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(list(x), [f"{a}\n{t} tok/frame" for a, t in zip(table.agent, table.tokens_per_frame)])
+    ax.set_ylabel("seconds per planning call (log)")
+    ax.set_title(f"CEM planning time per call, profile {profile.name}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(path)

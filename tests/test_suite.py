@@ -1,0 +1,124 @@
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from lewm_bench import cli
+from lewm_bench.baselines.pldm import PLDM
+from lewm_bench.bench.planning_speed import planning_speed
+from lewm_bench.errors import LewmBenchError
+from lewm_bench.evaluation.run import SUMMARY_COLUMNS
+from lewm_bench.profiles import PROFILES
+from lewm_bench.suite import plan_jobs, run_suite
+
+SMOKE = PROFILES["smoke"]
+
+
+def lewm_bench(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lewm_bench.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=dict(os.environ, MUJOCO_GL="egl"))
+
+
+@pytest.fixture(scope="module")
+def smoke_suite(tmp_path_factory):
+    root = tmp_path_factory.mktemp("suite")
+    proc = lewm_bench("run", "--suite", "smoke", "--out", str(root / "runs"), "--no-progress", cwd=root)
+    return root / "runs", proc
+
+
+def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
+    runs, proc = smoke_suite
+    assert proc.returncode == 0, proc.stderr
+    assert "24 jobs — 24 done, 0 skipped, 0 failed, 0 blocked" in proc.stdout
+    summary = pd.read_csv(runs / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert len(summary) == 12 and set(summary.agent) == {"lewm", "pldm", "dinowm", "random"}
+    assert set(summary.env) == {"two-room", "pusht", "cube"} and set(summary.profile) == {"smoke"}
+    assert set(summary[summary.agent == "dinowm"].encoder) == {"self-pretrained"}
+    for name in ("results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"):
+        assert (runs / "report" / name).stat().st_size > 0
+    jobs = pd.read_csv(runs / "suite.csv")
+    assert len(jobs) == 24 and set(jobs.status) == {"done"} and (jobs.seconds > 0).all()
+    assert "| Two-Room |" in (runs / "report" / "results.md").read_text()
+
+
+def test_rerun_skips_finished_jobs(smoke_suite):
+    runs, _ = smoke_suite
+    proc = lewm_bench("run", "--suite", "smoke", "--out", str(runs), "--no-progress", cwd=runs.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert "24 jobs — 0 done, 24 skipped, 0 failed, 0 blocked" in proc.stdout
+    assert (pd.read_csv(runs / "suite.csv").seconds > 0).all()  # the times of the run that did the work
+
+
+def test_a_failing_job_is_reported_without_losing_the_others(tmp_path, monkeypatch, capsys):
+    def broken(self, frames, actions, generator=None):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(PLDM, "forward", broken)
+    code = cli.main(["run", "--suite", "smoke", "--envs", "two-room", "--agents", "lewm,pldm,random",
+                     "--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "2 of 6 jobs did not finish" in err
+    assert "failed: train/two-room/pldm/seed0: RuntimeError: injected failure" in err
+    assert "blocked: eval/two-room/pldm/seed0: depends on train/two-room/pldm/seed0" in err
+    jobs = pd.read_csv(tmp_path / "suite.csv").set_index("name")
+    assert jobs.loc["eval/two-room/lewm/seed0", "status"] == "done"
+    assert jobs.loc["eval/two-room/random/seed0", "status"] == "done"
+    assert set(pd.read_csv(tmp_path / "summary.csv").agent) == {"lewm", "random"}
+    # the fixed job runs on the next invocation; the finished ones are skipped
+    monkeypatch.undo()
+    result = run_suite("smoke", SMOKE, tmp_path, envs=("two-room",), agents=("lewm", "pldm", "random"),
+                       progress=False)
+    status = {r.name: r.status for r in result.records}
+    assert status["train/two-room/pldm/seed0"] == "done" and status["eval/two-room/lewm/seed0"] == "skipped"
+    assert not result.failures
+
+
+def test_a_job_made_with_another_config_is_not_overwritten(tmp_path):
+    run_suite("smoke", SMOKE, tmp_path, envs=("two-room",), agents=("random",), progress=False)
+    record = tmp_path / "jobs" / "eval__two-room__random__seed0.json"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps(dict(data, key="0123456789abcdef")))
+    result = run_suite("smoke", SMOKE, tmp_path, envs=("two-room",), agents=("random",), progress=False)
+    (failed,) = result.failures
+    assert failed.name == "eval/two-room/random/seed0" and "made with another configuration" in failed.error
+    assert json.loads(record.read_text())["key"] == "0123456789abcdef"
+    forced = run_suite("smoke", SMOKE, tmp_path, envs=("two-room",), agents=("random",), progress=False, force=True)
+    assert not forced.failures
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(LewmBenchError, match="unknown suite 'everything'; valid suites: all, smoke, planning-speed"):
+        run_suite("everything", SMOKE, tmp_path)
+    with pytest.raises(LewmBenchError, match="unknown env 'mars'; valid envs: two-room, pusht, cube"):
+        plan_jobs(SMOKE, ("mars",), ("lewm",), (0,), tmp_path)
+    with pytest.raises(LewmBenchError, match="unknown agent 'dreamer'; valid agents: dinowm, lewm, pldm, random"):
+        plan_jobs(SMOKE, ("pusht",), ("dreamer",), (0,), tmp_path)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "suite.json").write_text(json.dumps({"suite_format": 0}))
+    with pytest.raises(LewmBenchError, match="suite format 0 .* nothing was changed — use another --out"):
+        run_suite("smoke", SMOKE, tmp_path / "old")
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["suite.json"]
+
+
+def test_job_keys_change_with_the_config():
+    a = {j.name: j.key for j in plan_jobs(SMOKE, ("pusht",), ("lewm",), (0, 1), __import__("pathlib").Path("r"))}
+    assert len(set(a.values())) == len(a) == 5  # collect, 2 trains, 2 evals
+    cpu = {j.name: j.key for j in plan_jobs(PROFILES["cpu"], ("pusht",), ("lewm",), (0, 1),
+                                            __import__("pathlib").Path("r"))}
+    assert all(a[k] != cpu[k] for k in a)
+
+
+def test_planning_speed_table_has_ratios(tmp_path):
+    table = planning_speed(SMOKE, tmp_path, calls=2, warmup=0)
+    assert list(table.agent) == ["lewm", "pldm", "dinowm"]
+    assert table.set_index("agent").speedup_vs_dinowm["dinowm"] == pytest.approx(1.0)
+    assert (table.speedup_vs_dinowm > 0).all() and table.paper_speedup.iloc[0] == pytest.approx(47 / 0.98)
+    assert list(table.tokens_per_frame) == [1, 1, 16]
+    for name in ("planning_speed.csv", "planning_speed.md", "planning_speed.json", "planning_speed.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    estimated = planning_speed(SMOKE, tmp_path / "est", calls=1, warmup=0, full_limit_s=0.0)
+    assert estimated.measured.str.startswith("extrapolated").all()
