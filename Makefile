@@ -10,7 +10,7 @@ setup:
 	@bash scripts/setup.sh
 
 run: setup
-	$(BIN)/lewm-bench collect --env all $(if $(PROFILE),--profile $(PROFILE))
+	$(BIN)/lewm-bench run --suite all $(if $(PROFILE),--profile $(PROFILE))
 
 test: setup
 	$(BIN)/python -m pytest -q

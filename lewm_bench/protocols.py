@@ -11,13 +11,18 @@ from torch import Tensor
 class WorldModel(Protocol):
     """What a planner needs from a world model: encode frames, roll out embeddings under actions."""
 
-    embed_dim: int
+    history: int
+    """Frames of context the predictor was trained with (the planner's context is at most this)."""
     tokens_per_frame: int
     """Latent tokens per frame seen by the predictor."""
     encoder_tokens_per_frame: int
 
     def encode(self, frames: Tensor) -> Tensor:
         """Frames (B, T, 3, H, W) -> embeddings (B, T, ...)."""
+        ...
+
+    def predict(self, embeddings: Tensor, actions: Tensor) -> Tensor:
+        """Teacher-forced next-embedding predictions for every frame: (B, T, ...), (B, T, A) -> (B, T, ...)."""
         ...
 
     def rollout(self, history: Tensor, actions: Tensor) -> Tensor:

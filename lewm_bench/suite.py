@@ -113,7 +113,7 @@ def resolve_suite(name: str) -> SuiteSpec:
 
 def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], seeds: tuple[int, ...],
               root: Path) -> list[Job]:
-    """The jobs of the grid, in an order that respects dependencies (collect, then train, then eval)."""
+    """The jobs of the grid in dependency order: per env, collect, then the trainings, then the evaluations."""
     from lewm_bench.collect.policies import make_collector
     from lewm_bench.collect.runner import CollectConfig
     from lewm_bench.evaluation.protocol import PROTOCOLS
@@ -144,8 +144,9 @@ def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], 
                 jobs.append(Job("eval", env, agent, seed, dict(
                     base, agent=agent, seed=seed, cem=dataclasses.asdict(profile.cem),
                     protocol=dataclasses.asdict(protocol), context=1, upstream=upstream.key), (upstream.name,)))
+    # env by env (collect, trains, evals), so that an interrupted suite has finished whole environments
     order = {"collect": 0, "train": 1, "eval": 2}
-    return sorted(jobs, key=lambda j: order[j.stage])  # stable: the grid order within a stage
+    return sorted(jobs, key=lambda j: (envs.index(j.env), order[j.stage]))
 
 
 def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs", envs: tuple[str, ...] | None = None,

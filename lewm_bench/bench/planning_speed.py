@@ -105,8 +105,7 @@ def _markdown(table: pd.DataFrame, profile: Profile) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         lines.append(f"| {r.agent} | {fmt(r.plan_time_s, '.3g')} | {fmt(r.speedup_vs_dinowm, '.1f')}× | "
-                     f"{fmt(r.paper_plan_time_s, 'g')} | {fmt(r.paper_speedup, '.0f')}{'×' if r.paper_speedup else ''}"
-                     " | "
+                     f"{fmt(r.paper_plan_time_s, 'g')} | {fmt(r.paper_speedup, '.0f')}{'×' * (r.paper_speedup > 0)} | "
                      f"{r.tokens_per_frame} | {r.predictor_tokens_per_call:,} | {r.params_trainable:,} | "
                      f"{r.params_frozen:,} | {r.measured} |")
     return "\n".join(lines) + "\n"
