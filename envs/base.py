@@ -80,6 +80,27 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
     def _reset_simulator(self) -> None:
         """Rebuild simulator objects at the start of an episode (default: nothing to rebuild)."""
 
+    # ------------------------------------------------- physical-understanding analyses (SPEC §7)
+    def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``state`` with the agent (or the manipulated object) jumped to a random valid place.
+
+        Draws that would be impossible (inside a wall, overlapping another body, too small a jump
+        to see) are redrawn, never applied.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement teleport(state, rng) -> np.ndarray")
+
+    def physical_quantities(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Named physical quantities of ``state`` that probes try to read from embeddings."""
+        raise NotImplementedError(f"{type(self).__name__} must implement physical_quantities(state) -> dict")
+
+    def _redraw(self, draw, valid, what: str, tries: int = 1000) -> np.ndarray:
+        """The first of ``draw()`` that is ``valid``; an error after ``tries`` impossible draws."""
+        for _ in range(tries):
+            candidate = draw()
+            if valid(candidate):
+                return candidate
+        raise RuntimeError(f"{type(self).__name__}: no valid {what} in {tries} draws")
+
     # ----------------------------------------------------------------------- public contract
     def set_state(self, state: np.ndarray) -> None:
         """Set the full physical state exactly (as stored in a dataset's ``states`` column)."""

@@ -54,6 +54,8 @@ from lewm_bench.envs.base import GoalEnv
 
 SUCCESS_RADIUS = 0.04
 CUBE_POS = slice(14, 17)
+CUBE_AREA = (np.array([0.3, -0.3]), np.array([0.55, 0.3]))
+"""OGBench's cube sampling area (x, y) in metres: lower and upper corners."""
 N_QPOS, N_QVEL = 21, 20
 
 
@@ -119,6 +121,30 @@ class CubeEnv(GoalEnv):
 
     def _render(self) -> np.ndarray:
         return self._sim.render(camera="front_pixels").copy()
+
+    def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The cube jumps (at rest, orientation kept) to a uniform place in OGBench's cube sampling area,
+        at least 8 cm from where it was and 8 cm (horizontally) from the gripper."""
+        gripper = self.physical_quantities(state)["effector position"]
+
+        def draw() -> np.ndarray:
+            new = np.array(state, dtype=np.float64)
+            new[CUBE_POS.start:CUBE_POS.start + 2] = rng.uniform(CUBE_AREA[0], CUBE_AREA[1])
+            new[N_QPOS + 14:N_QPOS + 20] = 0.0  # the cube's free-joint velocity
+            return new
+
+        return self._redraw(draw, lambda s: np.linalg.norm(s[CUBE_POS] - state[CUBE_POS]) >= 0.08
+                            and np.linalg.norm(s[CUBE_POS][:2] - gripper[:2]) >= 0.08, "cube teleport")
+
+    def physical_quantities(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """End-effector (pinch site) and cube positions in metres; sets the simulator to ``state``."""
+        import mujoco
+
+        sim = self._sim
+        self._set_state(np.asarray(state, np.float64))
+        mujoco.mj_kinematics(sim.model, sim.data)
+        return {"effector position": sim.data.site_xpos[sim._pinch_site_id].astype(np.float64).copy(),
+                "cube position": np.asarray(state[CUBE_POS], np.float64)}
 
     def _use_fast_renderer(self) -> None:
         """Recreate OGBench's renderer without multisampling and with shadows off."""

@@ -109,6 +109,22 @@ class PushTEnv(GoalEnv):
         return np.array([rng.integers(50, 450), rng.integers(50, 450), rng.integers(100, 400),
                          rng.integers(100, 400), rng.uniform(-np.pi, np.pi), 0.0, 0.0], dtype=np.float64)
 
+    def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The block jumps to a uniform position in [100, 412]^2 (its angle kept), at least 60 px from
+        where it was and 70 px from the agent's centre, so that it overlaps nothing."""
+        def draw() -> np.ndarray:
+            new = np.array(state, dtype=np.float64)
+            new[2:4] = rng.uniform(100.0, WORLD - 100.0, 2)
+            return new
+
+        return self._redraw(draw, lambda s: np.hypot(*(s[2:4] - state[2:4])) >= 60.0
+                            and np.hypot(*(s[2:4] - s[0:2])) >= 70.0, "block teleport")
+
+    def physical_quantities(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        return {"agent position": np.asarray(state[0:2], np.float64),
+                "block position": np.asarray(state[2:4], np.float64),
+                "block angle (sin, cos)": np.array([np.sin(state[4]), np.cos(state[4])])}
+
     def _simulate(self, action: np.ndarray) -> None:
         sim = self._sim
         target = np.clip(np.array(sim.agent.position) + ACTION_SCALE * action, 0.0, WORLD)

@@ -95,6 +95,14 @@ def move(pos: np.ndarray, delta: np.ndarray) -> np.ndarray:
     return np.array([min(max(nx, lo), hi), min(max(ny, lo), hi)])
 
 
+def is_free(pos: np.ndarray) -> bool:
+    """True when ``pos`` is inside the arena and not inside the wall (the door counts as free)."""
+    x, y = float(pos[0]), float(pos[1])
+    inside = BORDER <= x <= CANVAS - BORDER and BORDER <= y <= CANVAS - BORDER
+    in_wall = WALL_X_LO < x < WALL_X_HI and not DOOR_Y_LO <= y <= DOOR_Y_HI
+    return inside and not in_wall
+
+
 def sample_room_position(rng: np.random.Generator, room: int, margin: float = 0.0) -> np.ndarray:
     """Uniform position inside one room, at least ``margin`` units from its walls."""
     x_lo, x_hi = (BORDER, WALL_X_LO) if room == 0 else (WALL_X_HI, CANVAS - BORDER)
@@ -131,6 +139,14 @@ class TwoRoomEnv(GoalEnv):
 
     def _simulate(self, action: np.ndarray) -> None:
         self._pos = move(self._pos, action * SPEED)
+
+    def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The agent jumps to a uniform position in either room, at least 8 units away (never into a wall)."""
+        return self._redraw(lambda: sample_room_position(rng, int(rng.integers(2)), margin=1.0),
+                            lambda p: is_free(p) and np.hypot(*(p - state[:2])) >= 8.0, "teleport")
+
+    def physical_quantities(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        return {"agent position": np.asarray(state[:2], np.float64)}
 
     def _draw_background(self) -> np.ndarray:
         n = self.image_size

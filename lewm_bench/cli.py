@@ -196,7 +196,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     envs = tuple(_env_names(args.envs)) if args.envs else None
     result = run_suite(args.suite, profile, args.out, envs=envs, agents=split(args.agents), seeds=seeds,
                        force=args.force, progress=not args.no_progress)
-    counts = {s: sum(r.status == s for r in result.records) for s in ("done", "skipped", "failed", "blocked")}
+    counts = {s: sum(r.status == s for r in result.records)
+              for s in ("done", "skipped", "failed", "blocked", "n/a")}
     print(f"suite {args.suite} ({profile.name}) in {args.out}: {len(result.records)} jobs — "
           + ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {result.seconds:.0f} s")
     print("wall time per stage this run: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.stage_seconds().items()))
@@ -208,6 +209,23 @@ def cmd_run(args: argparse.Namespace) -> None:
             print(f"  {r.status}: {r.name}: {r.error}", file=sys.stderr)
         raise LewmBenchError(f"{len(result.failures)} of {len(result.records)} jobs did not finish (listed above; "
                              f"{Path(args.out) / 'suite.csv'}); fix them and rerun — finished jobs are kept")
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    import pandas as pd
+
+    from lewm_bench.analysis.run import analyze
+
+    profile = _profile(args)
+    voe = dataclasses.replace(profile.voe, trajectories=args.trajectories or profile.voe.trajectories)
+    table = analyze(args.kind, args.env, args.agent, profile, checkpoint=args.checkpoint, root=args.root,
+                    seed=args.seed, voe=voe)
+    out = Path(args.root) / "analysis" / args.env / f"{args.agent}-{profile.name}-seed{args.seed}"
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        print(table.to_string(index=False))
+    print(f"written: {out}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -382,6 +400,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     profile_opt(p)
     p.set_defaults(func=cmd_run)
+
+    p = add("analyze", "Physical understanding of a trained world model: voe (surprise at a teleport or a colour "
+                       "change, paired t-test) or probe (linear and MLP probes of physical quantities).")
+    p.add_argument("kind", choices=["voe", "probe"], help="voe: violation of expectation; probe: probing")
+    p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube)")
+    p.add_argument("--agent", default="lewm", help="world-model agent (lewm, pldm, dinowm or a plugin)")
+    p.add_argument("--checkpoint", default=None, help="run folder (default: ROOT/train/ENV/AGENT-PROFILE-seedS)")
+    p.add_argument("--root", default="runs", help="working folder; results go to ROOT/analysis/")
+    p.add_argument("--seed", type=int, default=0, help="seed of the trained run")
+    p.add_argument("--trajectories", type=int, default=None,
+                   help="voe: trajectories (default: the profile's, 40; at least 30 for a meaningful test)")
+    profile_opt(p)
+    p.set_defaults(func=cmd_analyze)
 
     p = add("report", "Tables (CSV, Markdown) and plots from finished evaluations, beside the paper's numbers.")
     p.add_argument("--root", default="runs", help="folder holding summary.csv and train/ (a run's --out)")

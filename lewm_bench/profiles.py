@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from lewm_bench.analysis.config import ProbeConfig, VoEConfig
 from lewm_bench.envs import ENVS
 from lewm_bench.models.lewm import EncoderConfig, LeWMConfig, PredictorConfig
 from lewm_bench.planning.cem import CEMConfig
@@ -45,6 +46,10 @@ class Profile:
     """Planner settings (paper: 300 candidates x 30 iterations, top 30, horizon 5)."""
     eval_episodes: int = 50
     """Evaluation episodes (the paper's 50)."""
+    voe: VoEConfig = field(default_factory=VoEConfig)
+    """Violation-of-expectation sizes (trajectories, frames, perturbation step)."""
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    """Probing sizes (frames, ridge, MLP steps)."""
 
     def data_for(self, env: str) -> DataProfile:
         if env not in self.data:
@@ -94,7 +99,9 @@ PROFILES: dict[str, Profile] = {
         predictor=PredictorConfig(depth=1, heads=2, head_dim=16, mlp_dim=64),
         width=32, projector_hidden=64, action_hidden=64, sigreg_directions=64,
     ), train=TrainConfig(epochs=2, steps_per_epoch=4, batch_size=16, lr=1e-3, eval_clips=32),
-        cem=CEMConfig(candidates=16, iterations=2, elites=4, horizon=2), eval_episodes=4),
+        cem=CEMConfig(candidates=16, iterations=2, elites=4, horizon=2), eval_episodes=4,
+        voe=VoEConfig(trajectories=8, frames=5, perturb_frame=3),
+        probe=ProbeConfig(train_frames=120, test_frames=40, mlp_steps=20)),
 }
 
 

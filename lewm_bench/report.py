@@ -98,7 +98,7 @@ def build_report(root: str | os.PathLike[str] = "runs", out: str | os.PathLike[s
     files = [out_dir / name for name in ("results.csv", "results.md", "success.png", "planning_time.png",
                                          "straightness.png")]
     write_csv(files[0], table)
-    write_text(files[1], results_markdown(table))
+    write_text(files[1], results_markdown(table) + analysis_markdown(root, profiles))
     _save(_plot_success(table, profiles), files[2])
     _save(_plot_planning_time(table, profiles), files[3])
     _save(_plot_straightness(logs, profiles, root / "train"), files[4])
@@ -180,6 +180,41 @@ def results_markdown(table: pd.DataFrame) -> str:
                   markdown_table(pd.DataFrame(speed, columns=speed_header)), "",
                   f"Profile `{profile}`; device(s): {devices}; commit(s): {commits}."]
     return "\n".join(parts) + "\n"
+
+
+def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
+    """The violation-of-expectation and probing tables of ``ROOT/analysis/`` (empty when there are none)."""
+    parts = []
+    voe_path, probe_path = Path(root) / "analysis" / "voe.csv", Path(root) / "analysis" / "probe.csv"
+    if voe_path.exists():
+        voe = pd.read_csv(voe_path)
+        voe = voe[voe.profile.isin(profiles)]
+        rows = [[r.profile, ENV_NAMES.get(r.env, r.env), _agent_name(r.agent), r.seed, r.variant, r.n, r.step,
+                 f"{r.surprise_perturbed:.4g}", f"{r.surprise_unperturbed:.4g}", f"{r.t_statistic:.2f}",
+                 f"{r.p_value:.2g}", f"{r.cohens_d:.2f}"] for r in voe.itertuples()]
+        parts += ["", "## Violation of expectation", "",
+                  "Surprise (prediction MSE of the next embedding) at the perturbation step, perturbed vs the same "
+                  "trajectories unperturbed; paired t-test. Paper: teleport significant (p < 0.01) in all three "
+                  "envs for LeWM, colour change weaker. Plots: `analysis/ENV/RUN/voe.png`.", "",
+                  markdown_table(pd.DataFrame(rows, columns=["profile", "env", "agent", "seed", "perturbation",
+                                                             "trajectories", "step", "surprise (perturbed)",
+                                                             "surprise (unperturbed)", "t", "p", "Cohen's d"]))]
+    if probe_path.exists():
+        probe = pd.read_csv(probe_path)
+        probe = probe[probe.profile.isin(profiles)]
+        probe = probe.assign(cell=[f"r {r.pearson_r:.3f} / MSE {r.mse:.3f}" for r in probe.itertuples()],
+                             agent=probe.agent.map(_agent_name))
+        wide = probe.pivot_table(index=["profile", "env", "quantity", "probe"], columns="agent", values="cell",
+                                 aggfunc="first", sort=False).reset_index()
+        wide["env"] = wide.env.map(lambda e: ENV_NAMES.get(e, e))
+        agents = [_agent_name(a) for a in _order(pd.read_csv(probe_path).agent, AGENT_ORDER)]
+        wide = wide[["profile", "env", "quantity", "probe"] + [a for a in agents if a in wide]]
+        parts += ["", "## Probing", "",
+                  "Probes trained on frozen embeddings of training-split frames, scored on held-out episodes; MSE in "
+                  "standardised units (1 = predicting the mean), Pearson r averaged over the quantity's components. "
+                  "Paper (PushT, LeWM, linear): agent r 0.974, block r 0.986, angle r 0.902.", "",
+                  markdown_table(wide)]
+    return "\n".join(parts) + ("\n" if parts else "")
 
 
 def markdown_table(df: pd.DataFrame) -> str:

@@ -1,7 +1,8 @@
 """``lewm-bench run --suite SUITE``: the grid env x agent x seed, from data to report.
 
 A suite is a list of jobs — collect one env's dataset, train one (env, agent, seed), evaluate one
-(env, agent, seed) — run in dependency order, then ``lewm-bench report``. Every job's identity is
+(env, agent, seed), and for world models the two physical-understanding analyses (``voe``,
+``probe``) — run in dependency order, then ``lewm-bench report``. Every job's identity is
 a hash of its full resolved configuration (and of the jobs it depends on). Its record
 (``ROOT/jobs/NAME.json``: key, status, seconds, error) makes a rerun skip finished jobs; an
 interrupted collection or training resumes from what it saved; ``force`` redoes everything. A job
@@ -26,6 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lewm_bench import __version__
+from lewm_bench.analysis.run import AnalysisSkipped
 from lewm_bench.envs import ENVS
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.io import write_csv, write_json
@@ -56,7 +58,7 @@ SPECIAL_SUITES = ("planning-speed",)
 @dataclass(frozen=True)
 class Job:
     stage: str
-    """``collect``, ``train`` or ``eval``."""
+    """``collect``, ``train``, ``eval``, ``voe`` or ``probe``."""
     env: str
     agent: str | None
     seed: int | None
@@ -79,7 +81,8 @@ class JobRecord:
     stage: str
     key: str
     status: str = "pending"
-    """``done``, ``skipped`` (done by an earlier run), ``failed`` or ``blocked`` (a dependency failed)."""
+    """``done``, ``skipped`` (done by an earlier run), ``failed``, ``blocked`` (a dependency failed)
+    or ``n/a`` (the job does not apply to the agent; ``error`` says why)."""
     seconds: float = 0.0
     """Wall time of the run that did the job (for a skipped job: of the earlier run)."""
     error: str | None = None
@@ -144,8 +147,11 @@ def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], 
                 jobs.append(Job("eval", env, agent, seed, dict(
                     base, agent=agent, seed=seed, cem=dataclasses.asdict(profile.cem),
                     protocol=dataclasses.asdict(protocol), context=1, upstream=upstream.key), (upstream.name,)))
+                for kind, sizes in (("voe", profile.voe), ("probe", profile.probe)):
+                    jobs.append(Job(kind, env, agent, seed, dict(base, agent=agent, seed=seed, sizes=dataclasses.asdict(
+                        sizes), upstream=upstream.key), (upstream.name,)))
     # env by env (collect, trains, evals), so that an interrupted suite has finished whole environments
-    order = {"collect": 0, "train": 1, "eval": 2}
+    order = {"collect": 0, "train": 1, "eval": 2, "voe": 3, "probe": 3}
     return sorted(jobs, key=lambda j: (envs.index(j.env), order[j.stage]))
 
 
@@ -185,6 +191,8 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
             record.status = "done"
         except KeyboardInterrupt:
             raise
+        except AnalysisSkipped as exc:  # e.g. a policy has no encoder to probe: not a failure
+            record.status, record.error = "n/a", str(exc)
         except Exception as exc:  # one failing job must not stop or lose the others
             record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
             tqdm.write(f"{job.name} failed: {record.error}")
@@ -217,6 +225,10 @@ def _run_job(job: Job, profile: Profile, root: Path, force: bool, progress: bool
         train(job.env, profile, agent=job.agent, seed=job.seed, out=default_run_dir(
             job.env, job.agent, profile, job.seed, root / "train"), resume=True, force=force, progress=progress,
             data_root=root / "data")
+    elif job.stage in ("voe", "probe"):
+        from lewm_bench.analysis.run import analyze
+
+        analyze(job.stage, job.env, job.agent, profile, root=root, seed=job.seed)
     else:
         from lewm_bench.evaluation.protocol import PROTOCOLS
         from lewm_bench.evaluation.run import evaluate

@@ -45,6 +45,9 @@ def test_collect_and_inspect_smoke_profile(tmp_path):
      "create it with: lewm-bench collect --env pusht --profile smoke"),
     (["train", "--env", "pusht", "--agent", "dreamer", "--profile", "smoke"],
      "valid agents: dinowm, lewm, pldm, random"),
+    (["analyze", "probe", "--env", "pusht", "--agent", "random", "--profile", "smoke"],
+     "agent 'random' is a policy without an encoder or predictor: nothing to probe; skipped"),
+    (["run", "--suite", "everything"], "unknown suite 'everything'; valid suites: all, smoke, planning-speed"),
     (["collect", "--env", "two-room", "--image-size", "4"], "image_size must be >= 8"),
     (["collect", "--env", "two-room", "--held-out-fraction", "1.5"], "held_out_fraction must be in [0, 1)"),
 ])

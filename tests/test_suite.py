@@ -32,7 +32,7 @@ def smoke_suite(tmp_path_factory):
 def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     runs, proc = smoke_suite
     assert proc.returncode == 0, proc.stderr
-    assert "24 jobs — 24 done, 0 skipped, 0 failed, 0 blocked" in proc.stdout
+    assert "48 jobs — 42 done, 0 skipped, 0 failed, 0 blocked, 6 n/a" in proc.stdout
     summary = pd.read_csv(runs / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert len(summary) == 12 and set(summary.agent) == {"lewm", "pldm", "dinowm", "random"}
@@ -41,7 +41,14 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     for name in ("results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"):
         assert (runs / "report" / name).stat().st_size > 0
     jobs = pd.read_csv(runs / "suite.csv")
-    assert len(jobs) == 24 and set(jobs.status) == {"done"} and (jobs.seconds > 0).all()
+    assert len(jobs) == 48 and set(jobs.status) == {"done", "n/a"} and (jobs.seconds > 0).all()
+    na = jobs[jobs.status == "n/a"]
+    assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/").all()
+    assert na.error.str.contains("policy without an encoder").all()
+    voe = pd.read_csv(runs / "analysis" / "voe.csv")
+    assert len(voe) == 18 and set(voe.variant) == {"teleport", "colour"} and voe.p_value.between(0, 1).all()
+    probe = pd.read_csv(runs / "analysis" / "probe.csv")
+    assert set(probe.agent) == {"lewm", "pldm", "dinowm"} and set(probe.probe) == {"linear", "mlp"}
     assert "| Two-Room |" in (runs / "report" / "results.md").read_text()
 
 
@@ -49,7 +56,7 @@ def test_rerun_skips_finished_jobs(smoke_suite):
     runs, _ = smoke_suite
     proc = lewm_bench("run", "--suite", "smoke", "--out", str(runs), "--no-progress", cwd=runs.parent)
     assert proc.returncode == 0, proc.stderr
-    assert "24 jobs — 0 done, 24 skipped, 0 failed, 0 blocked" in proc.stdout
+    assert "48 jobs — 0 done, 42 skipped, 0 failed, 0 blocked, 6 n/a" in proc.stdout
     assert (pd.read_csv(runs / "suite.csv").seconds > 0).all()  # the times of the run that did the work
 
 
@@ -61,7 +68,7 @@ def test_a_failing_job_is_reported_without_losing_the_others(tmp_path, monkeypat
     code = cli.main(["run", "--suite", "smoke", "--envs", "two-room", "--agents", "lewm,pldm,random",
                      "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and "2 of 6 jobs did not finish" in err
+    assert code == 2 and "4 of 12 jobs did not finish" in err
     assert "failed: train/two-room/pldm/seed0: RuntimeError: injected failure" in err
     assert "blocked: eval/two-room/pldm/seed0: depends on train/two-room/pldm/seed0" in err
     jobs = pd.read_csv(tmp_path / "suite.csv").set_index("name")
@@ -106,7 +113,7 @@ def test_bad_input(tmp_path):
 
 def test_job_keys_change_with_the_config():
     a = {j.name: j.key for j in plan_jobs(SMOKE, ("pusht",), ("lewm",), (0, 1), __import__("pathlib").Path("r"))}
-    assert len(set(a.values())) == len(a) == 5  # collect, 2 trains, 2 evals
+    assert len(set(a.values())) == len(a) == 9  # collect, then per seed: train, eval, voe, probe
     cpu = {j.name: j.key for j in plan_jobs(PROFILES["cpu"], ("pusht",), ("lewm",), (0, 1),
                                             __import__("pathlib").Path("r"))}
     assert all(a[k] != cpu[k] for k in a)

@@ -114,16 +114,19 @@ def _markdown(table: pd.DataFrame, profile: Profile) -> str:
 def _plot(table: pd.DataFrame, profile: Profile, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 3.6))
+    fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     x = range(len(table))
     ax.bar([i - 0.2 for i in x], table.plan_time_s, 0.4, label=f"ours ({table.device.iloc[0]})", color="tab:blue")
     paper = table.paper_plan_time_s.astype(float)
     ax.bar([i + 0.2 for i in x], paper.fillna(0), 0.4, label="paper (NVIDIA L40S)", color="tab:gray", hatch="//")
     for i, r in enumerate(table.itertuples()):
-        ax.text(i - 0.2, r.plan_time_s, f"{r.plan_time_s:.3g}s\n{r.speedup_vs_dinowm:.0f}×", ha="center",
-                va="bottom", fontsize=7)
+        secs = f"{r.plan_time_s:,.0f}" if r.plan_time_s >= 100 else f"{r.plan_time_s:.3g}"
+        note = " (extrapolated)" if r.measured.startswith("extrapolated") else ""
+        ratio = "reference" if r.agent == "dinowm" else f"{r.speedup_vs_dinowm:.0f}× vs DINO-WM"
+        ax.text(i - 0.2, r.plan_time_s, f"{secs} s{note}\n{ratio}", ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log")
+    ax.set_ylim(top=table.plan_time_s.max() * 20)
     ax.set_xticks(list(x), [f"{a}\n{t} tok/frame" for a, t in zip(table.agent, table.tokens_per_frame)])
     ax.set_ylabel("seconds per planning call (log)")
     ax.set_title(f"CEM planning time per call, profile {profile.name}", fontsize=10)

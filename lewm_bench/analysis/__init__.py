@@ -1,0 +1,1 @@
+"""Physical-understanding analyses of trained world models: violation of expectation and probing."""

@@ -1,0 +1,76 @@
+"""``lewm-bench analyze {voe,probe}``: run an analysis on a trained agent and write its tables.
+
+Outputs in ``ROOT/analysis/ENV/AGENT-PROFILE-seedS/``: ``voe_surprise.csv`` (every trajectory,
+variant and step), ``voe_tests.csv`` (paired t-tests at the perturbation step), ``voe.png``
+(surprise over time); ``probe.csv`` (MSE and Pearson r per quantity and probe). One row per run
+is also kept in ``ROOT/analysis/voe.csv`` and ``ROOT/analysis/probe.csv`` for the report.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from lewm_bench.analysis.config import ProbeConfig, VoEConfig
+from lewm_bench.analysis.probe import probe
+from lewm_bench.analysis.voe import plot_surprise, violation_of_expectation
+from lewm_bench.errors import LewmBenchError
+from lewm_bench.io import write_csv
+from lewm_bench.profiles import Profile
+from lewm_bench.registry import get_agent
+
+KINDS = ("voe", "probe")
+
+
+class AnalysisSkipped(LewmBenchError):
+    """The agent cannot be analysed (e.g. a policy without an encoder); the message says why."""
+
+
+def analyze(kind: str, env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None = None,
+            root: str | os.PathLike[str] = "runs", seed: int = 0, voe: VoEConfig | None = None,
+            probe_config: ProbeConfig | None = None) -> pd.DataFrame:
+    """Run one analysis with the profile's sizes (or ``voe`` / ``probe_config``); returns its table
+    (t-tests for ``voe``, scores for ``probe``)."""
+    voe, probe_config = voe or profile.voe, probe_config or profile.probe
+    from lewm_bench.evaluation.run import load_world_model
+    from lewm_bench.training.trainer import default_run_dir
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown analysis {kind!r}; valid: {', '.join(KINDS)}")
+    info = get_agent(agent)
+    if info.kind != "world_model":
+        raise AnalysisSkipped(f"agent {agent!r} is a {info.kind} without an encoder or predictor: nothing to "
+                              f"{'probe' if kind == 'probe' else 'surprise'}; skipped")
+    root = Path(root)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    checkpoint = checkpoint or default_run_dir(env, agent, profile, seed, root / "train")
+    model, ckpt = load_world_model(checkpoint, env, agent, device)
+    data_path = ckpt["config"]["data"]["path"]
+    out = root / "analysis" / env / f"{agent}-{profile.name}-seed{seed}"
+    keys = {"env": env, "agent": agent, "profile": profile.name, "seed": seed}
+    if kind == "voe":
+        table, tests = violation_of_expectation(model, env, data_path, profile.frameskip, voe, device)
+        write_csv(out / "voe_surprise.csv", table)
+        write_csv(out / "voe_tests.csv", tests)
+        plot_surprise(table, tests, f"{env} / {agent} ({profile.name}): surprise, {voe.trajectories} trajectories",
+                      out / "voe.png")
+        result = tests
+    else:
+        result = probe(model, env, data_path, probe_config, device)
+        write_csv(out / "probe.csv", result)
+    _upsert(root / "analysis" / f"{kind}.csv", result.assign(**keys), keys)
+    return result
+
+
+def _upsert(path: Path, rows: pd.DataFrame, keys: dict) -> None:
+    """Replace this run's rows in a shared table, atomically."""
+    if path.exists():
+        old = pd.read_csv(path)
+        same = pd.Series(True, index=old.index)
+        for k, v in keys.items():
+            same &= old[k].astype(str) == str(v)
+        rows = pd.concat([old[~same], rows], ignore_index=True)
+    write_csv(path, rows)

@@ -1,0 +1,171 @@
+"""Violation of expectation (SPEC §7): does the world model's surprise jump at an impossible event?
+
+Held-out trajectories of ``frames`` observations (``frameskip`` steps apart) are replayed in the
+simulator from their recorded start state with their recorded actions, three times:
+
+- ``none``: unperturbed;
+- ``teleport`` (physical): just before observation ``perturb_frame`` the agent (Two-Room), the
+  block (PushT) or the cube (Cube) jumps to a random valid place (:meth:`GoalEnv.teleport`);
+  the recorded actions then continue from there;
+- ``colour`` (visual): from observation ``perturb_frame`` on, every frame's RGB channels are
+  rotated (R, G, B) -> (B, R, G) — the scene's colours change, its physics does not.
+
+Surprise at observation t = mean squared error between the model's prediction of the embedding
+of t (from the embeddings of the previous ``history`` observations and the action blocks between
+them) and the embedding of the observed frame t. At the perturbation step, a paired t-test
+compares each perturbed trajectory's surprise with the same trajectory's unperturbed surprise;
+the effect size is Cohen's d of the paired differences.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from lewm_bench.analysis.config import VoEConfig
+from lewm_bench.data.dataset import open_dataset
+from lewm_bench.envs import make_env
+from lewm_bench.evaluation.mpc import ActionCodec
+
+VARIANTS = ("none", "teleport", "colour")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    episode: int
+    start: int
+    frames: dict[str, np.ndarray]
+    """Variant -> (frames, H, W, 3) uint8 observations."""
+    actions: np.ndarray
+    """((frames - 1) * frameskip, A) recorded env actions."""
+
+
+def rotate_colours(frame: np.ndarray) -> np.ndarray:
+    """(..., 3) RGB -> (B, R, G): the visual perturbation."""
+    return frame[..., [2, 0, 1]]
+
+
+def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frameskip: int, cfg: VoEConfig,
+                        split: str = "held_out") -> tuple[list[Trajectory], ActionCodec]:
+    """Draw ``cfg.trajectories`` (episode, start) pairs of ``split`` and replay each in the three variants."""
+    if not 1 <= cfg.perturb_frame < cfg.frames:
+        raise ValueError(f"perturb_frame must be in [1, frames); got {cfg.perturb_frame} with frames {cfg.frames}")
+    span = (cfg.frames - 1) * frameskip
+    rng = np.random.default_rng(cfg.seed)
+    with open_dataset(data_path, env_name) as ds:
+        steps = ds.episode_length - 1  # actions per episode
+        episodes = [int(e) for e in ds.split_episodes(split) if steps[e] >= span]
+        if not episodes:
+            raise ValueError(f"{data_path}: no {split} episode has {span} steps; use fewer --frames")
+        records = []
+        for e in rng.choice(episodes, cfg.trajectories):
+            start = int(rng.integers(steps[e] - span + 1))
+            row = int(ds.episode_start[e]) + start
+            records.append((int(e), start, ds.states[row], ds.actions[row:row + span]))
+        codec = ActionCodec(ds.action_mean.astype(np.float64), np.where(ds.action_std > 1e-6, ds.action_std, 1.0),
+                            frameskip)
+        env_kwargs = dict(ds.meta.env_kwargs)
+    env = make_env(env_name, **env_kwargs)
+    out = []
+    try:
+        for k, (episode, start, state, actions) in enumerate(records):
+            variants = {}
+            for variant in ("none", "teleport"):
+                obs, _ = env.reset(options={"state": state})
+                frames = [obs]
+                for t in range(1, cfg.frames):
+                    for a in actions[(t - 1) * frameskip:t * frameskip]:
+                        obs, *_ = env.step(a)
+                    if variant == "teleport" and t == cfg.perturb_frame:
+                        jumped = env.teleport(env.get_state(), np.random.default_rng([cfg.seed, k]))
+                        obs, _ = env.reset(options={"state": jumped})
+                    frames.append(obs)
+                variants[variant] = np.stack(frames)
+            colour = variants["none"].copy()
+            colour[cfg.perturb_frame:] = rotate_colours(colour[cfg.perturb_frame:])
+            variants["colour"] = colour
+            out.append(Trajectory(episode, start, variants, actions))
+    finally:
+        env.close()
+    return out, codec
+
+
+@torch.no_grad()
+def surprise(model: Any, frames: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """Surprise (B, T) of observations 1..T-1 (column 0 is NaN): frames (B, T, 3, H, W), blocks (B, T-1, A)."""
+    z = model.encode(frames)
+    h = model.history
+    out = torch.full(z.shape[:2], float("nan"))
+    for t in range(1, z.shape[1]):
+        lo = max(0, t - h)
+        pred = model.predict(z[:, lo:t], blocks[:, lo:t])[:, -1]
+        out[:, t] = (pred.float() - z[:, t].float()).pow(2).flatten(1).mean(-1).cpu()
+    return out
+
+
+def violation_of_expectation(model: Any, env_name: str, data_path: str | os.PathLike[str], frameskip: int,
+                             cfg: VoEConfig, device: torch.device | str = "cpu"
+                             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Surprise of every trajectory, variant and step, and the paired tests at the perturbation step.
+
+    Returns:
+        (surprise table: trajectory, episode, start, variant, t, surprise;
+         tests: variant, n, mean surprise perturbed / unperturbed at the step, t statistic, p value, Cohen's d).
+    """
+    trajectories, codec = replay_trajectories(env_name, data_path, frameskip, cfg)
+    blocks = torch.from_numpy(np.stack([codec.to_blocks(tr.actions) for tr in trajectories])).to(device)
+    rows, at_step = [], {}
+    for variant in VARIANTS:
+        frames = torch.from_numpy(np.stack([tr.frames[variant] for tr in trajectories])).permute(0, 1, 4, 2, 3)
+        s = torch.cat([surprise(model, frames[i:i + 64].to(device), blocks[i:i + 64])
+                       for i in range(0, len(frames), 64)]).numpy()
+        at_step[variant] = s[:, cfg.perturb_frame]
+        for i, tr in enumerate(trajectories):
+            rows += [{"trajectory": i, "episode": tr.episode, "start": tr.start, "variant": variant, "t": t,
+                      "surprise": float(s[i, t])} for t in range(1, cfg.frames)]
+    tests = []
+    for variant in VARIANTS[1:]:
+        diff = at_step[variant] - at_step["none"]
+        res = stats.ttest_rel(at_step[variant], at_step["none"])
+        tests.append({"variant": variant, "n": len(diff), "step": cfg.perturb_frame,
+                      "surprise_perturbed": float(at_step[variant].mean()),
+                      "surprise_unperturbed": float(at_step["none"].mean()),
+                      "t_statistic": float(res.statistic), "p_value": float(res.pvalue),
+                      "cohens_d": float(diff.mean() / diff.std(ddof=1)) if diff.std(ddof=1) > 0 else float("nan")})
+    return pd.DataFrame(rows), pd.DataFrame(tests)
+
+
+def plot_surprise(table: pd.DataFrame, tests: pd.DataFrame, title: str, path: Path) -> None:
+    """Mean surprise over time per variant with a 95% band; the perturbation step marked."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    step = int(tests.step.iloc[0])
+    for variant, colour in zip(VARIANTS, ("0.3", "tab:red", "tab:blue")):
+        g = table[table.variant == variant].groupby("t").surprise
+        mean, sem = g.mean(), g.sem()
+        label = variant
+        if variant != "none":
+            r = tests.set_index("variant").loc[variant]
+            label += f" (p = {r.p_value:.2g}, d = {r.cohens_d:.2f})"
+        ax.plot(mean.index, mean.values, marker="o", color=colour, label=label)
+        ax.fill_between(mean.index, mean - 1.96 * sem, mean + 1.96 * sem, color=colour, alpha=0.2)
+    ax.axvline(step, color="k", linestyle="--", linewidth=1)
+    ax.text(step, ax.get_ylim()[1], " perturbation", va="top", fontsize=8)
+    ax.set_xlabel("observation (frameskip steps apart)")
+    ax.set_ylabel("surprise (prediction MSE)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(path)

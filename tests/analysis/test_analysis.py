@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+
+from lewm_bench.analysis.config import ProbeConfig
+from lewm_bench.analysis.probe import fit_linear, predict_linear, probe_embeddings
+from lewm_bench.analysis.voe import rotate_colours, surprise
+from lewm_bench.envs import ENVS, make_env
+
+
+class LinearMotion:
+    """Embedding = the frame's mean pixel value; a predictor that knows it grows by one per step."""
+
+    history = 3
+
+    def encode(self, frames):
+        return frames.float().mean((2, 3, 4))[..., None]
+
+    def predict(self, z, actions):
+        return z + 1.0
+
+
+def test_surprise_of_an_unperturbed_trajectory_under_a_perfect_predictor_is_zero():
+    frames = torch.arange(6.0).view(1, 6, 1, 1, 1).expand(2, 6, 3, 4, 4).clone()
+    blocks = torch.zeros(2, 5, 2)
+    s = surprise(LinearMotion(), frames, blocks)
+    assert torch.isnan(s[:, 0]).all() and torch.equal(s[:, 1:], torch.zeros(2, 5))
+    frames[1, 3] += 5.0  # an impossible jump at step 3
+    s = surprise(LinearMotion(), frames, blocks)
+    assert s[1, 3] == pytest.approx(25.0) and s[0, 3] == 0 and s[1, 4] > 0
+
+
+def test_colour_rotation_is_visual_only():
+    frame = np.array([[[10, 20, 30]]], np.uint8)
+    assert rotate_colours(frame).tolist() == [[[30, 10, 20]]]
+
+
+@pytest.mark.parametrize("name", list(ENVS))
+def test_teleports_are_valid_and_visible(name):
+    env = make_env(name, image_size=16, **({"fast_render": True} if name == "cube" else {}))
+    rng = np.random.default_rng(0)
+    try:
+        for seed in range(5):
+            env.reset(seed=seed)
+            state = env.get_state()
+            jumped = env.teleport(state, rng)
+            assert jumped.shape == state.shape and not np.allclose(jumped, state)
+            env.reset(options={"state": jumped})  # a valid state the simulator accepts as is
+            np.testing.assert_allclose(env.get_state()[:len(state)], jumped, atol=1e-6)
+            if name == "two-room":
+                from lewm_bench.envs.two_room import is_free
+                assert is_free(jumped) and np.hypot(*(jumped - state)) >= 8
+            elif name == "pusht":
+                assert np.hypot(*(jumped[2:4] - state[2:4])) >= 60 and np.hypot(*(jumped[2:4] - jumped[:2])) >= 70
+                np.testing.assert_array_equal(jumped[[0, 1, 4]], state[[0, 1, 4]])
+            else:
+                from lewm_bench.envs.cube import CUBE_AREA, CUBE_POS
+                xy = jumped[CUBE_POS][:2]
+                assert np.all(xy >= CUBE_AREA[0]) and np.all(xy <= CUBE_AREA[1])
+                assert np.linalg.norm(jumped[CUBE_POS] - state[CUBE_POS]) >= 0.08
+            assert set(env.physical_quantities(state)) == {
+                "two-room": {"agent position"}, "pusht": {"agent position", "block position", "block angle (sin, cos)"},
+                "cube": {"effector position", "cube position"}}[name]
+    finally:
+        env.close()
+
+
+def test_impossible_teleports_are_redrawn_then_refused():
+    env = make_env("two-room", image_size=16)
+    calls = []
+
+    def draw():
+        calls.append(1)
+        return np.array([32.0, 40.0]) if len(calls) < 3 else np.array([10.0, 10.0])  # first two inside the wall
+
+    from lewm_bench.envs.two_room import is_free
+    assert env._redraw(draw, is_free, "teleport").tolist() == [10.0, 10.0] and len(calls) == 3
+    with pytest.raises(RuntimeError, match="no valid teleport in 5 draws"):
+        env._redraw(lambda: np.array([32.0, 40.0]), is_free, "teleport", tries=5)
+
+
+def test_probes_recover_a_known_linear_map():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(32, 2, generator=g)
+    x_train, x_test = torch.randn(600, 32, generator=g), torch.randn(200, 32, generator=g)
+    table = probe_embeddings(x_train, {"position": (x_train @ w).numpy()}, x_test, {"position": (x_test @ w).numpy()},
+                             ProbeConfig(ridge=1e-3, mlp_steps=300)).set_index("probe")
+    assert table.loc["linear", "pearson_r"] > 0.999 and table.loc["linear", "mse"] < 1e-3
+    assert table.loc["mlp", "pearson_r"] > 0.9
+    unrelated = probe_embeddings(x_train, {"noise": torch.randn(600, 1, generator=g).numpy()}, x_test,
+                                 {"noise": torch.randn(200, 1, generator=g).numpy()}, ProbeConfig(mlp_steps=50))
+    assert abs(unrelated.set_index("probe").loc["linear", "pearson_r"]) < 0.2
+
+
+def test_linear_probe_dual_form_matches_primal():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(20, 50, generator=g), torch.randn(20, 2, generator=g)
+    w = fit_linear(x, y, 0.5)  # 51 features > 20 samples: dual form
+    xb = torch.cat([x, torch.ones(20, 1)], 1).double()
+    primal = torch.linalg.solve(xb.T @ xb + 0.5 * torch.eye(51, dtype=torch.float64), xb.T @ y.double()).float()
+    torch.testing.assert_close(predict_linear(w, x), predict_linear(primal, x), atol=1e-4, rtol=1e-4)
