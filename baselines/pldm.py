@@ -37,7 +37,8 @@ class PLDMConfig(LeWMConfig):
     covariance_weight: float = 12.0
     """beta: squared off-diagonal covariance per frame over the batch."""
     time_similarity_weight: float = 0.2
-    """gamma: squared distance between consecutive embeddings."""
+    """gamma: squared distance between consecutive embeddings, averaged over dimensions (an MSE, like the
+    prediction term; SPEC writes the sum, which is D = 192 times larger)."""
     time_variance_weight: float = 0.7
     """zeta: variance hinge over the frames of each clip."""
     time_covariance_weight: float = 0.0

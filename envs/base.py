@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from lewm_bench.errors import LewmBenchError
+
 
 class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
     """Pixel-observation, continuous-action environment with settable state and a success test.
@@ -99,7 +101,8 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
             candidate = draw()
             if valid(candidate):
                 return candidate
-        raise RuntimeError(f"{type(self).__name__}: no valid {what} in {tries} draws")
+        raise LewmBenchError(f"{type(self).__name__}: no valid {what} in {tries} draws; the state leaves no room "
+                             "for one (choose other trajectories)")
 
     # ----------------------------------------------------------------------- public contract
     def set_state(self, state: np.ndarray) -> None:

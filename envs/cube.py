@@ -123,8 +123,9 @@ class CubeEnv(GoalEnv):
         return self._sim.render(camera="front_pixels").copy()
 
     def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The cube jumps (at rest, orientation kept) to a uniform place in OGBench's cube sampling area,
-        at least 8 cm from where it was and 8 cm (horizontally) from the gripper."""
+        """The cube jumps (velocity zeroed, orientation and height kept: a lifted cube then falls) to a
+        uniform place in OGBench's cube sampling area, at least 8 cm from where it was and 8 cm
+        (horizontally) from the gripper."""
         gripper = self.physical_quantities(state)["effector position"]
 
         def draw() -> np.ndarray:

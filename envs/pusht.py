@@ -111,14 +111,25 @@ class PushTEnv(GoalEnv):
 
     def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The block jumps to a uniform position in [100, 412]^2 (its angle kept), at least 60 px from
-        where it was and 70 px from the agent's centre, so that it overlaps nothing."""
+        where it was; draws where the T would touch the agent or a wall are redrawn."""
         def draw() -> np.ndarray:
             new = np.array(state, dtype=np.float64)
             new[2:4] = rng.uniform(100.0, WORLD - 100.0, 2)
             return new
 
-        return self._redraw(draw, lambda s: np.hypot(*(s[2:4] - state[2:4])) >= 60.0
-                            and np.hypot(*(s[2:4] - s[0:2])) >= 70.0, "block teleport")
+        previous = self.get_state()
+        try:
+            return self._redraw(draw, lambda s: np.hypot(*(s[2:4] - state[2:4])) >= 60.0 and not self.block_touches(s),
+                                "block teleport")
+        finally:
+            self._set_state(previous)
+
+    def block_touches(self, state: np.ndarray) -> bool:
+        """True when, in ``state``, the T block overlaps the agent or a wall (pymunk's own shape query)."""
+        self._set_state(state)
+        block = self._sim.block
+        return any(hit.shape.body is not block for shape in block.shapes
+                   for hit in self._sim.space.shape_query(shape))
 
     def physical_quantities(self, state: np.ndarray) -> dict[str, np.ndarray]:
         return {"agent position": np.asarray(state[0:2], np.float64),

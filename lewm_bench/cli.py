@@ -103,9 +103,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     for option, value in (("sigreg_weight", args.sigreg_weight), ("encoder_weights", args.encoder_weights)):
         if value is None:
             continue
-        if not any(f.name == option for f in dataclasses.fields(model_config or info.cls)):
-            raise ValueError(f"--{option.replace('_', '-')} does not apply to agent {args.agent!r} (its config has no "
-                             f"{option!r})")
+        used = model_config is not None and any(f.name == option for f in dataclasses.fields(model_config)) and (
+            option != "sigreg_weight" or "sigreg" in info.cls.loss_terms)
+        if not used:
+            raise ValueError(f"--{option.replace('_', '-')} does not apply to agent {args.agent!r} (its config or "
+                             "loss has no such setting)")
         model_config = dataclasses.replace(model_config, **{option: value})
     overrides = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "lr")
                  if getattr(args, k) is not None}
@@ -197,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     result = run_suite(args.suite, profile, args.out, envs=envs, agents=split(args.agents), seeds=seeds,
                        force=args.force, progress=not args.no_progress)
     counts = {s: sum(r.status == s for r in result.records)
-              for s in ("done", "skipped", "failed", "blocked", "n/a")}
+              for s in ("done", "skipped", "failed", "blocked", "not-applicable")}
     print(f"suite {args.suite} ({profile.name}) in {args.out}: {len(result.records)} jobs — "
           + ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {result.seconds:.0f} s")
     print("wall time per stage this run: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.stage_seconds().items()))

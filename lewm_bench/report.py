@@ -33,6 +33,7 @@ import pandas as pd
 
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.protocol import wilson_interval
+from lewm_bench.io import save_figure as _save
 from lewm_bench.io import write_csv, write_text
 
 PAPER_SUCCESS: dict[str, dict[str, float]] = {
@@ -334,12 +335,6 @@ def _figure(rows: int, cols: int, panel: tuple[float, float]):
 
     fig = Figure(figsize=(panel[0] * cols, panel[1] * rows), layout="constrained")
     return fig, fig.subplots(rows, cols, squeeze=False)
-
-
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=120)
-    os.replace(tmp, path)
 
 
 def _order(values: Iterable[str], first: Iterable[str], last: Iterable[str] = ()) -> list[str]:

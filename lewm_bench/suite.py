@@ -82,7 +82,7 @@ class JobRecord:
     key: str
     status: str = "pending"
     """``done``, ``skipped`` (done by an earlier run), ``failed``, ``blocked`` (a dependency failed)
-    or ``n/a`` (the job does not apply to the agent; ``error`` says why)."""
+    or ``not-applicable`` (the job does not apply to the agent; ``error`` says why)."""
     seconds: float = 0.0
     """Wall time of the run that did the job (for a skipped job: of the earlier run)."""
     error: str | None = None
@@ -117,21 +117,17 @@ def resolve_suite(name: str) -> SuiteSpec:
 def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], seeds: tuple[int, ...],
               root: Path) -> list[Job]:
     """The jobs of the grid in dependency order: per env, collect, then the trainings, then the evaluations."""
-    from lewm_bench.collect.policies import make_collector
     from lewm_bench.collect.runner import CollectConfig
-    from lewm_bench.evaluation.protocol import PROTOCOLS
 
     for env in envs:
         if env not in ENVS:
             raise LewmBenchError(f"unknown env {env!r}; valid envs: {', '.join(ENVS)}")
     infos = {a: get_agent(a) for a in agents}  # unknown agents fail here, listing the valid names
     jobs: list[Job] = []
-    protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=profile.eval_episodes)
+    protocol = _protocol(profile)
     base = {"suite_format": SUITE_FORMAT, "profile": profile.name, "frameskip": profile.frameskip}
     for env in envs:
-        sizes = profile.data_for(env)
-        cc = CollectConfig(env=env, collector=make_collector(env), episodes=sizes.episodes, max_steps=sizes.max_steps,
-                           image_size=sizes.image_size, env_kwargs=dict(sizes.env_kwargs))
+        cc = CollectConfig.from_profile(env, profile)
         collect_job = Job("collect", env, None, None, dict(base, data=cc.metadata(), path=str(
             cc.default_path(root / "data"))))
         jobs.append(collect_job)
@@ -171,9 +167,8 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
         record = JobRecord(job.name, job.stage, job.key)
         records[job.name] = record
         blocked = [d for d in job.depends if records[d].status in ("failed", "blocked")]
-        if blocked:
+        if blocked:  # not saved: a record on disk always describes what is on disk
             record.status, record.error = "blocked", f"depends on {', '.join(blocked)}, which did not finish"
-            _save(root, record)
             continue
         previous = _load(root, job)
         if previous is not None and previous.get("status") == "done" and not force:
@@ -192,7 +187,7 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
         except KeyboardInterrupt:
             raise
         except AnalysisSkipped as exc:  # e.g. a policy has no encoder to probe: not a failure
-            record.status, record.error = "n/a", str(exc)
+            record.status, record.error = "not-applicable", str(exc)
         except Exception as exc:  # one failing job must not stop or lose the others
             record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
             tqdm.write(f"{job.name} failed: {record.error}")
@@ -212,13 +207,10 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
 
 def _run_job(job: Job, profile: Profile, root: Path, force: bool, progress: bool, workers: int | None) -> None:
     if job.stage == "collect":
-        from lewm_bench.collect.policies import make_collector
         from lewm_bench.collect.runner import CollectConfig, collect
 
-        sizes = profile.data_for(job.env)
-        cfg = CollectConfig(env=job.env, collector=make_collector(job.env), episodes=sizes.episodes,
-                            max_steps=sizes.max_steps, image_size=sizes.image_size, env_kwargs=dict(sizes.env_kwargs))
-        collect(cfg, job.config["path"], workers=workers or os.cpu_count() or 1, force=force, progress=progress)
+        collect(CollectConfig.from_profile(job.env, profile), job.config["path"],
+                workers=workers or os.cpu_count() or 1, force=force, progress=progress)
     elif job.stage == "train":
         from lewm_bench.training.trainer import default_run_dir, train
 
@@ -230,11 +222,16 @@ def _run_job(job: Job, profile: Profile, root: Path, force: bool, progress: bool
 
         analyze(job.stage, job.env, job.agent, profile, root=root, seed=job.seed)
     else:
-        from lewm_bench.evaluation.protocol import PROTOCOLS
         from lewm_bench.evaluation.run import evaluate
 
-        protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=profile.eval_episodes)
-        evaluate(job.env, job.agent, profile, seed=job.seed, protocol=protocol, root=root)
+        evaluate(job.env, job.agent, profile, seed=job.seed, protocol=_protocol(profile), root=root)
+
+
+def _protocol(profile: Profile):
+    """The paper's protocol with the profile's number of evaluation episodes."""
+    from lewm_bench.evaluation.protocol import PROTOCOLS
+
+    return dataclasses.replace(PROTOCOLS["paper"], episodes=profile.eval_episodes)
 
 
 def _record_path(root: Path, name: str) -> Path:

@@ -32,7 +32,7 @@ def smoke_suite(tmp_path_factory):
 def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     runs, proc = smoke_suite
     assert proc.returncode == 0, proc.stderr
-    assert "48 jobs — 42 done, 0 skipped, 0 failed, 0 blocked, 6 n/a" in proc.stdout
+    assert "48 jobs — 42 done, 0 skipped, 0 failed, 0 blocked, 6 not-applicable" in proc.stdout
     summary = pd.read_csv(runs / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert len(summary) == 12 and set(summary.agent) == {"lewm", "pldm", "dinowm", "random"}
@@ -41,8 +41,8 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     for name in ("results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"):
         assert (runs / "report" / name).stat().st_size > 0
     jobs = pd.read_csv(runs / "suite.csv")
-    assert len(jobs) == 48 and set(jobs.status) == {"done", "n/a"} and (jobs.seconds > 0).all()
-    na = jobs[jobs.status == "n/a"]
+    assert len(jobs) == 48 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
+    na = jobs[jobs.status == "not-applicable"]
     assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/").all()
     assert na.error.str.contains("policy without an encoder").all()
     voe = pd.read_csv(runs / "analysis" / "voe.csv")
@@ -56,7 +56,7 @@ def test_rerun_skips_finished_jobs(smoke_suite):
     runs, _ = smoke_suite
     proc = lewm_bench("run", "--suite", "smoke", "--out", str(runs), "--no-progress", cwd=runs.parent)
     assert proc.returncode == 0, proc.stderr
-    assert "48 jobs — 0 done, 42 skipped, 0 failed, 0 blocked, 6 n/a" in proc.stdout
+    assert "48 jobs — 0 done, 42 skipped, 0 failed, 0 blocked, 6 not-applicable" in proc.stdout
     assert (pd.read_csv(runs / "suite.csv").seconds > 0).all()  # the times of the run that did the work
 
 

@@ -18,7 +18,7 @@ from lewm_bench.analysis.config import ProbeConfig, VoEConfig
 from lewm_bench.analysis.probe import probe
 from lewm_bench.analysis.voe import plot_surprise, violation_of_expectation
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.io import write_csv
+from lewm_bench.io import upsert_csv, write_csv
 from lewm_bench.profiles import Profile
 from lewm_bench.registry import get_agent
 
@@ -52,7 +52,7 @@ def analyze(kind: str, env: str, agent: str, profile: Profile, checkpoint: str |
     out = root / "analysis" / env / f"{agent}-{profile.name}-seed{seed}"
     keys = {"env": env, "agent": agent, "profile": profile.name, "seed": seed}
     if kind == "voe":
-        table, tests = violation_of_expectation(model, env, data_path, profile.frameskip, voe, device)
+        table, tests = violation_of_expectation(model, env, data_path, ckpt["config"]["frameskip"], voe, device)
         write_csv(out / "voe_surprise.csv", table)
         write_csv(out / "voe_tests.csv", tests)
         plot_surprise(table, tests, f"{env} / {agent} ({profile.name}): surprise, {voe.trajectories} trajectories",
@@ -61,16 +61,5 @@ def analyze(kind: str, env: str, agent: str, profile: Profile, checkpoint: str |
     else:
         result = probe(model, env, data_path, probe_config, device)
         write_csv(out / "probe.csv", result)
-    _upsert(root / "analysis" / f"{kind}.csv", result.assign(**keys), keys)
+    upsert_csv(root / "analysis" / f"{kind}.csv", result.assign(**keys), keys)
     return result
-
-
-def _upsert(path: Path, rows: pd.DataFrame, keys: dict) -> None:
-    """Replace this run's rows in a shared table, atomically."""
-    if path.exists():
-        old = pd.read_csv(path)
-        same = pd.Series(True, index=old.index)
-        for k, v in keys.items():
-            same &= old[k].astype(str) == str(v)
-        rows = pd.concat([old[~same], rows], ignore_index=True)
-    write_csv(path, rows)

@@ -33,6 +33,7 @@ from lewm_bench.analysis.config import VoEConfig
 from lewm_bench.data.dataset import open_dataset
 from lewm_bench.envs import make_env
 from lewm_bench.evaluation.mpc import ActionCodec
+from lewm_bench.io import save_figure
 
 VARIANTS = ("none", "teleport", "colour")
 
@@ -63,14 +64,16 @@ def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frames
         steps = ds.episode_length - 1  # actions per episode
         episodes = [int(e) for e in ds.split_episodes(split) if steps[e] >= span]
         if not episodes:
-            raise ValueError(f"{data_path}: no {split} episode has {span} steps; use fewer --frames")
+            raise ValueError(f"{data_path}: no {split} episode has {span} steps; use fewer frames per trajectory "
+                             "(the profile's VoEConfig.frames)")
+        # distinct episodes (independent pairs for the t-test) unless the split has fewer than asked for
+        enough = len(episodes) >= cfg.trajectories
         records = []
-        for e in rng.choice(episodes, cfg.trajectories):
+        for e in rng.choice(episodes, cfg.trajectories, replace=not enough):
             start = int(rng.integers(steps[e] - span + 1))
             row = int(ds.episode_start[e]) + start
             records.append((int(e), start, ds.states[row], ds.actions[row:row + span]))
-        codec = ActionCodec(ds.action_mean.astype(np.float64), np.where(ds.action_std > 1e-6, ds.action_std, 1.0),
-                            frameskip)
+        codec = ActionCodec.from_dataset(ds, frameskip)
         env_kwargs = dict(ds.meta.env_kwargs)
     env = make_env(env_name, **env_kwargs)
     out = []
@@ -165,7 +168,4 @@ def plot_surprise(table: pd.DataFrame, tests: pd.DataFrame, title: str, path: Pa
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
+    save_figure(fig, path)

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from lewm_bench.bench.common import machine
-from lewm_bench.io import write_csv, write_json, write_text
+from lewm_bench.io import save_figure, write_csv, write_json, write_text
 from lewm_bench.planning.cem import CEM
 from lewm_bench.profiles import Profile
 from lewm_bench.registry import get_agent
@@ -53,7 +53,7 @@ def planning_speed(profile: Profile, out: str | Path, calls: int | None = None, 
         cls = get_agent(agent).cls
         torch.manual_seed(0)
         model = cls(cls.default_config(profile), image, 2 * profile.frameskip).to(device).eval()
-        probe = _time(model, CEM(dataclasses.replace(cem, iterations=1)), image, device, 1, 0)[0]
+        probe = _time(model, CEM(dataclasses.replace(cem, iterations=1)), image, device, 1, 1)[0]  # after a warm-up
         if probe * cem.iterations <= full_limit_s:
             times = _time(model, CEM(cem), image, device, calls, warmup)
             seconds, measured = statistics.median(times), f"median of {calls} full calls"
@@ -132,6 +132,4 @@ def _plot(table: pd.DataFrame, profile: Profile, path: Path) -> None:
     ax.set_title(f"CEM planning time per call, profile {profile.name}", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
+    save_figure(fig, path)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from lewm_bench.collect.policies import CollectorConfig, Policy
+from lewm_bench.collect.policies import CollectorConfig, Policy, make_collector
 from lewm_bench.data.dataset import Episode, open_dataset, write_dataset
 from lewm_bench.envs import GoalEnv, env_info, make_env
 from lewm_bench.errors import LewmBenchError
@@ -67,6 +67,13 @@ class CollectConfig:
             "max_steps": self.max_steps, "held_out_fraction": self.held_out_fraction,
             "requested_episodes": self.episodes,
         }
+
+    @classmethod
+    def from_profile(cls, env: str, profile: Any) -> CollectConfig:
+        """The dataset a :class:`lewm_bench.profiles.Profile` trains on: its sizes, the env's scripted collector."""
+        sizes = profile.data_for(env)
+        return cls(env=env, collector=make_collector(env), episodes=sizes.episodes, max_steps=sizes.max_steps,
+                   image_size=sizes.image_size, env_kwargs=dict(sizes.env_kwargs))
 
     def default_path(self, root: str | os.PathLike[str] = "runs/data") -> Path:
         return Path(root) / self.env / (f"{self.collector.name}-{self.image_size}px-{self.episodes}ep-"

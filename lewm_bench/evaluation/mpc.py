@@ -3,8 +3,8 @@
 Every episode starts from its task's stored state with its goal; all active episodes are planned
 in one batched call, then each executes ``receding_horizon`` planned blocks (``frameskip`` env
 steps each) before the next call, until it succeeds or the budget runs out. Success is checked
-after every env step. A policy agent (``random``) acts without planning: it is asked for the
-actions of the next ``receding_horizon`` blocks' worth of steps each time.
+after every env step. A policy agent (``random``) acts without planning: whenever its previous
+actions are used up it is asked for more (``random`` returns 25 steps, five blocks, per call).
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ class ActionCodec:
     mean: np.ndarray
     std: np.ndarray
     frameskip: int
+
+    @classmethod
+    def from_dataset(cls, ds: Any, frameskip: int) -> ActionCodec:
+        """The dataset's action statistics (a constant action dimension keeps std 1)."""
+        return cls(ds.action_mean.astype(np.float64), np.where(ds.action_std > 1e-6, ds.action_std, 1.0), frameskip)
 
     def to_env(self, blocks: np.ndarray) -> np.ndarray:
         """(H, frameskip * A) z-scored blocks -> (H * frameskip, A) env actions clipped to [-1, 1]."""

@@ -26,7 +26,7 @@ from lewm_bench.envs import make_env
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.mpc import ActionCodec, EpisodeRecord, context_window, run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, sample_tasks, wilson_interval
-from lewm_bench.io import write_csv, write_json
+from lewm_bench.io import upsert_csv, write_csv, write_json
 from lewm_bench.metrics import straightness
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.planning.cem import CEM, CEMConfig
@@ -95,8 +95,7 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     with open_dataset(data_path, env) as ds:
         tasks = sample_tasks(ds, protocol)
         meta = ds.meta
-        codec = ActionCodec(ds.action_mean.astype(np.float64), np.where(ds.action_std > 1e-6, ds.action_std, 1.0),
-                            profile.frameskip)
+        codec = ActionCodec.from_dataset(ds, profile.frameskip)
     if ckpt is not None and ckpt["config"]["data"]["image_size"] != meta.image_size:
         raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
                              f"{ckpt['config']['data']['image_size']} px")
@@ -197,13 +196,8 @@ def _device_name(device: torch.device) -> str:
 
 def _append_summary(path: Path, record: dict[str, Any]) -> None:
     """Add (or replace) this run's row in summary.csv, atomically."""
-    row = pd.DataFrame([{c: record.get(c) for c in SUMMARY_COLUMNS}])
-    if path.exists():
-        old = pd.read_csv(path)
-        key = (old.env == record["env"]) & (old.agent == record["agent"]) & (old.profile == record["profile"]) & (
-            old.seed == record["seed"])
-        row = pd.concat([old[~key], row], ignore_index=True)
-    write_csv(path, row)
+    upsert_csv(path, pd.DataFrame([{c: record.get(c) for c in SUMMARY_COLUMNS}]),
+               {k: record[k] for k in ("env", "agent", "profile", "seed")})
 
 
 def _write_gif(path: Path, records: list[EpisodeRecord], tasks, env_name: str, env_kwargs: dict[str, Any]) -> None:
@@ -228,4 +222,6 @@ def _write_gif(path: Path, records: list[EpisodeRecord], tasks, env_name: str, e
         grid = np.concatenate([np.pad(r, ((1, 1), (0, 0), (0, 0)), constant_values=255) for r in rows], 0)
         scale = max(1, 400 // grid.shape[1])
         frames.append(Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST))
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    tmp = path.with_name(path.name + ".tmp")
+    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    os.replace(tmp, path)

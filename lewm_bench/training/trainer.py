@@ -29,7 +29,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lewm_bench import __version__
-from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig
 from lewm_bench.data.clips import ClipDataset
 from lewm_bench.errors import LewmBenchError
@@ -65,10 +64,7 @@ class TrainResult:
 
 def default_data_path(env: str, profile: Profile, data_root: str | os.PathLike[str] = "runs/data") -> Path:
     """Where ``lewm-bench collect --env ENV --profile P`` writes the profile's dataset."""
-    sizes = profile.data_for(env)
-    cfg = CollectConfig(env=env, collector=make_collector(env), episodes=sizes.episodes, max_steps=sizes.max_steps,
-                        image_size=sizes.image_size, env_kwargs=dict(sizes.env_kwargs))
-    return cfg.default_path(data_root)
+    return CollectConfig.from_profile(env, profile).default_path(data_root)
 
 
 def default_run_dir(env: str, agent: str, profile: Profile, seed: int, root: str | os.PathLike[str] = "runs/train"
@@ -237,7 +233,8 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
                    epoch_time_s=epoch_time)
         rows.append(row)
         _write_log(run_dir, rows, model.loss_terms)
-        tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f} pred {row['pred_loss']:.4f} "
+        first = model.loss_terms[0]
+        tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f} {first} {row[first]:.4f} "
                    f"| held-out pred {row['val_pred_loss']:.4f} std {row['emb_std_mean']:.3f} "
                    f"rank {row['effective_rank']:.1f} straight {row['straightness']:.3f}")
         # BatchNorm's running statistics (used in eval mode) need ~50 steps to settle: judge after 100.

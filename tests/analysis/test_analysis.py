@@ -6,6 +6,7 @@ from lewm_bench.analysis.config import ProbeConfig
 from lewm_bench.analysis.probe import fit_linear, predict_linear, probe_embeddings
 from lewm_bench.analysis.voe import rotate_colours, surprise
 from lewm_bench.envs import ENVS, make_env
+from lewm_bench.errors import LewmBenchError
 
 
 class LinearMotion:
@@ -75,7 +76,7 @@ def test_impossible_teleports_are_redrawn_then_refused():
 
     from lewm_bench.envs.two_room import is_free
     assert env._redraw(draw, is_free, "teleport").tolist() == [10.0, 10.0] and len(calls) == 3
-    with pytest.raises(RuntimeError, match="no valid teleport in 5 draws"):
+    with pytest.raises(LewmBenchError, match="no valid teleport in 5 draws"):
         env._redraw(lambda: np.array([32.0, 40.0]), is_free, "teleport", tries=5)
 
 
@@ -99,3 +100,23 @@ def test_linear_probe_dual_form_matches_primal():
     xb = torch.cat([x, torch.ones(20, 1)], 1).double()
     primal = torch.linalg.solve(xb.T @ xb + 0.5 * torch.eye(51, dtype=torch.float64), xb.T @ y.double()).float()
     torch.testing.assert_close(predict_linear(w, x), predict_linear(primal, x), atol=1e-4, rtol=1e-4)
+
+
+def test_replayed_trajectories_match_the_dataset_until_the_perturbation(tmp_path):
+    from lewm_bench.analysis.config import VoEConfig
+    from lewm_bench.analysis.voe import replay_trajectories
+    from lewm_bench.collect.policies import make_collector
+    from lewm_bench.collect.runner import CollectConfig, collect
+    from lewm_bench.data.dataset import open_dataset
+
+    data = collect(CollectConfig(env="two-room", collector=make_collector("two-room"), episodes=12, max_steps=40,
+                                 image_size=16), tmp_path / "d.h5", workers=1, progress=False)
+    trajectories, _ = replay_trajectories("two-room", data, 5, VoEConfig(trajectories=3, frames=5, perturb_frame=2))
+    with open_dataset(data) as ds:
+        for tr in trajectories:
+            row = int(ds.episode_start[tr.episode]) + tr.start
+            np.testing.assert_array_equal(tr.frames["none"], ds.pixels[row:row + 21:5])  # every 5th frame
+            np.testing.assert_array_equal(tr.frames["teleport"][:2], tr.frames["none"][:2])
+            assert not np.array_equal(tr.frames["teleport"][2], tr.frames["none"][2])
+            np.testing.assert_array_equal(tr.frames["colour"][:2], tr.frames["none"][:2])
+            np.testing.assert_array_equal(tr.frames["colour"][2:], rotate_colours(tr.frames["none"][2:]))

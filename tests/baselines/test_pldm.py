@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from lewm_bench.baselines.pldm import PLDM, PLDMConfig, covariance_penalty, variance_hinge
+from lewm_bench.baselines.pldm import PLDM, covariance_penalty, variance_hinge
 from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig, collect
 from lewm_bench.profiles import PROFILES
@@ -62,9 +62,20 @@ def test_smoke_training_logs_all_seven_terms_and_optimises_the_inverse_dynamics_
     header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
     assert header == log_columns(PLDM.loss_terms)
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
-    model = PLDM(PLDMConfig(**{**dataclasses.asdict(cfg), "encoder": cfg.encoder, "predictor": cfg.predictor}), 16,
-                 10)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    torch.manual_seed(0)  # the trainer's seeding: the same initial weights
+    initial = PLDM(cfg, 16, 10)
+    trainable = [p for p in initial.parameters() if p.requires_grad]
     assert len(ckpt["optimizer"]["state"]) == len(trainable)  # the head's parameters are in the optimiser
-    fresh = PLDM(cfg, 16, 10)
-    assert not torch.equal(ckpt["model"]["inverse_dynamics.0.weight"], fresh.inverse_dynamics[0].weight)
+    assert not torch.equal(ckpt["model"]["inverse_dynamics.0.weight"], initial.inverse_dynamics[0].weight)
+
+
+def test_terms_act_along_the_documented_axes(monkeypatch):
+    """Clips constant over time but varied (and decorrelated) across the batch: the batch terms are zero,
+    the temporal variance hinge is at its maximum and consecutive frames are identical."""
+    model = PLDM(PLDM.default_config(SMOKE), 16, 10)
+    z = hadamard(64)[:, 1:33][:, None].expand(64, 4, 32).contiguous()  # (B, T, D), width 32 at smoke
+    monkeypatch.setattr(model, "encode", lambda frames: z)
+    terms = model.loss(torch.zeros(64, 4, 3, 16, 16, dtype=torch.uint8), torch.zeros(64, 3, 10)).terms
+    assert terms["variance"] == 0 and terms["covariance"] == pytest.approx(0.0, abs=1e-6)
+    assert terms["time_variance"] == pytest.approx(1 - 1e-2, abs=1e-3) and terms["time_similarity"] == 0
+    assert terms["time_covariance"] == pytest.approx(0.0, abs=1e-6)
