@@ -229,10 +229,13 @@ def markdown_table(df: pd.DataFrame) -> str:
 def load_training_logs(root: str | os.PathLike[str]) -> pd.DataFrame:
     """Every ``ROOT/train/ENV/RUN/log.csv`` with its config: columns run, env, agent, profile, seed, step, straightness.
 
-    Runs without a readable ``config.json`` or without the step / straightness columns are skipped with a warning.
+    Only finished runs (with ``summary.json``) are read; runs without a readable ``config.json`` or without the
+    step / straightness columns are skipped with a warning.
     """
     frames = []
     for log in sorted(Path(root, "train").glob("*/*/log.csv")):
+        if not log.with_name("summary.json").exists():
+            continue  # still training (or stopped): not a result yet
         try:
             config = json.loads(log.with_name("config.json").read_text())
             df = pd.read_csv(log, usecols=["step", "straightness"])

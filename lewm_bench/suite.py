@@ -81,8 +81,9 @@ class JobRecord:
     stage: str
     key: str
     status: str = "pending"
-    """``done``, ``skipped`` (done by an earlier run), ``failed``, ``blocked`` (a dependency failed)
-    or ``not-applicable`` (the job does not apply to the agent; ``error`` says why)."""
+    """``pending`` (not run yet, or interrupted), ``done``, ``skipped`` (done by an earlier run),
+    ``failed``, ``blocked`` (a dependency failed) or ``not-applicable`` (the job does not apply to
+    the agent; ``error`` says why)."""
     seconds: float = 0.0
     """Wall time of the run that did the job (for a skipped job: of the earlier run)."""
     error: str | None = None
@@ -162,41 +163,43 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
     start = time.perf_counter()
     records: dict[str, JobRecord] = {}
     bar = tqdm(jobs, desc=f"suite {suite} ({profile.name})", unit="job", disable=not progress, position=0)
-    for job in bar:
-        bar.set_postfix_str(job.name)
-        record = JobRecord(job.name, job.stage, job.key)
-        records[job.name] = record
-        blocked = [d for d in job.depends if records[d].status in ("failed", "blocked")]
-        if blocked:  # not saved: a record on disk always describes what is on disk
-            record.status, record.error = "blocked", f"depends on {', '.join(blocked)}, which did not finish"
-            continue
-        previous = _load(root, job)
-        if previous is not None and previous.get("status") == "done" and not force:
-            if previous.get("key") == job.key:  # keep when and how long the run that did it took
-                record.status, record.seconds = "skipped", previous.get("seconds", 0.0)
-                record.finished_at = previous.get("finished_at")
+    try:
+        for job in bar:
+            bar.set_postfix_str(job.name)
+            record = JobRecord(job.name, job.stage, job.key)
+            records[job.name] = record
+            blocked = [d for d in job.depends if records[d].status in ("failed", "blocked")]
+            if blocked:  # not saved: a record on disk always describes what is on disk
+                record.status, record.error = "blocked", f"depends on {', '.join(blocked)}, which did not finish"
                 continue
-            record.status = "failed"
-            record.error = (f"{job.name} was made with another configuration (key {previous.get('key')}, now "
-                            f"{job.key}); pass --force to redo it, or use another --out")
-            continue  # not saved: the folder keeps the record of what is on disk
-        t0 = time.perf_counter()
-        try:
-            _run_job(job, profile, root, force, progress, workers)
-            record.status = "done"
-        except KeyboardInterrupt:
-            raise
-        except AnalysisSkipped as exc:  # e.g. a policy has no encoder to probe: not a failure
-            record.status, record.error = "not-applicable", str(exc)
-        except Exception as exc:  # one failing job must not stop or lose the others
-            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
-            tqdm.write(f"{job.name} failed: {record.error}")
-        record.seconds = time.perf_counter() - t0
-        record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S")
-        _save(root, record)
-    bar.close()
-    table = pd.DataFrame([dataclasses.asdict(r) for r in records.values()])
-    write_csv(root / "suite.csv", table)
+            previous = _load(root, job)
+            if previous is not None and previous.get("status") == "done" and not force:
+                if previous.get("key") == job.key:  # keep when and how long the run that did it took
+                    record.status, record.seconds = "skipped", previous.get("seconds", 0.0)
+                    record.finished_at = previous.get("finished_at")
+                    continue
+                record.status = "failed"
+                record.error = (f"{job.name} was made with another configuration (key {previous.get('key')}, now "
+                                f"{job.key}); pass --force to redo it, or use another --out")
+                continue  # not saved: the folder keeps the record of what is on disk
+            t0 = time.perf_counter()
+            try:
+                _run_job(job, profile, root, force, progress, workers)
+                record.status = "done"
+            except KeyboardInterrupt:
+                raise
+            except AnalysisSkipped as exc:  # e.g. a policy has no encoder to probe: not a failure
+                record.status, record.error = "not-applicable", str(exc)
+            except Exception as exc:  # one failing job must not stop or lose the others
+                record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+                tqdm.write(f"{job.name} failed: {record.error}")
+            record.seconds = time.perf_counter() - t0
+            record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S")
+            _save(root, record)
+    finally:  # also when interrupted: the table lists what finished and what is still pending
+        bar.close()
+        pending = [JobRecord(j.name, j.stage, j.key) for j in jobs if j.name not in records]
+        write_csv(root / "suite.csv", pd.DataFrame([dataclasses.asdict(r) for r in [*records.values(), *pending]]))
     report_dir = None
     if any(r.stage == "eval" and r.status in ("done", "skipped") for r in records.values()):
         from lewm_bench.report import build_report

@@ -53,7 +53,7 @@ def write_summary(root: Path, drop: tuple[str, ...] = ()) -> pd.DataFrame:
 
 
 def write_log(root: Path, env: str, agent: str, seed: int, straightness: list[float], name: str | None = None,
-              config: bool = True) -> None:
+              config: bool = True, finished: bool = True) -> None:
     run = root / "train" / env / (name or f"{agent}-smoke-seed{seed}")
     run.mkdir(parents=True)
     n = len(straightness)
@@ -65,6 +65,8 @@ def write_log(root: Path, env: str, agent: str, seed: int, straightness: list[fl
     log.to_csv(run / "log.csv", index=False)
     if config:
         (run / "config.json").write_text(json.dumps({"agent": agent, "env": env, "profile": "smoke", "seed": seed}))
+    if finished:
+        (run / "summary.json").write_text("{}")
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +153,7 @@ def test_training_logs(tmp_path):
     write_log(tmp_path, "two-room", "pldm", 1, [-0.3, 0.0, 0.2])
     write_log(tmp_path, "two-room", "lewm", 0, [0.1], name="lewm-smoke-seed0-lambda0")
     write_log(tmp_path, "pusht", "lewm", 0, [0.0], name="no-config", config=False)
+    write_log(tmp_path, "cube", "lewm", 0, [0.0], name="still-training", finished=False)
     with pytest.warns(UserWarning, match="no-config"):
         logs = load_training_logs(tmp_path)
     assert sorted(set(logs.run)) == ["lewm-smoke-seed0", "lewm-smoke-seed0-lambda0", "pldm-smoke-seed1"]
