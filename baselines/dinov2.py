@@ -109,6 +109,7 @@ class PatchViT(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, d))
         self.blocks = nn.ModuleList(_Block(d, config.heads, config.mlp_ratio) for _ in range(config.depth))
         self.norm = nn.LayerNorm(d, eps=1e-6)
+        self._resized: tuple[tuple, Tensor] | None = None  # (weights version, device, dtype) -> resized table
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -119,13 +120,22 @@ class PatchViT(nn.Module):
         return self.config.grid ** 2
 
     def positions(self) -> Tensor:
-        """Positional embeddings (1, 1 + P, D) for the input grid."""
+        """Positional embeddings (1, 1 + P, D) for the input grid.
+
+        Once the encoder is frozen the resized table is computed once and reused (until the weights
+        change, e.g. by ``load_state_dict``), not on every encoder call.
+        """
         g, stored = self.config.grid, self.config.pos_grid
         if g == stored:
             return self.pos_embed
+        key = (self.pos_embed._version, self.pos_embed.device, self.pos_embed.dtype)
+        if not self.pos_embed.requires_grad and self._resized is not None and self._resized[0] == key:
+            return self._resized[1]
         patches = self.pos_embed[:, 1:].reshape(1, stored, stored, -1).permute(0, 3, 1, 2)
         patches = F.interpolate(patches.float(), size=(g, g), mode="bicubic", align_corners=False)
-        return torch.cat([self.pos_embed[:, :1], patches.flatten(2).transpose(1, 2).to(self.pos_embed.dtype)], 1)
+        table = torch.cat([self.pos_embed[:, :1], patches.flatten(2).transpose(1, 2).to(self.pos_embed.dtype)], 1)
+        self._resized = None if self.pos_embed.requires_grad else (key, table)
+        return table
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``mask`` (N, P) boolean: patches replaced by ``mask_token`` (masked-patch pre-training)."""

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, preprocess, pretrain_masked
-from lewm_bench.models.layers import ViTBlock, count_parameters
+from lewm_bench.models.layers import ViTBlock
 from lewm_bench.models.lewm import PredictorConfig
 from lewm_bench.registry import LossTerms, register_agent
 
@@ -209,7 +209,3 @@ class DinoWM(nn.Module):
         return LossTerms(pred_loss, {"pred_loss": pred_loss}, z)
 
     forward = loss
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {"encoder (frozen)": count_parameters(self.encoder), "predictor": count_parameters(self.predictor),
-                "action_encoder": count_parameters(self.action_encoder), "total": count_parameters(self)}

@@ -218,13 +218,13 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
     import pandas as pd
 
-    from lewm_bench.analysis.run import analyze
+    from lewm_bench.analysis.run import analysis_dir, analyze
 
     profile = _profile(args)
     voe = dataclasses.replace(profile.voe, trajectories=args.trajectories or profile.voe.trajectories)
     table = analyze(args.kind, args.env, args.agent, profile, checkpoint=args.checkpoint, root=args.root,
                     seed=args.seed, voe=voe)
-    out = Path(args.root) / "analysis" / args.env / f"{args.agent}-{profile.name}-seed{args.seed}"
+    out = analysis_dir(args.root, args.env, args.agent, profile, args.seed)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
         print(table.to_string(index=False))
     print(f"written: {out}")

@@ -29,6 +29,13 @@ class AnalysisSkipped(LewmBenchError):
     """The agent cannot be analysed (e.g. a policy without an encoder); the message says why."""
 
 
+def analysis_dir(root: str | os.PathLike[str], env: str, agent: str, profile: Profile, seed: int) -> Path:
+    """``ROOT/analysis/ENV/AGENT-PROFILE-seedS``: where one run's analyses are written."""
+    from lewm_bench.training.trainer import default_run_dir
+
+    return default_run_dir(env, agent, profile, seed, Path(root) / "analysis")
+
+
 def analyze(kind: str, env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None = None,
             root: str | os.PathLike[str] = "runs", seed: int = 0, voe: VoEConfig | None = None,
             probe_config: ProbeConfig | None = None) -> pd.DataFrame:
@@ -49,7 +56,7 @@ def analyze(kind: str, env: str, agent: str, profile: Profile, checkpoint: str |
     checkpoint = checkpoint or default_run_dir(env, agent, profile, seed, root / "train")
     model, ckpt = load_world_model(checkpoint, env, agent, device)
     data_path = ckpt["config"]["data"]["path"]
-    out = root / "analysis" / env / f"{agent}-{profile.name}-seed{seed}"
+    out = analysis_dir(root, env, agent, profile, seed)
     keys = {"env": env, "agent": agent, "profile": profile.name, "seed": seed}
     if kind == "voe":
         table, tests = violation_of_expectation(model, env, data_path, ckpt["config"]["frameskip"], voe, device)

@@ -32,8 +32,8 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
         torch.manual_seed(0)
         model = LeWM(prof.lewm, size, action_dim=10).to(device).eval()
         planner = CEM(prof.cem)
-        single = _time_calls(model, planner, 1, size, context, device, n_calls)
-        batched = _time_calls(model, planner, b, size, context, device, 2, warmup=1)
+        single = time_calls(model, planner, 1, size, context, device, n_calls)
+        batched = time_calls(model, planner, b, size, context, device, 2, warmup=1)
         cfg = prof.cem
         rows.append({"architecture": name, "image_size": size, "params": sum(p.numel() for p in model.parameters()),
                      "cem": f"{cfg.candidates}x{cfg.iterations} top{cfg.elites} h{cfg.horizon}", "context": context,
@@ -45,8 +45,9 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
     return rows
 
 
-def _time_calls(model: LeWM, planner: CEM, b: int, size: int, context: int, device: torch.device,
-                calls: int, warmup: int = 2) -> list[float]:
+def time_calls(model: Any, planner: CEM, b: int, size: int, context: int, device: torch.device,
+               calls: int, warmup: int = 2) -> list[float]:
+    """Seconds of ``calls`` planning calls for ``b`` episodes of random frames, after ``warmup`` untimed calls."""
     frames = torch.randint(0, 256, (b, context, 3, size, size), dtype=torch.uint8, device=device)
     goal = torch.randint(0, 256, (b, 3, size, size), dtype=torch.uint8, device=device)
     past = torch.zeros(b, context - 1, model.action_dim, device=device)

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from lewm_bench.bench.common import machine
+from lewm_bench.bench.planning import time_calls
 from lewm_bench.io import save_figure, write_csv, write_json, write_text
 from lewm_bench.planning.cem import CEM
 from lewm_bench.profiles import Profile
@@ -53,13 +54,14 @@ def planning_speed(profile: Profile, out: str | Path, calls: int | None = None, 
         cls = get_agent(agent).cls
         torch.manual_seed(0)
         model = cls(cls.default_config(profile), image, 2 * profile.frameskip).to(device).eval()
-        probe = _time(model, CEM(dataclasses.replace(cem, iterations=1)), image, device, 1, 1)[0]  # after a warm-up
+        # one 1-iteration call after a warm-up: decides between full calls and the extrapolation
+        probe = time_calls(model, CEM(dataclasses.replace(cem, iterations=1)), 1, image, 1, device, 1, 1)[0]
         if probe * cem.iterations <= full_limit_s:
-            times = _time(model, CEM(cem), image, device, calls, warmup)
+            times = time_calls(model, CEM(cem), 1, image, 1, device, calls, warmup)
             seconds, measured = statistics.median(times), f"median of {calls} full calls"
         else:  # per-iteration time from calls of k and 1 iterations; the 1-iteration call carries the encoding
             k = max(partial_iterations, 2)
-            t_k = _time(model, CEM(dataclasses.replace(cem, iterations=k)), image, device, 1, 0)[0]
+            t_k = time_calls(model, CEM(dataclasses.replace(cem, iterations=k)), 1, image, 1, device, 1, 0)[0]
             per_iter = (t_k - probe) / (k - 1)
             seconds = probe + (cem.iterations - 1) * per_iter
             measured = (f"extrapolated: {per_iter:.1f} s per iteration from calls of {k} and 1 iterations, "
@@ -85,13 +87,6 @@ def planning_speed(profile: Profile, out: str | Path, calls: int | None = None, 
     write_text(out / "planning_speed.md", _markdown(table, profile))
     _plot(table, profile, out / "planning_speed.png")
     return table
-
-
-def _time(model, planner: CEM, image: int, device: torch.device, calls: int, warmup: int) -> list[float]:
-    frames = torch.randint(0, 256, (1, 1, 3, image, image), dtype=torch.uint8, device=device)
-    goal = torch.randint(0, 256, (1, 3, image, image), dtype=torch.uint8, device=device)
-    past = torch.zeros(1, 0, model.action_dim, device=device)
-    return [planner.solve(model, frames, past, goal, seeds=[k]).seconds for k in range(warmup + calls)][warmup:]
 
 
 def _markdown(table: pd.DataFrame, profile: Profile) -> str:

@@ -27,14 +27,13 @@ from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.mpc import ActionCodec, EpisodeRecord, context_window, run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, sample_tasks, wilson_interval
 from lewm_bench.io import upsert_csv, write_csv, write_json
-from lewm_bench.metrics import straightness
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.planning.cem import CEM, CEMConfig
 from lewm_bench.planning.gradient import GradientConfig, GradientPlanner
 from lewm_bench.profiles import Profile
 from lewm_bench.registry import config_from_dict, get_agent
 from lewm_bench.training.checkpoint import load_checkpoint, load_state_checked
-from lewm_bench.training.trainer import default_data_path, default_run_dir
+from lewm_bench.training.trainer import default_data_path, default_run_dir, heldout_metrics
 
 SUMMARY_COLUMNS = ["env", "agent", "profile", "seed", "episodes", "success_rate", "success_ci_low", "success_ci_high",
                    "plan_time_median_s", "plan_time_p90_s", "plan_calls", "tokens_per_frame",
@@ -106,14 +105,15 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     if model is not None:  # Adam gets the same horizon and optimisation steps as CEM's iterations
         planner = CEM(cem) if planner_name == "cem" else GradientPlanner(
             GradientConfig(iterations=cem.iterations, horizon=cem.horizon))
-    run_dir = Path(out) if out else Path(root) / "eval" / env / f"{agent}-{profile.name}-seed{seed}"
+    run_dir = Path(out) if out else default_run_dir(env, agent, profile, seed, Path(root) / "eval")
     run_dir.mkdir(parents=True, exist_ok=True)
 
     batch = batch or len(tasks)
     records: list[EpisodeRecord] = []
     batched_times: list[float] = []
+    aux_env = make_env(env, **env_kwargs)  # one env for the timed one-episode calls and the GIF's goal frames
     if planner is not None:  # warm-up, not counted
-        _time_single_calls(model, planner, make_env(env, **env_kwargs), tasks, codec, context, device, warmup_calls, 0)
+        _time_single_calls(model, planner, aux_env, tasks, codec, context, device, warmup_calls, 0)
     for lo in range(0, len(tasks), batch):
         chunk = tasks[lo:lo + batch]
         envs = [make_env(env, **env_kwargs) for _ in chunk]
@@ -126,8 +126,10 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
             for e in envs:
                 e.close()
     single_times = [] if planner is None else _time_single_calls(
-        model, planner, make_env(env, **env_kwargs), tasks, codec, context, device, 0, timing_calls)
+        model, planner, aux_env, tasks, codec, context, device, 0, timing_calls)
     eval_time = time.perf_counter() - start_time
+    gif_goals = [aux_env.render_state(t.goal_state) for t in tasks[:gif_episodes]]
+    aux_env.close()
 
     successes = sum(r.success for r in records)
     low, high = wilson_interval(successes, len(records))
@@ -135,10 +137,7 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     if model is not None:
         held = ClipDataset(data_path, "held_out", max(model.history, 2), profile.frameskip, env=env)
         idx = torch.randperm(len(held), generator=torch.Generator().manual_seed(0))[:512]
-        with torch.no_grad():
-            z = torch.cat([model.encode(torch.stack([held[int(i)].frames for i in chunk]).to(device)).flatten(2)
-                           for chunk in idx.split(128)])
-        straight = straightness(z)
+        straight = heldout_metrics(model, held, idx, device)["straightness"]
     record = {
         "env": env, "agent": agent, "profile": profile.name, "seed": seed, "episodes": len(records),
         "success_rate": successes / len(records), "success_ci_low": low, "success_ci_high": high,
@@ -166,7 +165,7 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
               pd.DataFrame([{k: v for k, v in dataclasses.asdict(r).items() if k != "frames"} for r in records]))
     write_json(run_dir / "result.json", record)
     _append_summary(Path(root) / "summary.csv", record)
-    _write_gif(run_dir / "episodes.gif", records, tasks, env, env_kwargs)
+    _write_gif(run_dir / "episodes.gif", records, gif_goals)
     return EvalResult(run_dir, record)
 
 
@@ -182,7 +181,6 @@ def _time_single_calls(model, planner, env, tasks, codec, context, device, warmu
                             torch.from_numpy(goal[None]).to(device), seeds=[k])
         if k >= warmup:
             times.append(res.seconds)
-    env.close()
     return times
 
 
@@ -200,21 +198,19 @@ def _append_summary(path: Path, record: dict[str, Any]) -> None:
                {k: record[k] for k in ("env", "agent", "profile", "seed")})
 
 
-def _write_gif(path: Path, records: list[EpisodeRecord], tasks, env_name: str, env_kwargs: dict[str, Any]) -> None:
-    """Observation beside goal for the episodes whose frames were kept; a green border on success."""
+def _write_gif(path: Path, records: list[EpisodeRecord], goals: list[np.ndarray]) -> None:
+    """Observation beside goal for the episodes whose frames were kept (the first ones, whose goal frames are
+    ``goals``); a green border on success."""
     from PIL import Image
 
-    shown = [(r, t) for r, t in zip(records, tasks) if r.frames]
+    shown = [(r, goal) for r, goal in zip(records, goals) if r.frames]
     if not shown:
         return
-    env = make_env(env_name, **env_kwargs)
-    goals = [env.render_state(t.goal_state) for _, t in shown]
-    env.close()
     length = max(len(r.frames) for r, _ in shown)
     frames = []
     for k in range(length):
         rows = []
-        for (r, _), goal in zip(shown, goals):
+        for r, goal in shown:
             obs = r.frames[min(k, len(r.frames) - 1)].copy()
             if r.success and k >= len(r.frames) - 1:
                 obs[:2], obs[-2:], obs[:, :2], obs[:, -2:] = (0, 200, 0), (0, 200, 0), (0, 200, 0), (0, 200, 0)

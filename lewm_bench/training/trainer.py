@@ -183,7 +183,7 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", config)
         if not rows:
-            rows.append(dict(epoch=0, step=0, **_evaluate(model, held_set, held_idx, device)))
+            rows.append(dict(epoch=0, step=0, **heldout_metrics(model, held_set, held_idx, device)))
             _write_log(run_dir, rows, model.loss_terms)
 
     local_batch = tcfg.batch_size // world
@@ -225,7 +225,7 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         elapsed = time.perf_counter() - start
         if rank != 0:
             continue
-        metrics = _evaluate(model, held_set, held_idx, device)
+        metrics = heldout_metrics(model, held_set, held_idx, device)
         epoch_time = time.perf_counter() - start
         train_time += epoch_time
         row = dict(epoch=epoch, step=step, **{k: v / steps_per_epoch for k, v in sums.items()}, **metrics,
@@ -283,8 +283,9 @@ def _collate(ds: ClipDataset, idx: torch.Tensor, device: torch.device) -> tuple[
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, held: ClipDataset, idx: torch.Tensor, device: torch.device) -> dict[str, float]:
-    """Held-out prediction loss and representation metrics, in eval mode."""
+def heldout_metrics(model: nn.Module, held: ClipDataset, idx: torch.Tensor, device: torch.device) -> dict[str, float]:
+    """Prediction loss and representation metrics (std, effective rank, straightness) on clips ``idx`` of
+    ``held``, in eval mode; patch embeddings count as one vector per frame."""
     was_training = model.training
     model.eval()
     embs, losses = [], []
