@@ -39,6 +39,8 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
     action_dim: ClassVar[int]
     #: Dimension of the physical state vector (see each environment's docstring).
     state_dim: ClassVar[int]
+    #: RGB (0-255) of the object that :meth:`teleport` moves (agent, block or cube) as rendered by default.
+    object_colour: ClassVar[tuple[int, int, int]]
 
     def __init__(self, image_size: int, render_mode: str | None = "rgb_array") -> None:
         if not isinstance(image_size, (int, np.integer)) or image_size < 8:
@@ -51,6 +53,7 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
         self.action_space = spaces.Box(-1.0, 1.0, (self.action_dim,), np.float32)
         self._goal_state: np.ndarray | None = None
+        self._object_rgb: tuple[int, int, int] | None = None
 
     # ----------------------------------------------------------------- per-environment hooks
     def get_state(self) -> np.ndarray:
@@ -95,6 +98,22 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
         """Named physical quantities of ``state`` that probes try to read from embeddings."""
         raise NotImplementedError(f"{type(self).__name__} must implement physical_quantities(state) -> dict")
 
+    def recolour(self, rgb: tuple[int, int, int] | None) -> None:
+        """Render the object that :meth:`teleport` moves in ``rgb`` (0-255) from the next frame on;
+        ``None`` (and every ``reset``) restores :attr:`object_colour`. The physics is untouched."""
+        if rgb is not None:
+            arr = np.asarray(rgb)
+            if arr.shape != (3,) or not np.all((arr >= 0) & (arr <= 255)):
+                raise ValueError(f"{type(self).__name__}.recolour: expected an RGB triple in 0-255 or None; "
+                                 f"got {rgb!r}")
+            rgb = (int(arr[0]), int(arr[1]), int(arr[2]))
+        self._object_rgb = rgb
+
+    @property
+    def rendered_object_colour(self) -> tuple[int, int, int]:
+        """The object's colour in the next rendered frame (see :meth:`recolour`)."""
+        return self.object_colour if self._object_rgb is None else self._object_rgb
+
     def _redraw(self, draw, valid, what: str, tries: int = 1000) -> np.ndarray:
         """The first of ``draw()`` that is ``valid``; an error after ``tries`` impossible draws."""
         for _ in range(tries):
@@ -130,6 +149,7 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
         if unknown:
             raise ValueError(f"unknown reset option(s) {sorted(unknown)}; expected 'state' and/or 'goal_state'")
         self._reset_simulator()
+        self._object_rgb = None
         start = options.get("state")
         self._set_state(self._sample_state() if start is None else self._check_state(start))
         goal = options.get("goal_state")

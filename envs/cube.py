@@ -74,6 +74,7 @@ class CubeEnv(GoalEnv):
 
     action_dim = 5
     state_dim = N_QPOS + N_QVEL
+    object_colour = (245, 66, 84)  # OGBench's cube, RGBA (0.96, 0.26, 0.33, 1)
 
     def __init__(self, image_size: int = 64, fast_render: bool = False,
                  render_mode: str | None = "rgb_array") -> None:
@@ -93,6 +94,10 @@ class CubeEnv(GoalEnv):
                                f"expected {N_QPOS}, {N_QVEL}. Install the ogbench version pinned in pyproject.toml.")
         if self.fast_render:
             self._use_fast_renderer()
+        import mujoco
+
+        self._cube_geom = mujoco.mj_name2id(self._sim.model, mujoco.mjtObj.mjOBJ_GEOM, "object_0")
+        self._cube_rgba = self._sim.model.geom_rgba[self._cube_geom].copy()  # exact, so frames match the data
 
     is_success = staticmethod(is_success)
     distance = staticmethod(distance)
@@ -120,6 +125,10 @@ class CubeEnv(GoalEnv):
         mujoco.mj_camlight(self._sim.model, self._sim.data)
 
     def _render(self) -> np.ndarray:
+        rgba = self._cube_rgba.copy()
+        if self._object_rgb is not None:
+            rgba[:3] = np.asarray(self._object_rgb) / 255.0
+        self._sim.model.geom_rgba[self._cube_geom] = rgba
         return self._sim.render(camera="front_pixels").copy()
 
     def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:

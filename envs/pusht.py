@@ -73,6 +73,7 @@ class PushTEnv(GoalEnv):
 
     action_dim = 2
     state_dim = 7
+    object_colour = (119, 136, 153)  # gym-pusht's LightSlateGray block
 
     def __init__(self, image_size: int = 64, render_mode: str | None = "rgb_array") -> None:
         super().__init__(image_size, render_mode)
@@ -146,4 +147,9 @@ class PushTEnv(GoalEnv):
             sim.space.step(sim.dt)
 
     def _render(self) -> np.ndarray:
+        import pygame
+
+        colour = pygame.Color(*self.rendered_object_colour)
+        for shape in self._sim.block.shapes:  # the simulator rebuilds the block (default colour) on reset
+            shape.color = colour
         return self._sim.get_obs()

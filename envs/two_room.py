@@ -60,7 +60,6 @@ DOT_STD = 2.0
 
 _FLOOR = np.array([232, 232, 226], np.float32)
 _WALL = np.array([48, 48, 56], np.float32)
-_AGENT = np.array([220, 30, 30], np.float32)
 
 
 def distance(state: np.ndarray, goal_state: np.ndarray) -> float:
@@ -116,6 +115,7 @@ class TwoRoomEnv(GoalEnv):
 
     action_dim = 2
     state_dim = 2
+    object_colour = (220, 30, 30)
 
     def __init__(self, image_size: int = 64, render_mode: str | None = "rgb_array") -> None:
         super().__init__(image_size, render_mode)
@@ -168,5 +168,6 @@ class TwoRoomEnv(GoalEnv):
         gy = np.exp(-((np.arange(y0, y1) + 0.5 - cy) ** 2) / (2 * self._sigma_px**2))
         alpha = (gy[:, None] * gx[None, :])[..., None]  # (h, w, 1)
         patch = img[y0:y1, x0:x1].astype(np.float32)
-        img[y0:y1, x0:x1] = (patch + alpha * (_AGENT - patch) + 0.5).astype(np.uint8)
+        agent = np.asarray(self.rendered_object_colour, np.float32)
+        img[y0:y1, x0:x1] = (patch + alpha * (agent - patch) + 0.5).astype(np.uint8)
         return img

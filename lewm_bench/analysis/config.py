@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+COLOUR_CHANGES = ("object", "frame")
+
 
 @dataclass(frozen=True)
 class VoEConfig:
@@ -13,7 +15,14 @@ class VoEConfig:
     """Observations per trajectory, ``frameskip`` steps apart."""
     perturb_frame: int = 4
     """Index of the first perturbed observation."""
+    colour_change: str = "object"
+    """``object``: the object the teleport moves (agent, block, cube) is repainted in a far-away colour,
+    as in the paper; ``frame``: the whole frame's RGB channels are rotated (a much larger change)."""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.colour_change not in COLOUR_CHANGES:
+            raise ValueError(f"VoEConfig.colour_change must be one of {COLOUR_CHANGES}; got {self.colour_change!r}")
 
 
 @dataclass(frozen=True)

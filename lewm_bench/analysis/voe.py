@@ -7,8 +7,10 @@ simulator from their recorded start state with their recorded actions, three tim
 - ``teleport`` (physical): just before observation ``perturb_frame`` the agent (Two-Room), the
   block (PushT) or the cube (Cube) jumps to a random valid place (:meth:`GoalEnv.teleport`);
   the recorded actions then continue from there;
-- ``colour`` (visual): from observation ``perturb_frame`` on, every frame's RGB channels are
-  rotated (R, G, B) -> (B, R, G) — the scene's colours change, its physics does not.
+- ``colour`` (visual): from observation ``perturb_frame`` on, the object the teleport would move is
+  rendered in another colour (:meth:`GoalEnv.recolour`, the one of :data:`PALETTE` farthest from its
+  own), as in the paper; with ``VoEConfig.colour_change = "frame"`` every frame's RGB channels are
+  rotated (R, G, B) -> (B, R, G) instead. Either way the physics does not change.
 
 Surprise at observation t = mean squared error between the model's prediction of the embedding
 of t (from the embeddings of the previous ``history`` observations and the action blocks between
@@ -36,6 +38,8 @@ from lewm_bench.evaluation.mpc import ActionCodec
 from lewm_bench.io import save_figure
 
 VARIANTS = ("none", "teleport", "colour")
+PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25))
+"""Saturated red, green, blue and yellow: the colour change paints the object in the one farthest from its own."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,13 @@ class Trajectory:
 
 
 def rotate_colours(frame: np.ndarray) -> np.ndarray:
-    """(..., 3) RGB -> (B, R, G): the visual perturbation."""
+    """(..., 3) RGB -> (B, R, G): the whole-frame visual perturbation."""
     return frame[..., [2, 0, 1]]
+
+
+def changed_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The colour of :data:`PALETTE` farthest (Euclidean RGB) from ``rgb``."""
+    return max(PALETTE, key=lambda c: float(np.linalg.norm(np.subtract(c, rgb, dtype=np.float64))))
 
 
 def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frameskip: int, cfg: VoEConfig,
@@ -76,14 +85,18 @@ def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frames
         codec = ActionCodec.from_dataset(ds, frameskip)
         env_kwargs = dict(ds.meta.env_kwargs)
     env = make_env(env_name, **env_kwargs)
+    recolour = changed_colour(env.object_colour)
+    replayed = ("none", "teleport", "colour") if cfg.colour_change == "object" else ("none", "teleport")
     out = []
     try:
         for k, (episode, start, state, actions) in enumerate(records):
             variants = {}
-            for variant in ("none", "teleport"):
-                obs, _ = env.reset(options={"state": state})
+            for variant in replayed:
+                obs, _ = env.reset(options={"state": state})  # also restores the object's colour
                 frames = [obs]
                 for t in range(1, cfg.frames):
+                    if variant == "colour" and t == cfg.perturb_frame:
+                        env.recolour(recolour)
                     for a in actions[(t - 1) * frameskip:t * frameskip]:
                         obs, *_ = env.step(a)
                     if variant == "teleport" and t == cfg.perturb_frame:
@@ -91,9 +104,10 @@ def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frames
                         obs, _ = env.reset(options={"state": jumped})
                     frames.append(obs)
                 variants[variant] = np.stack(frames)
-            colour = variants["none"].copy()
-            colour[cfg.perturb_frame:] = rotate_colours(colour[cfg.perturb_frame:])
-            variants["colour"] = colour
+            if cfg.colour_change == "frame":
+                colour = variants["none"].copy()
+                colour[cfg.perturb_frame:] = rotate_colours(colour[cfg.perturb_frame:])
+                variants["colour"] = colour
             out.append(Trajectory(episode, start, variants, actions))
     finally:
         env.close()

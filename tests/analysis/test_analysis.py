@@ -4,7 +4,7 @@ import torch
 
 from lewm_bench.analysis.config import ProbeConfig
 from lewm_bench.analysis.probe import fit_linear, predict_linear, probe_embeddings
-from lewm_bench.analysis.voe import rotate_colours, surprise
+from lewm_bench.analysis.voe import PALETTE, changed_colour, rotate_colours, surprise
 from lewm_bench.envs import ENVS, make_env
 from lewm_bench.errors import LewmBenchError
 
@@ -34,6 +34,40 @@ def test_surprise_of_an_unperturbed_trajectory_under_a_perfect_predictor_is_zero
 def test_colour_rotation_is_visual_only():
     frame = np.array([[[10, 20, 30]]], np.uint8)
     assert rotate_colours(frame).tolist() == [[[30, 10, 20]]]
+
+
+@pytest.mark.parametrize("name", list(ENVS))
+def test_recolour_paints_only_the_object_and_leaves_the_physics(name):
+    env = make_env(name, image_size=64 if name == "cube" else 32, **({"fast_render": True} if name == "cube" else {}))
+    try:
+        obs, _ = env.reset(seed=3)
+        state, colour = env.get_state(), changed_colour(env.object_colour)
+        assert colour in PALETTE and colour != env.object_colour
+        env.recolour(colour)
+        painted = env.render()
+        changed = np.any(painted != obs, axis=-1)
+        assert 0 < changed.sum() < 0.15 * changed.size  # the object only, not the scene
+        old, new = obs[changed].mean(0), painted[changed].mean(0)
+        assert np.linalg.norm(new - colour) < np.linalg.norm(old - colour)
+        actions = np.random.default_rng(0).uniform(-1, 1, (10, env.action_dim)).astype(np.float32)
+        recoloured = [env.step(a)[4]["state"] for a in actions]
+        env.reset(options={"state": state})  # reset restores the colour ...
+        np.testing.assert_array_equal(env.render(), obs)
+        plain = [env.step(a)[4]["state"] for a in actions]
+        np.testing.assert_array_equal(np.stack(recoloured), np.stack(plain))  # ... and the physics never changed
+        env.recolour(colour)
+        env.recolour(None)
+        env.reset(options={"state": state})
+        np.testing.assert_array_equal(env.render(), obs)
+        with pytest.raises(ValueError, match="RGB triple in 0-255"):
+            env.recolour((300, 0, 0))
+    finally:
+        env.close()
+
+
+def test_changed_colour_is_the_farthest_palette_colour():
+    assert changed_colour((220, 30, 30)) == (0, 130, 200)  # Two-Room's red agent turns blue
+    assert changed_colour((0, 130, 200)) != (0, 130, 200)
 
 
 @pytest.mark.parametrize("name", list(ENVS))
@@ -102,7 +136,8 @@ def test_linear_probe_dual_form_matches_primal():
     torch.testing.assert_close(predict_linear(w, x), predict_linear(primal, x), atol=1e-4, rtol=1e-4)
 
 
-def test_replayed_trajectories_match_the_dataset_until_the_perturbation(tmp_path):
+@pytest.mark.parametrize("colour_change", ["object", "frame"])
+def test_replayed_trajectories_match_the_dataset_until_the_perturbation(tmp_path, colour_change):
     from lewm_bench.analysis.config import VoEConfig
     from lewm_bench.analysis.voe import replay_trajectories
     from lewm_bench.collect.policies import make_collector
@@ -111,7 +146,8 @@ def test_replayed_trajectories_match_the_dataset_until_the_perturbation(tmp_path
 
     data = collect(CollectConfig(env="two-room", collector=make_collector("two-room"), episodes=12, max_steps=40,
                                  image_size=16), tmp_path / "d.h5", workers=1, progress=False)
-    trajectories, _ = replay_trajectories("two-room", data, 5, VoEConfig(trajectories=3, frames=5, perturb_frame=2))
+    cfg = VoEConfig(trajectories=3, frames=5, perturb_frame=2, colour_change=colour_change)
+    trajectories, _ = replay_trajectories("two-room", data, 5, cfg)
     with open_dataset(data) as ds:
         for tr in trajectories:
             row = int(ds.episode_start[tr.episode]) + tr.start
@@ -119,4 +155,15 @@ def test_replayed_trajectories_match_the_dataset_until_the_perturbation(tmp_path
             np.testing.assert_array_equal(tr.frames["teleport"][:2], tr.frames["none"][:2])
             assert not np.array_equal(tr.frames["teleport"][2], tr.frames["none"][2])
             np.testing.assert_array_equal(tr.frames["colour"][:2], tr.frames["none"][:2])
-            np.testing.assert_array_equal(tr.frames["colour"][2:], rotate_colours(tr.frames["none"][2:]))
+            if colour_change == "frame":
+                np.testing.assert_array_equal(tr.frames["colour"][2:], rotate_colours(tr.frames["none"][2:]))
+            else:  # the agent alone is repainted: few pixels change, in every frame from the perturbation on
+                changed = np.any(tr.frames["colour"][2:] != tr.frames["none"][2:], axis=-1)
+                assert all(0 < n < 0.15 * 16 * 16 for n in changed.sum((1, 2)))
+
+
+def test_unknown_colour_change_is_a_clear_error():
+    from lewm_bench.analysis.config import VoEConfig
+
+    with pytest.raises(ValueError, match="colour_change must be one of"):
+        VoEConfig(colour_change="hue")
