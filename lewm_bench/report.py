@@ -190,7 +190,9 @@ def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
     if voe_path.exists():
         voe = pd.read_csv(voe_path)
         voe = voe[voe.profile.isin(profiles)]
-        rows = [[r.profile, ENV_NAMES.get(r.env, r.env), _agent_name(r.agent), r.seed, r.variant, r.n, r.step,
+        # rows written before the colour-change mode was recorded have no perturbation: use the variant
+        voe = voe.assign(perturbation=voe.get("perturbation", voe.variant).fillna(voe.variant))
+        rows = [[r.profile, ENV_NAMES.get(r.env, r.env), _agent_name(r.agent), r.seed, r.perturbation, r.n, r.step,
                  f"{r.surprise_perturbed:.4g}", f"{r.surprise_unperturbed:.4g}", f"{r.t_statistic:.2f}",
                  f"{r.p_value:.2g}", f"{r.cohens_d:.2f}"] for r in voe.itertuples()]
         parts += ["", "## Violation of expectation", "",

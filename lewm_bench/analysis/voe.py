@@ -134,7 +134,8 @@ def violation_of_expectation(model: Any, env_name: str, data_path: str | os.Path
 
     Returns:
         (surprise table: trajectory, episode, start, variant, t, surprise;
-         tests: variant, n, mean surprise perturbed / unperturbed at the step, t statistic, p value, Cohen's d).
+         tests: variant, perturbation (with the colour-change mode), n, mean surprise
+         perturbed / unperturbed at the step, t statistic, p value, Cohen's d).
     """
     trajectories, codec = replay_trajectories(env_name, data_path, frameskip, cfg)
     blocks = torch.from_numpy(np.stack([codec.to_blocks(tr.actions) for tr in trajectories])).to(device)
@@ -151,12 +152,17 @@ def violation_of_expectation(model: Any, env_name: str, data_path: str | os.Path
     for variant in VARIANTS[1:]:
         diff = at_step[variant] - at_step["none"]
         res = stats.ttest_rel(at_step[variant], at_step["none"])
-        tests.append({"variant": variant, "n": len(diff), "step": cfg.perturb_frame,
+        tests.append({"variant": variant, "perturbation": _describe(variant, cfg), "n": len(diff),
+                      "step": cfg.perturb_frame,
                       "surprise_perturbed": float(at_step[variant].mean()),
                       "surprise_unperturbed": float(at_step["none"].mean()),
                       "t_statistic": float(res.statistic), "p_value": float(res.pvalue),
                       "cohens_d": float(diff.mean() / diff.std(ddof=1)) if diff.std(ddof=1) > 0 else float("nan")})
     return pd.DataFrame(rows), pd.DataFrame(tests)
+
+
+def _describe(variant: str, cfg: VoEConfig) -> str:
+    return {"teleport": "teleport", "colour": f"colour ({cfg.colour_change})"}.get(variant, variant)
 
 
 def plot_surprise(table: pd.DataFrame, tests: pd.DataFrame, title: str, path: Path) -> None:
@@ -172,7 +178,7 @@ def plot_surprise(table: pd.DataFrame, tests: pd.DataFrame, title: str, path: Pa
         label = variant
         if variant != "none":
             r = tests.set_index("variant").loc[variant]
-            label += f" (p = {r.p_value:.2g}, d = {r.cohens_d:.2f})"
+            label = f"{r.perturbation} (p = {r.p_value:.2g}, d = {r.cohens_d:.2f})"
         ax.plot(mean.index, mean.values, marker="o", color=colour, label=label)
         ax.fill_between(mean.index, mean - 1.96 * sem, mean + 1.96 * sem, color=colour, alpha=0.2)
     ax.axvline(step, color="k", linestyle="--", linewidth=1)
