@@ -39,6 +39,8 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
     action_dim: ClassVar[int]
     #: Dimension of the physical state vector (see each environment's docstring).
     state_dim: ClassVar[int]
+    #: Most simulators the evaluation keeps open at once (None: one per episode, all at once).
+    max_parallel: ClassVar[int | None] = None
     #: RGB (0-255) of the object that :meth:`teleport` moves (agent, block or cube) as rendered by default.
     object_colour: ClassVar[tuple[int, int, int]]
 

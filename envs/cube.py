@@ -75,6 +75,9 @@ class CubeEnv(GoalEnv):
     action_dim = 5
     state_dim = N_QPOS + N_QVEL
     object_colour = (245, 66, 84)  # OGBench's cube, RGBA (0.96, 0.26, 0.33, 1)
+    # each simulator holds its own MuJoCo model and renderer, about 340 MB at 64 px: 50 at once
+    # (one per evaluation episode) peaked at 22 GB with DINO-WM-style planning beside them
+    max_parallel = 10
 
     def __init__(self, image_size: int = 64, fast_render: bool = False,
                  render_mode: str | None = "rgb_array") -> None:

@@ -379,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cem (the paper's) or adam (gradient descent on the action sequence, SPEC §8 ablation)")
     p.add_argument("--iterations", type=int, default=None, help="override the profile's CEM iterations")
     p.add_argument("--candidates", type=int, default=None, help="override the profile's CEM candidates")
-    p.add_argument("--batch", type=int, default=None, help="episodes planned per batched call (default: all)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="episodes planned per batched call (default: all, at most the env's max_parallel: 10 for cube)")
     p.add_argument("--timing-calls", type=int, default=20,
                    help="one-episode planning calls timed after 3 warm-up calls (the paper's setting)")
     profile_opt(p)

@@ -59,7 +59,8 @@ def analyze(kind: str, env: str, agent: str, profile: Profile, checkpoint: str |
     out = analysis_dir(root, env, agent, profile, seed)
     keys = {"env": env, "agent": agent, "profile": profile.name, "seed": seed}
     if kind == "voe":
-        table, tests = violation_of_expectation(model, env, data_path, ckpt["config"]["frameskip"], voe, device)
+        table, tests = violation_of_expectation(model, env, data_path, ckpt["config"]["frameskip"], voe, device,
+                                                cache_dir=root / "analysis" / env)  # one simulation per env
         write_csv(out / "voe_surprise.csv", table)
         write_csv(out / "voe_tests.csv", tests)
         plot_surprise(table, tests, f"{env} / {agent} ({profile.name}): surprise, {voe.trajectories} trajectories",

@@ -21,8 +21,10 @@ the effect size is Cohen's d of the paired differences.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +65,25 @@ def changed_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frameskip: int, cfg: VoEConfig,
-                        split: str = "held_out") -> tuple[list[Trajectory], ActionCodec]:
-    """Draw ``cfg.trajectories`` (episode, start) pairs of ``split`` and replay each in the three variants."""
+                        split: str = "held_out", cache_dir: str | os.PathLike[str] | None = None
+                        ) -> tuple[list[Trajectory], ActionCodec]:
+    """Draw ``cfg.trajectories`` (episode, start) pairs of ``split`` and replay each in the three variants.
+
+    With ``cache_dir`` the replays are kept in ``cache_dir/voe_replays-KEY.npz`` (KEY hashes the dataset
+    file, ``frameskip``, ``split`` and ``cfg``), so that every model of an env is shown the same frames
+    from one simulation.
+    """
     if not 1 <= cfg.perturb_frame < cfg.frames:
         raise ValueError(f"perturb_frame must be in [1, frames); got {cfg.perturb_frame} with frames {cfg.frames}")
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"voe_replays-{_replay_key(data_path, frameskip, cfg, split)}.npz"
+    if cache is not None and cache.exists():
+        with open_dataset(data_path, env_name) as ds:
+            codec = ActionCodec.from_dataset(ds, frameskip)
+        with np.load(cache) as z:
+            return [Trajectory(int(e), int(s), {v: z[f"frames_{v}"][i] for v in VARIANTS}, z["actions"][i])
+                    for i, (e, s) in enumerate(zip(z["episode"], z["start"]))], codec
     span = (cfg.frames - 1) * frameskip
     rng = np.random.default_rng(cfg.seed)
     with open_dataset(data_path, env_name) as ds:
@@ -111,7 +128,23 @@ def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frames
             out.append(Trajectory(episode, start, variants, actions))
     finally:
         env.close()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, episode=[t.episode for t in out], start=[t.start for t in out],
+                     actions=np.stack([t.actions for t in out]),
+                     **{f"frames_{v}": np.stack([t.frames[v] for t in out]) for v in VARIANTS})
+        os.replace(tmp, cache)
     return out, codec
+
+
+def _replay_key(data_path: str | os.PathLike[str], frameskip: int, cfg: VoEConfig, split: str) -> str:
+    path = Path(data_path).resolve()
+    stat = path.stat()
+    ident = {"data": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "frameskip": frameskip,
+             "split": split, "voe": asdict(cfg)}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @torch.no_grad()
@@ -128,8 +161,8 @@ def surprise(model: Any, frames: torch.Tensor, blocks: torch.Tensor) -> torch.Te
 
 
 def violation_of_expectation(model: Any, env_name: str, data_path: str | os.PathLike[str], frameskip: int,
-                             cfg: VoEConfig, device: torch.device | str = "cpu"
-                             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                             cfg: VoEConfig, device: torch.device | str = "cpu",
+                             cache_dir: str | os.PathLike[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Surprise of every trajectory, variant and step, and the paired tests at the perturbation step.
 
     Returns:
@@ -137,7 +170,7 @@ def violation_of_expectation(model: Any, env_name: str, data_path: str | os.Path
          tests: variant, perturbation (with the colour-change mode), n, mean surprise
          perturbed / unperturbed at the step, t statistic, p value, Cohen's d).
     """
-    trajectories, codec = replay_trajectories(env_name, data_path, frameskip, cfg)
+    trajectories, codec = replay_trajectories(env_name, data_path, frameskip, cfg, cache_dir=cache_dir)
     blocks = torch.from_numpy(np.stack([codec.to_blocks(tr.actions) for tr in trajectories])).to(device)
     rows, at_step = [], {}
     for variant in VARIANTS:

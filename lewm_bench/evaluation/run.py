@@ -108,10 +108,10 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     run_dir = Path(out) if out else default_run_dir(env, agent, profile, seed, Path(root) / "eval")
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    batch = batch or len(tasks)
     records: list[EpisodeRecord] = []
     batched_times: list[float] = []
     aux_env = make_env(env, **env_kwargs)  # one env for the timed one-episode calls and the GIF's goal frames
+    batch = batch or min(len(tasks), aux_env.max_parallel or len(tasks))
     if planner is not None:  # warm-up, not counted
         _time_single_calls(model, planner, aux_env, tasks, codec, context, device, warmup_calls, 0)
     for lo in range(0, len(tasks), batch):
@@ -120,7 +120,7 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
         policy = None if model is not None else info.cls(envs[0].action_dim, seed + lo)
         try:
             records += run_mpc(envs, chunk, protocol, model, planner, codec, context, receding_horizon, device,
-                               policy=policy, seed=seed + lo, keep_frames=gif_episodes if lo == 0 else 0,
+                               policy=policy, seed=seed, keep_frames=gif_episodes if lo == 0 else 0,
                                plan_times=batched_times)
         finally:
             for e in envs:

@@ -162,6 +162,33 @@ def test_replayed_trajectories_match_the_dataset_until_the_perturbation(tmp_path
                 assert all(0 < n < 0.15 * 16 * 16 for n in changed.sum((1, 2)))
 
 
+def test_replays_are_cached_per_dataset_and_config(tmp_path, monkeypatch):
+    from lewm_bench.analysis import voe
+    from lewm_bench.analysis.config import VoEConfig
+    from lewm_bench.collect.policies import make_collector
+    from lewm_bench.collect.runner import CollectConfig, collect
+
+    data = collect(CollectConfig(env="two-room", collector=make_collector("two-room"), episodes=12, max_steps=40,
+                                 image_size=16), tmp_path / "d.h5", workers=1, progress=False)
+    cfg = VoEConfig(trajectories=3, frames=5, perturb_frame=2)
+    first, _ = voe.replay_trajectories("two-room", data, 5, cfg, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("voe_replays-*.npz"))) == 1
+
+    def no_simulator(*args, **kwargs):
+        raise AssertionError("a cached replay must not simulate again")
+
+    monkeypatch.setattr(voe, "make_env", no_simulator)
+    again, codec = voe.replay_trajectories("two-room", data, 5, cfg, cache_dir=tmp_path / "cache")
+    assert codec.frameskip == 5 and [(t.episode, t.start) for t in again] == [(t.episode, t.start) for t in first]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.actions, b.actions)
+        for v in voe.VARIANTS:
+            np.testing.assert_array_equal(a.frames[v], b.frames[v])
+    with pytest.raises(AssertionError, match="must not simulate"):  # another config is another replay
+        voe.replay_trajectories("two-room", data, 5, VoEConfig(trajectories=3, frames=5, perturb_frame=3),
+                                cache_dir=tmp_path / "cache")
+
+
 def test_unknown_colour_change_is_a_clear_error():
     from lewm_bench.analysis.config import VoEConfig
 

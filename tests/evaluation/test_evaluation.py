@@ -92,7 +92,7 @@ def test_random_agent_floor_on_two_room(root):
     assert (result.run_dir / "episodes.gif").stat().st_size > 0
 
 
-def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path):
+def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, monkeypatch):
     root_dir, path = root
     train("two-room", SMOKE, data=path, out=root_dir / "train" / "two-room" / "lewm-smoke-seed0", progress=False)
     protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=6)
@@ -104,6 +104,12 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path):
     assert rec["predictor_tokens_per_call"] == cem.candidates * cem.iterations * (1 + 2)
     assert rec["params_trainable"] > 0 and rec["params_frozen"] == 0 and np.isfinite(rec["straightness"])
     assert rec["split"] == "held_out" and rec["context"] == 1
+    capped = type(make_env("two-room", image_size=16))
+    monkeypatch.setattr(capped, "max_parallel", 4)  # e.g. Cube: simulators are heavy, at most 10 open at once
+    chunked = evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, timing_calls=1,
+                       out=tmp_path / "chunked").record
+    assert chunked["batched_episodes_per_call"] == 4 and chunked["episodes"] == 6
+    assert rec["batched_episodes_per_call"] == 6
     adam = evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, timing_calls=1, planner_name="adam",
                     out=tmp_path / "adam").record
     assert adam["planner"].startswith("adam") and adam["plan_calls"] == 1
