@@ -117,7 +117,8 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
                              f"--profile {profile.name}" + (f" --out {data_path}" if data is not None else ""))
     run_dir = Path(out) if out is not None else default_run_dir(env, agent, profile, seed)
     rank, world, local_rank = _dist_info()
-    if world > 1 and not dist.is_initialized():
+    owns_group = world > 1 and not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
 
@@ -250,6 +251,10 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
         })
+    if world > 1:  # every rank leaves together: a rank exiting while rank 0 still writes can abort gloo's teardown
+        dist.barrier()
+        if owns_group:
+            dist.destroy_process_group()
     if rank != 0:
         return TrainResult(run_dir, True, {})
     summary = {"run_dir": str(run_dir), "agent": agent, "env": env, "profile": profile.name, "seed": seed,
