@@ -3,8 +3,10 @@
 Every episode starts from its task's stored state with its goal; all active episodes are planned
 in one batched call, then each executes ``receding_horizon`` planned blocks (``frameskip`` env
 steps each) before the next call, until it succeeds or the budget runs out. Success is checked
-after every env step. A policy agent (``random``) acts without planning: whenever its previous
-actions are used up it is asked for more (``random`` returns 25 steps, five blocks, per call).
+after every env step. A policy agent (``random``) acts without planning, one instance per episode:
+whenever its previous actions are used up it is asked for more (``random`` returns 25 steps, five
+blocks, per call). Every episode's randomness (planner noise, policy) is seeded from its task
+(:func:`episode_seed`), so how the episodes are grouped into batches changes nothing.
 """
 
 from __future__ import annotations
@@ -60,9 +62,14 @@ class ActionCodec:
         return ((actions - self.mean) / self.std).reshape(-1, self.frameskip * len(self.mean)).astype(np.float32)
 
 
+def episode_seed(seed: int, task: Task) -> int:
+    """The seed of ``task``'s randomness in an evaluation with ``seed`` (independent of its batch)."""
+    return seed * 1_000_003 + task.episode * 1_009 + task.start * 7
+
+
 def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: WorldModel | None,
             planner: Planner | None, codec: ActionCodec, context: int, receding_horizon: int,
-            device: torch.device, policy: Any = None, seed: int = 0, keep_frames: int = 0,
+            device: torch.device, policies: list[Any] | None = None, seed: int = 0, keep_frames: int = 0,
             plan_times: list[float] | None = None) -> list[EpisodeRecord]:
     """Run one episode per (env, task) pair; all are planned together.
 
@@ -71,12 +78,12 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
             model's training history). Frames before the episode start repeat the first frame,
             and the unknown action blocks before it are zeros (the data mean).
         receding_horizon: planned blocks executed before replanning.
-        policy: a policy agent (``act(observation, goal)``), used when ``model`` is None.
+        policies: one policy agent (``act(observation, goal)``) per env, used when ``model`` is None.
         keep_frames: keep the observed frames of the first ``keep_frames`` episodes (for a video).
         plan_times: when given, the seconds of every planning call are appended to it.
     """
-    if model is None and policy is None:
-        raise ValueError("run_mpc needs a world model with a planner, or a policy")
+    if model is None and (policies is None or len(policies) != len(envs)):
+        raise ValueError("run_mpc needs a world model with a planner, or one policy per env")
     records, goals, history, actions_taken = [], [], [], []
     for i, (env, task) in enumerate(zip(envs, tasks)):
         obs, _ = env.reset(options={"state": task.start_state, "goal_state": task.goal_state})
@@ -89,14 +96,13 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
     active = list(range(len(envs)))
     while active:
         if model is None or planner is None:
-            plans = {i: policy.act(history[i][-1], goals[i]) for i in active}
+            plans = {i: policies[i].act(history[i][-1], goals[i]) for i in active}
         else:
             ctx, past = zip(*(context_window(history[i], actions_taken[i], context, codec) for i in active))
             result = planner.solve(
                 model, torch.from_numpy(np.stack(ctx)).to(device), torch.from_numpy(np.stack(past)).to(device),
                 torch.from_numpy(np.stack([goals[i] for i in active]).transpose(0, 3, 1, 2)).to(device),
-                seeds=[seed * 1_000_003 + tasks[i].episode * 1_009 + tasks[i].start * 7 + records[i].solves
-                       for i in active])
+                seeds=[episode_seed(seed, tasks[i]) + records[i].solves for i in active])
             if plan_times is not None:
                 plan_times.append(result.seconds)
             blocks = result.actions[:, :receding_horizon].float().cpu().numpy()

@@ -24,7 +24,7 @@ from lewm_bench.data.clips import ClipDataset
 from lewm_bench.data.dataset import open_dataset
 from lewm_bench.envs import make_env
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.evaluation.mpc import ActionCodec, EpisodeRecord, context_window, run_mpc
+from lewm_bench.evaluation.mpc import ActionCodec, EpisodeRecord, context_window, episode_seed, run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, sample_tasks, wilson_interval
 from lewm_bench.io import upsert_csv, write_csv, write_json
 from lewm_bench.models.layers import count_parameters
@@ -117,10 +117,10 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     for lo in range(0, len(tasks), batch):
         chunk = tasks[lo:lo + batch]
         envs = [make_env(env, **env_kwargs) for _ in chunk]
-        policy = None if model is not None else info.cls(envs[0].action_dim, seed + lo)
+        policies = None if model is not None else [info.cls(envs[0].action_dim, episode_seed(seed, t)) for t in chunk]
         try:
             records += run_mpc(envs, chunk, protocol, model, planner, codec, context, receding_horizon, device,
-                               policy=policy, seed=seed, keep_frames=gif_episodes if lo == 0 else 0,
+                               policies=policies, seed=seed, keep_frames=gif_episodes if lo == 0 else 0,
                                plan_times=batched_times)
         finally:
             for e in envs:

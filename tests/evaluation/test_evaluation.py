@@ -59,7 +59,8 @@ def test_mpc_counts_success_at_any_step_and_respects_the_budget():
     near = Task(0, 0, 1, np.array([20.0, 30.0]), np.array([22.0, 30.0]))  # already within 4.57 after any step
     far = Task(1, 0, 1, np.array([10.0, 50.0]), np.array([50.0, 50.0]))
     envs = [env, make_env("two-room", image_size=16)]
-    records = run_mpc(envs, [near, far], protocol, None, None, codec, 1, 5, device=None, policy=RandomAgent(2, 0))
+    records = run_mpc(envs, [near, far], protocol, None, None, codec, 1, 5, device=None,
+                      policies=[RandomAgent(2, 0), RandomAgent(2, 1)])
     assert records[0].success and records[0].steps_to_success == 1 and records[0].steps == 1
     assert not records[1].success and records[1].steps == 7 and records[1].final_distance > 4.57
 
@@ -73,7 +74,7 @@ def test_a_crashing_episode_keeps_the_other_records():
     codec = ActionCodec(np.zeros(2), np.ones(2), 5)
     tasks = [Task(0, 0, 1, np.array([20.0, 30.0]), np.array([40.0, 30.0]))] * 2
     records = run_mpc([Broken(image_size=16), make_env("two-room", image_size=16)], tasks, protocol, None, None,
-                      codec, 1, 5, device=None, policy=RandomAgent(2, 0))
+                      codec, 1, 5, device=None, policies=[RandomAgent(2, 0), RandomAgent(2, 1)])
     assert records[0].error == "RuntimeError: simulator exploded" and not records[0].success
     assert records[1].error is None and records[1].steps == 5
 
@@ -90,6 +91,17 @@ def test_random_agent_floor_on_two_room(root):
     summary = pd.read_csv(root_dir / "summary.csv")
     assert all(c in summary.columns for c in SUMMARY_COLUMNS)
     assert (result.run_dir / "episodes.gif").stat().st_size > 0
+
+
+def test_grouping_episodes_into_batches_changes_no_episode(root, tmp_path):
+    root_dir, path = root
+    protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=12)
+    whole = evaluate("two-room", "random", SMOKE, data=path, root=root_dir, protocol=protocol, out=tmp_path / "a")
+    groups = evaluate("two-room", "random", SMOKE, data=path, root=root_dir, protocol=protocol, out=tmp_path / "b",
+                      batch=5)
+    assert groups.record["batched_episodes_per_call"] == 5
+    pd.testing.assert_frame_equal(pd.read_csv(whole.run_dir / "episodes.csv"),
+                                  pd.read_csv(groups.run_dir / "episodes.csv"))
 
 
 def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, monkeypatch):
