@@ -16,6 +16,7 @@ same architecture pre-trained by the suite on the env's frames (see :mod:`lewm_b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,7 +30,6 @@ from lewm_bench.registry import LossTerms, register_agent
 
 if TYPE_CHECKING:
     from lewm_bench.data.clips import ClipDataset
-    from lewm_bench.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class DinoWMConfig:
     history: int = 3
 
 
-PRESETS: dict[str, DinoWMConfig] = {
+PRESETS: MappingProxyType[str, DinoWMConfig] = MappingProxyType({
     "paper": DinoWMConfig(),
     # 64 px input, 16 px patches: 16 patch tokens per frame (48 predictor tokens at history 3) so that a
     # CPU evaluation finishes in minutes; a 4-layer encoder of width 128 pre-trained on the env's frames.
@@ -69,7 +69,7 @@ PRESETS: dict[str, DinoWMConfig] = {
         encoder=PatchEncoderConfig(input_size=16, patch_size=4, width=32, depth=1, heads=2, pos_grid=4),
         pretrain=EncoderPretrainConfig(steps=4, batch_size=8, lr=1e-3),
         predictor=PredictorConfig(depth=1, heads=2, head_dim=16, mlp_dim=64)),
-}
+})
 
 
 def frame_block_causal_mask(frames: int, tokens_per_frame: int, device: torch.device | None = None) -> Tensor:
@@ -109,6 +109,8 @@ class DinoWM(nn.Module):
 
     kind = "world_model"
     config_class = DinoWMConfig
+    presets = PRESETS
+    display_name, colour, in_grid, order = "DINO-WM", "C2", True, 2
     loss_terms = ("pred_loss",)
     check_collapse = False  # the encoder is frozen
 
@@ -121,12 +123,6 @@ class DinoWM(nn.Module):
         d, p = config.encoder.width, self.encoder.num_patches
         self.action_encoder = nn.Linear(action_dim, config.action_embed_dim)
         self.predictor = PatchPredictor(d + config.action_embed_dim, d, p, config.history, config.predictor)
-
-    @staticmethod
-    def default_config(profile: Profile) -> DinoWMConfig:
-        if profile.name not in PRESETS:
-            raise ValueError(f"dinowm has no preset for profile {profile.name!r}; valid: {', '.join(PRESETS)}")
-        return PRESETS[profile.name]
 
     # ------------------------------------------------------------------ world-model interface
     @property

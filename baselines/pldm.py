@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lewm_bench.models.lewm import PRESETS as LEWM_PRESETS
 from lewm_bench.models.lewm import LeWM, LeWMConfig
 from lewm_bench.registry import LossTerms, register_agent
-
-if TYPE_CHECKING:
-    from lewm_bench.profiles import Profile
 
 EPS = 1e-4
 
@@ -48,6 +46,16 @@ class PLDMConfig(LeWMConfig):
     inverse_dynamics_hidden: int = 512
 
 
+def _with_pldm_loss(arch: LeWMConfig) -> PLDMConfig:
+    """LeWM's architecture ``arch`` with PLDM's loss (the paper compares them at equal architecture)."""
+    fields = {f.name: getattr(arch, f.name) for f in dataclasses.fields(LeWMConfig)}
+    return PLDMConfig(**dict(fields, sigreg_weight=0.0))
+
+
+PRESETS = MappingProxyType({name: _with_pldm_loss(arch) for name, arch in LEWM_PRESETS.items()})
+"""LeWM's architecture at every profile, with PLDM's loss."""
+
+
 def variance_hinge(z: Tensor, dim: int = 0) -> Tensor:
     """Mean over the other axes of ReLU(1 - sqrt(Var + eps)), the variance taken along ``dim``."""
     std = torch.sqrt(z.float().var(dim=dim) + EPS)
@@ -68,6 +76,8 @@ class PLDM(LeWM):
     """PLDM: LeWM's architecture trained with the 7-term variance/covariance/temporal loss (6 tunable weights)."""
 
     config_class = PLDMConfig
+    presets = PRESETS
+    display_name, colour, in_grid, order = "PLDM", "C1", True, 1
     loss_terms = ("pred_loss", "variance", "covariance", "time_similarity", "time_variance", "time_covariance",
                   "inverse_dynamics")
 
@@ -76,12 +86,6 @@ class PLDM(LeWM):
         d = config.width
         self.inverse_dynamics = nn.Sequential(nn.Linear(2 * d, config.inverse_dynamics_hidden), nn.GELU(),
                                               nn.Linear(config.inverse_dynamics_hidden, action_dim))
-
-    @staticmethod
-    def default_config(profile: Profile) -> PLDMConfig:
-        """The profile's LeWM architecture with PLDM's loss."""
-        arch = {f.name: getattr(profile.lewm, f.name) for f in dataclasses.fields(LeWMConfig)}
-        return PLDMConfig(**dict(arch, sigreg_weight=0.0))
 
     def loss(self, frames: Tensor, actions: Tensor, generator: torch.Generator | None = None) -> LossTerms:
         """Loss of a batch of clips: frames (B, h+1, 3, H, W), action blocks (B, h, A)."""

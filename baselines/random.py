@@ -12,6 +12,7 @@ class RandomAgent:
     """Uniform random actions in [-1, 1]: the floor every table reports."""
 
     kind = "policy"
+    display_name, colour, in_grid, order = "Random", "0.6", True, 1000
 
     def __init__(self, action_dim: int, seed: int, steps_per_call: int = 25) -> None:
         self.action_dim, self.steps_per_call = action_dim, steps_per_call

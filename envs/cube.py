@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from lewm_bench.envs.base import GoalEnv
+from lewm_bench.envs.spec import DataSizes, EnvSpec, register_env
 
 SUCCESS_RADIUS = 0.04
 CUBE_POS = slice(14, 17)
@@ -185,3 +186,11 @@ class CubeEnv(GoalEnv):
 
     def close(self) -> None:
         self._sim.close()
+
+
+# cpu: sized to collect in minutes on 2 cores (README: Benchmarks); smoke: seconds, for tests.
+SPEC = register_env(EnvSpec.of(CubeEnv, "cube", display_name="Cube", collector="oracle", data={
+    "paper": DataSizes(10_000, 200, 224),
+    "cpu": DataSizes(160, 200, 64, {"fast_render": True}),
+    "smoke": DataSizes(4, 40, 16, {"fast_render": True}),
+}))

@@ -46,6 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from lewm_bench.envs.base import GoalEnv
+from lewm_bench.envs.spec import DataSizes, EnvSpec, register_env
 
 WORLD = 512.0
 ACTION_SCALE = 100.0
@@ -153,3 +154,11 @@ class PushTEnv(GoalEnv):
         for shape in self._sim.block.shapes:  # the simulator rebuilds the block (default colour) on reset
             shape.color = colour
         return self._sim.get_obs()
+
+
+# cpu: sized to collect in minutes on 2 cores (README: Benchmarks); smoke: seconds, for tests.
+SPEC = register_env(EnvSpec.of(PushTEnv, "pusht", display_name="PushT", collector="pusher", data={
+    "paper": DataSizes(20_000, 200, 224),
+    "cpu": DataSizes(1_700, 100, 64),
+    "smoke": DataSizes(6, 30, 16),
+}))

@@ -48,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from lewm_bench.envs.base import GoalEnv
+from lewm_bench.envs.spec import DataSizes, EnvSpec, register_env
 
 CANVAS = 64.0
 BORDER = 4.0
@@ -68,7 +69,7 @@ def distance(state: np.ndarray, goal_state: np.ndarray) -> float:
 
 
 def is_success(state: np.ndarray, goal_state: np.ndarray) -> bool:
-    """Agent within ``SUCCESS_RADIUS`` units of the goal position."""
+    """Agent within 4.57 units (of 64) of the goal position."""
     return distance(state, goal_state) < SUCCESS_RADIUS
 
 
@@ -171,3 +172,11 @@ class TwoRoomEnv(GoalEnv):
         agent = np.asarray(self.rendered_object_colour, np.float32)
         img[y0:y1, x0:x1] = (patch + alpha * (agent - patch) + 0.5).astype(np.uint8)
         return img
+
+
+# cpu: sized to collect in minutes on 2 cores (README: Benchmarks); smoke: seconds, for tests.
+SPEC = register_env(EnvSpec.of(TwoRoomEnv, "two-room", display_name="Two-Room", collector="expert", data={
+    "paper": DataSizes(10_000, 100, 224),
+    "cpu": DataSizes(3_000, 100, 32),
+    "smoke": DataSizes(12, 40, 16),
+}))

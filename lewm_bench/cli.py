@@ -29,9 +29,14 @@ def _profile(args: argparse.Namespace):
 
 
 def _env_names(value: str) -> list[str]:
-    from lewm_bench.envs import ENVS, env_info
+    from lewm_bench.envs import env_names, env_spec
 
-    return list(ENVS) if value == "all" else [env_info(v).name for v in value.split(",")]
+    names = [v.strip() for v in value.split(",")]
+    if value == "all":
+        return list(env_names())
+    if not all(names):
+        raise LewmBenchError(f"empty environment name in {value!r}; give names separated by commas, or all")
+    return [env_spec(v).name for v in names]
 
 
 # ---------------------------------------------------------------------------------- commands
@@ -99,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     profile = _profile(args)
     info = get_agent(args.agent)
-    model_config = info.cls.default_config(profile) if info.kind == "world_model" else None
+    model_config = info.config_for(profile.name) if info.kind == "world_model" else None
     for option, value in (("sigreg_weight", args.sigreg_weight), ("encoder_weights", args.encoder_weights)):
         if value is None:
             continue
@@ -111,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         model_config = dataclasses.replace(model_config, **{option: value})
     overrides = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "lr")
                  if getattr(args, k) is not None}
-    tcfg = dataclasses.replace(profile.train, **overrides)
+    tcfg = dataclasses.replace(info.train_config_for(profile), **overrides)
     result = train(args.env, profile, agent=args.agent, data=args.data, out=args.out, seed=args.seed,
                    resume=args.resume, force=args.force, progress=not args.no_progress, model_config=model_config,
                    train_config=tcfg, data_root=args.data_root)
@@ -142,31 +147,31 @@ def cmd_eval(args: argparse.Namespace) -> None:
                       seed=args.seed, protocol=protocol, context=args.context, cem=cem, root=args.root,
                       timing_calls=args.timing_calls, batch=args.batch, planner_name=args.planner)
     r = result.record
-    timing = "" if r["plan_time_median_s"] is None else (
-        f"; planning {r['plan_time_median_s']:.3f} s per call one episode at a time (p10 {r['plan_time_p10_s']:.3f}, "
-        f"p90 {r['plan_time_p90_s']:.3f}), {r['plan_time_batched_median_s']:.2f} s per batched call of "
-        f"{r['batched_episodes_per_call']}")
-    print(f"{result.run_dir}: {r['env']} {r['agent']} success {r['success_rate']:.0%} "
-          f"[{r['success_ci_low']:.0%}, {r['success_ci_high']:.0%}] over {r['episodes']} episodes{timing}")
+    timing = "" if r.plan_time_median_s is None else (
+        f"; planning {r.plan_time_median_s:.3f} s per call one episode at a time (p10 {r.plan_time_p10_s:.3f}, "
+        f"p90 {r.plan_time_p90_s:.3f}), {r.plan_time_batched_median_s:.2f} s per batched call of "
+        f"{r.batched_episodes_per_call}")
+    print(f"{result.run_dir}: {r.env} {r.agent} success {r.success_rate:.0%} "
+          f"[{r.success_ci_low:.0%}, {r.success_ci_high:.0%}] over {r.episodes} episodes{timing}")
 
 
 def cmd_agents(args: argparse.Namespace) -> None:
-    from lewm_bench.envs import env_info
+    from lewm_bench.envs import env_spec
     from lewm_bench.models.layers import count_parameters
     from lewm_bench.registry import agents
 
     profile = _profile(args)
-    info_env = env_info(args.env)
+    info_env = env_spec(args.env)
     image_size = profile.data_for(info_env.name).image_size
     action_dim = info_env.action_dim * profile.frameskip
     print(f"parameters and tokens of each world model at profile {profile.name}, built for {info_env.name} "
           f"({image_size} px frames, action blocks of {action_dim})")
     print(f"{'agent':10s} {'kind':12s} {'tokens/frame':>12s} {'encoder tok':>11s} {'trainable':>11s} "
           f"{'frozen':>11s}  source: description")
-    for name, info in sorted(agents().items()):
+    for name, info in agents().items():
         cols = ["-"] * 4
         if info.kind == "world_model":
-            model = info.cls(info.cls.default_config(profile), image_size, action_dim)
+            model = info.cls(info.config_for(profile.name), image_size, action_dim)
             cols = [str(model.tokens_per_frame), str(model.encoder_tokens_per_frame),
                     f"{count_parameters(model, True):,}", f"{count_parameters(model, False):,}"]
         print(f"{name:10s} {info.kind:12s} {cols[0]:>12s} {cols[1]:>11s} {cols[2]:>11s} {cols[3]:>11s}  "
@@ -239,7 +244,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from lewm_bench.bench.common import machine, print_table, write_json
+    from lewm_bench.bench.common import print_table, write_json
+    from lewm_bench.provenance import machine
 
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch threads {info['torch_threads']}, "
@@ -283,28 +289,33 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------------------------ parser
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lewm-bench", description="Benchmark suite for reward-free world models that plan in latent space.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"lewm-bench {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add(sub: argparse._SubParsersAction, name: str, help_: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help_, description=help_, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_,
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
-    def profile_opt(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--profile", choices=["paper", "cpu", "smoke"], default=None,
-                       help="size preset: paper (the paper's sizes, for a GPU), cpu (minutes on a CPU), smoke "
-                            "(seconds, for tests); default: paper with CUDA, cpu otherwise")
+def _profile_opt(p: argparse.ArgumentParser) -> None:
+    from lewm_bench.profiles import PROFILES
 
-    p = add("envs", "List the environments: short name, Gymnasium id, action and state sizes, success test.")
+    p.add_argument("--profile", choices=list(PROFILES), default=None,
+                   help="size preset: paper (the paper's sizes, for a GPU), cpu (minutes on a CPU), smoke "
+                        "(seconds, for tests); default: paper with CUDA, cpu otherwise")
+
+
+def _envs_help() -> str:
+    from lewm_bench.envs import env_names
+
+    return ", ".join(env_names())
+
+
+def _parser_envs(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "envs", "List the environments: short name, Gymnasium id, action and state sizes, success test.")
     p.set_defaults(func=cmd_envs)
 
-    p = add("collect", "Collect reward-free offline datasets (HDF5) with scripted or random policies. "
+
+def _parser_collect(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "collect", "Collect reward-free offline datasets (HDF5) with scripted or random policies. "
                        "Interrupted runs resume when the same command is run again.")
-    p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube), a comma list, or all")
+    p.add_argument("--env", required=True, help=f"environment short name ({_envs_help()}), a comma list, or all")
     p.add_argument("--collector", default=None,
                    help="data policy: expert (two-room), pusher (pusht), oracle (cube) or random; default: the "
                         "env's scripted collector")
@@ -320,22 +331,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=str(DATA_ROOT), help="folder for default dataset paths")
     p.add_argument("--force", action="store_true", help="discard an existing dataset or interrupted run at the path")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    profile_opt(p)
+    _profile_opt(p)
     p.set_defaults(func=cmd_collect)
 
-    p = add("datasets", "Summarise datasets: env, collector and parameters, episodes, split, lengths, action stats.")
+
+def _parser_datasets(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "datasets",
+             "Summarise datasets: env, collector and parameters, episodes, split, lengths, action stats.")
     p.add_argument("paths", nargs="*", help="dataset files (default: every DATA_ROOT/*/*.h5)")
     p.add_argument("--data-root", default=str(DATA_ROOT), help="folder searched when no path is given")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
     p.set_defaults(func=cmd_datasets)
 
-    p = add("agents", "List the registered agents (built-in and plugins): kind, tokens per frame, parameters.")
+
+def _parser_agents(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "agents", "List the registered agents (built-in and plugins): kind, tokens per frame, parameters.")
     p.add_argument("--env", default="pusht", help="environment whose frame and action sizes the models are built for")
-    profile_opt(p)
+    _profile_opt(p)
     p.set_defaults(func=cmd_agents)
 
-    p = add("train", "Train a world model on an environment's dataset (per-epoch CSV log, checkpoints, resume).")
-    p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube)")
+
+def _parser_train(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "train", "Train a world model on an environment's dataset (per-epoch CSV log, checkpoints, resume).")
+    p.add_argument("--env", required=True, help=f"environment short name ({_envs_help()})")
     p.add_argument("--agent", default="lewm",
                    help="world-model agent: lewm, pldm, dinowm or a plugin (see: lewm-bench agents)")
     p.add_argument("--data", default=None, help="dataset file (default: the profile's dataset under DATA_ROOT)")
@@ -354,12 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dinowm: local DINOv2 ViT-S/14 checkpoint in the official state-dict layout (paper profile "
                         "sizes); without it the frozen encoder is pre-trained on the env's frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    profile_opt(p)
+    _profile_opt(p)
     p.set_defaults(func=cmd_train)
 
-    p = add("eval", "Evaluate an agent with MPC on the paper's protocol (goal 25 steps ahead, budget 50); writes "
+
+def _parser_eval(sub: argparse._SubParsersAction) -> None:
+    from lewm_bench.evaluation.protocol import PROTOCOLS
+    from lewm_bench.planning import PLANNERS
+
+    p = _add(sub, "eval", "Evaluate an agent with MPC on the paper's protocol (goal 25 steps ahead, budget 50); writes "
                     "result.json, episodes.csv, episodes.gif and a row of ROOT/summary.csv.")
-    p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube)")
+    p.add_argument("--env", required=True, help=f"environment short name ({_envs_help()})")
     p.add_argument("--agent", default="lewm",
                    help="agent: lewm, pldm, dinowm (trained checkpoints), random (the floor) or a plugin")
     p.add_argument("--checkpoint", default=None,
@@ -368,14 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="runs", help="working folder: train/, data/, eval/ and summary.csv")
     p.add_argument("--out", default=None, help="evaluation folder (default: ROOT/eval/ENV/AGENT-PROFILE-seedS)")
     p.add_argument("--seed", type=int, default=0, help="seed of the agent (and of the checkpoint's run folder)")
-    p.add_argument("--protocol", choices=["paper", "paper-v1-two-room"], default="paper",
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="paper",
                    help="paper: goal 25 steps ahead, budget 50; paper-v1-two-room: 100 / 150")
     p.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default: the profile's, 50)")
     p.add_argument("--split", choices=["held_out", "train"], default="held_out",
                    help="episodes the start/goal pairs come from (the reference code used train)")
     p.add_argument("--context", type=int, default=1,
                    help="context frames given to the planner: 1 (the reference evaluation) up to the trained history")
-    p.add_argument("--planner", choices=["cem", "adam"], default="cem",
+    p.add_argument("--planner", choices=list(PLANNERS), default="cem",
                    help="cem (the paper's) or adam (gradient descent on the action sequence, SPEC §8 ablation)")
     p.add_argument("--iterations", type=int, default=None, help="override the profile's CEM iterations")
     p.add_argument("--candidates", type=int, default=None, help="override the profile's CEM candidates")
@@ -383,16 +406,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="episodes planned per batched call (default: all, at most the env's max_parallel: 10 for cube)")
     p.add_argument("--timing-calls", type=int, default=20,
                    help="one-episode planning calls timed after 3 warm-up calls (the paper's setting)")
-    profile_opt(p)
+    _profile_opt(p)
     p.set_defaults(func=cmd_eval)
 
-    p = add("run", "Run a suite over the grid env x agent x seed: collect (reused when identical), train (reused "
+
+def _parser_run(sub: argparse._SubParsersAction) -> None:
+    from lewm_bench.suite import SPECIAL_SUITES, SUITES
+
+    suites = {**{k: v.description for k, v in SUITES.items()}, **SPECIAL_SUITES}
+    p = _add(sub, "run", "Run a suite over the grid env x agent x seed: collect (reused when identical), train (reused "
                    "when finished with the same config), evaluate, report. Rerunning skips finished jobs and "
                    "resumes interrupted ones.")
-    p.add_argument("--suite", required=True,
-                   help="all (Two-Room, PushT, Cube x lewm, pldm, dinowm, random), smoke (the same, tiny, profile "
-                        "smoke), planning-speed (planning time per call of lewm, pldm, dinowm at the profile's "
-                        "architectures, default paper, with the paper's figures and ratios)")
+    p.add_argument("--suite", required=True, choices=list(suites),
+                   help="; ".join(f"{k}: {v}" for k, v in suites.items()) + " (grid agents: every registered agent "
+                        "with in_grid, see: lewm-bench agents)")
     p.add_argument("--envs", default=None, help="only these environments (comma list)")
     p.add_argument("--agents", default=None, help="only these agents (comma list; plugins allowed)")
     p.add_argument("--seeds", default=None, help="seeds (comma list; default 0)")
@@ -401,29 +428,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calls", type=int, default=None,
                    help="planning-speed: timed calls per agent (default 20 on CUDA, 3 on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    profile_opt(p)
+    _profile_opt(p)
     p.set_defaults(func=cmd_run)
 
-    p = add("analyze", "Physical understanding of a trained world model: voe (surprise at a teleport or a colour "
+
+def _parser_analyze(sub: argparse._SubParsersAction) -> None:
+    from lewm_bench.analysis.run import KINDS
+
+    p = _add(sub, "analyze", "Physical understanding of a trained world model: voe (surprise at a teleport or a colour "
                        "change, paired t-test) or probe (linear and MLP probes of physical quantities).")
-    p.add_argument("kind", choices=["voe", "probe"], help="voe: violation of expectation; probe: probing")
-    p.add_argument("--env", required=True, help="environment short name (two-room, pusht, cube)")
+    p.add_argument("kind", choices=list(KINDS), help="voe: violation of expectation; probe: probing")
+    p.add_argument("--env", required=True, help=f"environment short name ({_envs_help()})")
     p.add_argument("--agent", default="lewm", help="world-model agent (lewm, pldm, dinowm or a plugin)")
     p.add_argument("--checkpoint", default=None, help="run folder (default: ROOT/train/ENV/AGENT-PROFILE-seedS)")
     p.add_argument("--root", default="runs", help="working folder; results go to ROOT/analysis/")
     p.add_argument("--seed", type=int, default=0, help="seed of the trained run")
     p.add_argument("--trajectories", type=int, default=None,
                    help="voe: trajectories (default: the profile's, 40; at least 30 for a meaningful test)")
-    profile_opt(p)
+    _profile_opt(p)
     p.set_defaults(func=cmd_analyze)
 
-    p = add("report", "Tables (CSV, Markdown) and plots from finished evaluations, beside the paper's numbers.")
+
+def _parser_report(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "report", "Tables (CSV, Markdown) and plots from finished evaluations, beside the paper's numbers.")
     p.add_argument("--root", default="runs", help="folder holding summary.csv and train/ (a run's --out)")
     p.add_argument("--out", default=None, help="output folder (default ROOT/report)")
     p.add_argument("--profile", default=None, help="only this profile (default: every profile found)")
     p.set_defaults(func=cmd_report)
 
-    p = add("bench", "Performance benchmarks; print figures (and ratios measured in the same run).")
+
+def _parser_bench(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "bench", "Performance benchmarks; print figures (and ratios measured in the same run).")
     p.add_argument("what", choices=["envs", "data", "train", "planning"],
                    help="envs: env steps/s and rendered frames/s at 64 and 224 px; data: collection frames/s "
                         "with 1 and 2 workers, and loader clips/s; train: LeWM training clips/s per profile "
@@ -437,8 +472,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calls", type=int, default=None,
                    help="timed one-episode planning calls after 2 warm-ups (default: 20; 5 for paper on CPU)")
     p.add_argument("--json", default=None, help="also write every figure, with the machine, to this JSON file")
-    profile_opt(p)
+    _profile_opt(p)
     p.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one sub-parser per command (``_parser_NAME``); choices come from the registries."""
+    parser = argparse.ArgumentParser(
+        prog="lewm-bench", description="Benchmark suite for reward-free world models that plan in latent space.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"lewm-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_parser in (_parser_envs, _parser_collect, _parser_datasets, _parser_agents, _parser_train, _parser_eval,
+                       _parser_run, _parser_analyze, _parser_report, _parser_bench):
+        add_parser(sub)
     return parser
 
 

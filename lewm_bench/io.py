@@ -7,46 +7,56 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 
-def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write ``payload`` as indented JSON (non-JSON values via ``str``), atomically."""
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write to; on success it is renamed to ``path``.
+
+    The parent folder is created. On an exception the temporary file is removed and ``path`` is
+    untouched. ``fsync`` flushes the file to disk before the rename (checkpoints).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON (non-JSON values via ``str``), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=1, default=str))
 
 
 def write_csv(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
     """Write ``table`` as CSV without the index, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (Markdown, reports), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> None:
     """Save a matplotlib figure as PNG, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=dpi)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
 
 
 def upsert_csv(path: str | os.PathLike[str], rows: pd.DataFrame, keys: dict[str, Any]) -> None:

@@ -1,6 +1,11 @@
 """The agent registry: every agent the suite can train and evaluate, built-in or from a plugin.
 
-Register a class under a short name with the decorator (or a plain call)::
+Every agent, built-in or not, comes in through the entry-point group ``lewm_bench.agents``::
+
+    [project.entry-points."lewm_bench.agents"]
+    my-wm = "my_package.agent:MyWorldModel"
+
+or is registered in the running process with the decorator (or a plain call)::
 
     from lewm_bench.registry import register_agent
 
@@ -8,57 +13,64 @@ Register a class under a short name with the decorator (or a plain call)::
     class MyWorldModel(torch.nn.Module):
         ...
 
-or expose it from an installed package through the entry-point group ``lewm_bench.agents``::
-
-    [project.entry-points."lewm_bench.agents"]
-    my-wm = "my_package.agent:MyWorldModel"
-
-The built-in agents (``lewm``, ``pldm``, ``dinowm``, ``random``) register themselves with the same
-decorator. Registration checks the class against its kind's contract and names what is missing.
+The built-in agents (``lewm``, ``pldm``, ``dinowm``, ``random``) are entry points of lewm-bench's
+own ``pyproject.toml``; the core never names them. Registration checks the class against its
+kind's contract and names what is missing.
 
 **World models** (``kind = "world_model"``) are ``torch.nn.Module`` classes with
 
 - ``config_class``: a frozen dataclass of the architecture and loss (with a ``history`` field: the
-  frames of context the model is trained with), and ``default_config(profile) -> config`` sizing it
-  for a profile (``paper``, ``cpu``, ``smoke``);
+  frames of context the model is trained with), and ``presets``: a mapping from profile name
+  (``paper``, ``cpu``, ``smoke``) to an instance of it;
 - ``__init__(config, image_size, action_dim)`` (``action_dim`` = one action block, frameskip x env dims);
 - ``loss(frames, actions, generator) -> LossTerms`` on clips of ``history + 1`` frames, and
   ``loss_terms``: the names of the terms it reports (logged one column each, ``pred_loss`` first);
 - ``encode(frames)``, ``predict(embeddings, actions)`` and ``rollout(history, actions)`` — see
   :class:`lewm_bench.protocols.WorldModel`; ``history``, ``tokens_per_frame``, ``encoder_tokens_per_frame``.
 
-Optional: ``planning_cost(predicted, goal)`` (default: squared L2 of the final embedding),
-``prepare(train_set, device, seed, progress)`` (called once before training starts, e.g. to
-pre-train a frozen encoder), ``encoder_kind`` (recorded in results), ``check_collapse = False``
-(for frozen encoders, which cannot collapse).
+Optional: ``train_presets`` (profile name -> :class:`~lewm_bench.training.config.TrainConfig`, the
+agent's own optimisation recipe; default: the profile's), ``planning_cost(predicted, goal)``
+(default: squared L2 of the final embedding), ``prepare(train_set, device, seed, progress)``
+(called once before training starts, e.g. to pre-train a frozen encoder), ``encoder_kind``
+(recorded in results), ``check_collapse = False`` (for frozen encoders, which cannot collapse).
 
 **Policies** (``kind = "policy"``) act without a world model and are not trained: ``__init__(action_dim,
 seed)`` and ``act(observation, goal) -> (k, action_dim)`` env actions to execute before the next call.
+
+**Every agent** may declare how tables show it: ``display_name`` (default: its registered name),
+``colour`` (a matplotlib colour; default: one derived from the name), ``in_grid`` (``True``: part
+of ``lewm-bench run --suite all`` and ``smoke``; default ``False``) and ``order`` (its place in
+tables; default 100). The paper's figures for an agent live in ``lewm_bench/paper_results.csv``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, get_args
 
 from torch import Tensor
 
 from lewm_bench.errors import LewmBenchError
 
+if TYPE_CHECKING:
+    from lewm_bench.profiles import Profile
+    from lewm_bench.training.config import TrainConfig
+
 ENTRY_POINT_GROUP = "lewm_bench.agents"
-KINDS = ("world_model", "policy")
+DISTRIBUTION = "lewm-bench"
+"""Agents from this distribution's entry points are ``built-in``."""
+AgentKind = Literal["world_model", "policy"]
+KINDS: tuple[str, ...] = get_args(AgentKind)
 REQUIRED = {
-    "world_model": ("config_class", "default_config", "loss_terms", "loss", "encode", "predict", "rollout", "history",
+    "world_model": ("config_class", "presets", "loss_terms", "loss", "encode", "predict", "rollout", "history",
                     "tokens_per_frame", "encoder_tokens_per_frame"),
     "policy": ("act",),
 }
-BUILTIN_MODULES = ("lewm_bench.models.lewm", "lewm_bench.baselines.pldm", "lewm_bench.baselines.dinowm",
-                   "lewm_bench.baselines.random")
 
 T = TypeVar("T", bound=type)
 
@@ -82,7 +94,7 @@ class LossTerms(NamedTuple):
 class AgentInfo:
     name: str
     cls: type
-    kind: str
+    kind: AgentKind
     """``world_model`` (trained, plans with CEM) or ``policy`` (acts directly)."""
     source: str
     """Where it came from: ``built-in``, ``plugin DIST`` or the registering module."""
@@ -91,8 +103,38 @@ class AgentInfo:
     def description(self) -> str:
         return (inspect.getdoc(self.cls) or "").split("\n")[0]
 
+    @property
+    def display_name(self) -> str:
+        return getattr(self.cls, "display_name", self.name)
+
+    @property
+    def colour(self) -> str:
+        return getattr(self.cls, "colour", None) or f"C{3 + sum(map(ord, self.name)) % 7}"
+
+    @property
+    def in_grid(self) -> bool:
+        return bool(getattr(self.cls, "in_grid", False))
+
+    @property
+    def order(self) -> int:
+        return int(getattr(self.cls, "order", 100))
+
+    def config_for(self, profile: str) -> Any:
+        """The world model's architecture preset for ``profile``; the error names the presets it has."""
+        presets: Mapping[str, Any] = self.cls.presets
+        if profile not in presets:
+            raise RegistryError(f"agent {self.name!r} has no preset for profile {profile!r}; it has "
+                                f"{', '.join(presets) or 'none'}: add presets[{profile!r}] to {self.cls.__qualname__}")
+        return presets[profile]
+
+    def train_config_for(self, profile: Profile) -> TrainConfig:
+        """The agent's own optimisation recipe for the profile (``train_presets``), else the profile's."""
+        return getattr(self.cls, "train_presets", {}).get(profile.name, profile.train)
+
 
 _REGISTRY: dict[str, AgentInfo] = {}
+_BROKEN: dict[str, str] = {}
+"""Plugins whose entry point failed to load: name -> the one-line reason."""
 _LOADED = False
 
 
@@ -120,7 +162,10 @@ def register_agent(name: str, cls: T | None = None, *, source: str | None = None
             cfg = klass.config_class
             if not (dataclasses.is_dataclass(cfg) and "history" in {f.name for f in dataclasses.fields(cfg)}):
                 raise RegistryError(f"{label}: config_class must be a dataclass with a 'history' field; got {cfg!r}")
-        src = source or ("built-in" if klass.__module__ in BUILTIN_MODULES else klass.__module__)
+            wrong = [p for p, c in klass.presets.items() if not isinstance(c, cfg)]
+            if wrong:
+                raise RegistryError(f"{label}: presets {wrong} are not {cfg.__name__} instances")
+        src = source or (existing.source if existing is not None else klass.__module__)
         _REGISTRY[name] = AgentInfo(name, klass, kind, src)
         return klass
 
@@ -133,35 +178,48 @@ def unregister_agent(name: str) -> None:
 
 
 def load_agents() -> None:
-    """Import the built-in agents and every plugin of the ``lewm_bench.agents`` entry-point group (once)."""
+    """Load every agent of the ``lewm_bench.agents`` entry-point group (once).
+
+    A plugin that fails to import (or calls ``sys.exit``) is reported once on stderr, by name, and
+    left out; the other agents keep working, and asking for the broken one says why it is missing.
+    """
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+        source = "built-in" if dist == DISTRIBUTION else f"plugin {dist}"
         try:
             obj = ep.load()
-        except Exception as exc:
-            raise RegistryError(f"plugin agent {ep.name!r} from {dist} ({ep.value}) failed to import: "
-                                f"{type(exc).__name__}: {exc}") from exc
-        if not inspect.isclass(obj):
-            raise RegistryError(f"plugin agent {ep.name!r} from {dist}: entry point {ep.value} must name a class")
-        if _REGISTRY.get(ep.name, None) is None or _REGISTRY[ep.name].cls is not obj:
-            register_agent(ep.name, obj, source=f"plugin {dist}")
+            if not inspect.isclass(obj):
+                raise RegistryError(f"entry point {ep.value} must name a class; got {type(obj).__name__}")
+            if _REGISTRY.get(ep.name) is None or _REGISTRY[ep.name].cls is not obj:
+                register_agent(ep.name, obj, source=source)
+            else:
+                _REGISTRY[ep.name] = dataclasses.replace(_REGISTRY[ep.name], source=source)
+        except (Exception, SystemExit) as exc:  # one broken plugin must not take the others down
+            reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            _BROKEN[ep.name] = f"agent {ep.name!r} from {dist} ({ep.value}) failed to load: {reason}"
+            print(f"lewm-bench: warning: {_BROKEN[ep.name]}; it is left out", file=sys.stderr)
 
 
 def agents() -> dict[str, AgentInfo]:
-    """Every registered agent, built-ins and plugins, by name."""
+    """Every registered agent, built-ins and plugins, by name (in table order)."""
     load_agents()
-    return dict(_REGISTRY)
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].order, kv[0])))
+
+
+def grid_agents() -> tuple[str, ...]:
+    """The agents that say they belong in the default grid (``in_grid``), in table order."""
+    return tuple(name for name, info in agents().items() if info.in_grid)
 
 
 def get_agent(name: str) -> AgentInfo:
     """The agent registered under ``name``; the error lists the valid names."""
     load_agents()
+    if name in _BROKEN and name not in _REGISTRY:
+        raise RegistryError(_BROKEN[name])
     if name not in _REGISTRY:
         raise RegistryError(f"unknown agent {name!r}; valid agents: {', '.join(sorted(_REGISTRY))} (plugins register "
                             f"through the '{ENTRY_POINT_GROUP}' entry-point group)")

@@ -9,7 +9,7 @@ Reads ``ROOT/summary.csv`` (one row per finished evaluation, SPEC §11) and the 
   planning time, tokens and parameters;
 - ``success.png``, ``planning_time.png`` and ``straightness.png``.
 
-Success rates are fractions in [0, 1] in the data (``results.csv`` and ``PAPER_SUCCESS``); the
+Success rates are fractions in [0, 1] in the data (``results.csv`` and :mod:`lewm_bench.paper`); the
 Markdown and the plots show percent. Aggregation over seeds: ``success_rate`` is the mean over seeds,
 ``success_ci_low``/``success_ci_high`` the Wilson 95% interval of all episodes of all seeds pooled,
 ``success_std`` the standard deviation over seeds (NaN for one seed), ``plan_time_median_s``,
@@ -31,19 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lewm_bench.envs.spec import env_names, env_spec
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.protocol import wilson_interval
 from lewm_bench.io import save_figure as _save
 from lewm_bench.io import write_csv, write_text
+from lewm_bench.paper import paper_plan_time, paper_plan_time_agents, paper_success
+from lewm_bench.registry import AgentInfo, get_agent
 
-PAPER_SUCCESS: dict[str, dict[str, float]] = {
-    "two-room": {"lewm": 0.87, "pldm": 0.97, "dinowm": 1.00, "random": 0.00},
-    "pusht": {"lewm": 0.96, "pldm": 0.78, "dinowm": 0.74, "random": 0.02},
-    "cube": {"lewm": 0.74, "pldm": 0.65, "dinowm": 0.86, "random": 0.48},
-}
-"""Success rate (a fraction) per env and agent from the paper's Fig. 6 (SPEC §8)."""
-PAPER_PLAN_TIME_S: dict[str, float] = {"lewm": 0.98, "dinowm": 47.0}
-"""Seconds per planning call (one episode, one NVIDIA L40S) from the paper's Fig. 3; PLDM has no figure."""
 REQUIRED_COLUMNS = ("env", "agent", "profile", "seed", "episodes", "success_rate", "plan_time_median_s",
                     "tokens_per_frame", "encoder_tokens_per_frame", "straightness", "params_trainable",
                     "params_frozen", "train_time_s", "eval_time_s", "device", "commit")
@@ -54,11 +49,7 @@ RESULT_COLUMNS = ["profile", "env", "agent", "seeds", "episodes", "success_rate"
                   "eval_time_s", "device", "commit"]
 """Columns of ``results.csv``; ``encoder`` follows ``agent`` when the summary has that column."""
 
-ENV_ORDER = ("two-room", "pusht", "cube")
-AGENT_ORDER = ("lewm", "pldm", "dinowm")  # then plugin agents alphabetically, then random
-ENV_NAMES = {"two-room": "Two-Room", "pusht": "PushT", "cube": "Cube"}
-AGENT_NAMES = {"lewm": "LeWM", "pldm": "PLDM", "dinowm": "DINO-WM", "random": "Random"}
-_ENV_COLOURS = {"two-room": "tab:purple", "pusht": "tab:brown", "cube": "tab:olive"}  # distinct from agents'
+_ENV_PALETTE = ("tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:gray")  # distinct from agents'
 _STRINGS = {c: str for c in ("env", "agent", "profile", "device", "commit", "encoder")}
 
 
@@ -123,6 +114,19 @@ def load_summary(root: str | os.PathLike[str]) -> pd.DataFrame:
                              f"{', '.join(REQUIRED_COLUMNS)} (rerun the evaluations to rewrite it)")
     if summary.empty:
         raise LewmBenchError(f"{path} has no rows; run `lewm-bench eval --env ENV --agent AGENT` first")
+    for column in ("config_id", "variant"):  # summaries written before evaluations had an identity
+        if column not in summary:
+            summary[column] = ""
+    summary[["config_id", "variant"]] = summary[["config_id", "variant"]].fillna("")
+    return _separate_variants(summary)
+
+
+def _separate_variants(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rows of one (profile, env, agent) evaluated with different settings are never pooled: when there are
+    several, each is labelled ``AGENT [variant]`` and becomes its own row of the tables."""
+    groups = summary.groupby(["profile", "env", "agent"]).config_id.transform("nunique")
+    mixed = groups > 1
+    summary.loc[mixed, "agent"] = summary.loc[mixed, "agent"] + " [" + summary.loc[mixed, "variant"] + "]"
     return summary
 
 
@@ -136,8 +140,8 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {
             "profile": profile, "env": env, "agent": agent, "seeds": len(g), "episodes": episodes,
             "success_rate": g.success_rate.mean(), "success_ci_low": low, "success_ci_high": high,
-            "success_std": g.success_rate.std(ddof=1), "paper_success": PAPER_SUCCESS.get(env, {}).get(agent, np.nan),
-            "paper_plan_time_s": PAPER_PLAN_TIME_S.get(agent, np.nan), "device": _join(g.device),
+            "success_std": g.success_rate.std(ddof=1), "paper_success": _nan(paper_success(env, agent)),
+            "paper_plan_time_s": _nan(paper_plan_time(agent)), "device": _join(g.device),
             "commit": _join(g.commit)}
         for c in ("plan_time_median_s", "tokens_per_frame", "encoder_tokens_per_frame", "params_trainable",
                   "params_frozen"):
@@ -151,8 +155,8 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=columns)
     params = ["params_trainable", "params_frozen"]
     table[params] = table[params].astype(float).round().astype("Int64")  # integers; <NA> where not reported
-    ranks = {"_env": table.env.map(_rank(table.env, ENV_ORDER)),
-             "_agent": table.agent.map(_rank(table.agent, AGENT_ORDER, ("random",)))}
+    ranks = {"_env": table.env.map(_rank(_envs(table.env))),
+             "_agent": table.agent.map(_rank(_agents(table.agent)))}
     table = table.assign(**ranks).sort_values(["profile", "_env", "_agent"]).drop(columns=list(ranks))
     return table.reset_index(drop=True)
 
@@ -163,16 +167,16 @@ def results_markdown(table: pd.DataFrame) -> str:
              "brackets the Wilson 95% interval of all episodes pooled; paper: Fig. 6 (SPEC §8). Planning time: median "
              "per call of one episode; paper: Fig. 3, one NVIDIA L40S (PLDM has no paper figure)."]
     for profile, t in table.groupby("profile"):
-        envs, agents = _order(t.env, ENV_ORDER), _order(t.agent, AGENT_ORDER, ("random",))
+        envs, agents = _envs(t.env), _agents(t.agent)
         cells = {(r.env, r.agent): r for r in t.itertuples()}
-        success = [[ENV_NAMES.get(e, e)] + [c for a in agents for c in (
-            _success_cell(cells.get((e, a))), _pct(PAPER_SUCCESS.get(e, {}).get(a)))] for e in envs]
+        success = [[_env_name(e)] + [c for a in agents for c in (
+            _success_cell(cells.get((e, a))), _pct(paper_success(e, a)))] for e in envs]
         header = ["env"] + [f"{_agent_name(a)} ({kind})" for a in agents for kind in ("ours", "paper")]
         has_encoder = "encoder" in t
-        speed = [[_agent_name(r.agent), ENV_NAMES.get(r.env, r.env), _secs(r.plan_time_median_s),
-                  _secs(PAPER_PLAN_TIME_S.get(r.agent)), _num(r.tokens_per_frame), _num(r.encoder_tokens_per_frame),
+        speed = [[_agent_name(r.agent), _env_name(r.env), _secs(r.plan_time_median_s),
+                  _secs(paper_plan_time(r.agent)), _num(r.tokens_per_frame), _num(r.encoder_tokens_per_frame),
                   _num(r.params_trainable), _num(r.params_frozen)] + ([r.encoder or "—"] if has_encoder else [])
-                 for r in t.sort_values("agent", key=lambda a: a.map(_rank(a, AGENT_ORDER, ("random",))),
+                 for r in t.sort_values("agent", key=lambda a: a.map(_rank(_agents(a))),
                                         kind="stable").itertuples()]
         speed_header = ["agent", "env", "planning / call (ours)", "planning / call (paper)", "predictor tokens / frame",
                         "encoder tokens / frame", "trainable params", "frozen params"] + ["encoder"] * has_encoder
@@ -192,7 +196,7 @@ def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
         voe = voe[voe.profile.isin(profiles)]
         # rows written before the colour-change mode was recorded have no perturbation: use the variant
         voe = voe.assign(perturbation=voe.get("perturbation", voe.variant).fillna(voe.variant))
-        rows = [[r.profile, ENV_NAMES.get(r.env, r.env), _agent_name(r.agent), r.seed, r.perturbation, r.n, r.step,
+        rows = [[r.profile, _env_name(r.env), _agent_name(r.agent), r.seed, r.perturbation, r.n, r.step,
                  f"{r.surprise_perturbed:.4g}", f"{r.surprise_unperturbed:.4g}", f"{r.t_statistic:.2f}",
                  f"{r.p_value:.2g}", f"{r.cohens_d:.2f}"] for r in voe.itertuples()]
         parts += ["", "## Violation of expectation", "",
@@ -209,8 +213,8 @@ def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
                              agent=probe.agent.map(_agent_name))
         wide = probe.pivot_table(index=["profile", "env", "quantity", "probe"], columns="agent", values="cell",
                                  aggfunc="first", sort=False).reset_index()
-        wide["env"] = wide.env.map(lambda e: ENV_NAMES.get(e, e))
-        agents = [_agent_name(a) for a in _order(pd.read_csv(probe_path).agent, AGENT_ORDER)]
+        wide["env"] = wide.env.map(lambda e: _env_name(e))
+        agents = [_agent_name(a) for a in _agents(pd.read_csv(probe_path).agent)]
         wide = wide[["profile", "env", "quantity", "probe"] + [a for a in agents if a in wide]]
         parts += ["", "## Probing", "",
                   "Probes trained on frozen embeddings of training-split frames, scored on held-out episodes; MSE in "
@@ -255,7 +259,7 @@ def _plot_success(table: pd.DataFrame, profiles: list[str]):
     fig, axes = _figure(len(profiles), 1, (9, 3.6))
     for ax, profile in zip(axes[:, 0], profiles):
         t = table[table.profile == profile]
-        envs, agents = _order(t.env, ENV_ORDER), _order(t.agent, AGENT_ORDER, ("random",))
+        envs, agents = _envs(t.env), _agents(t.agent)
         width, shown = 0.8 / len(agents), set()
         for i, agent in enumerate(agents):
             for j, env in enumerate(envs):
@@ -267,10 +271,10 @@ def _plot_success(table: pd.DataFrame, profiles: list[str]):
                     ax.errorbar(x, y, yerr=[[max(y - lo, 0)], [max(hi - y, 0)]], fmt="none", ecolor="black",
                                 capsize=3, lw=1, label=_label("ours (95% CI)", shown))
                     ax.text(x, hi + 1.5, f"{y:.0f}", ha="center", va="bottom", fontsize=7)
-                if (paper := PAPER_SUCCESS.get(env, {}).get(agent)) is not None:
+                if (paper := paper_success(env, agent)) is not None:
                     ax.plot(x, 100 * paper, "D", color="black", mfc="white", ms=6, zorder=3,
                             label=_label("paper (Fig. 6)", shown))
-        ax.set_xticks(range(len(envs)), [ENV_NAMES.get(e, e) for e in envs])
+        ax.set_xticks(range(len(envs)), [_env_name(e) for e in envs])
         ax.set(ylim=(0, 112), ylabel="success rate (%)", title=f"Planning success, profile {profile}\nours (bars: mean "
                "over seeds, whiskers: Wilson 95% CI) vs paper (◆, Fig. 6)")
         entries = sorted(  # agents first
@@ -283,13 +287,13 @@ def _plot_planning_time(table: pd.DataFrame, profiles: list[str]):
     fig, axes = _figure(len(profiles), 1, (9, 3.6))
     for ax, profile in zip(axes[:, 0], profiles):
         t = table[(table.profile == profile) & table.plan_time_median_s.notna()]
-        envs = _order(t.env, ENV_ORDER)
-        agents = _order(set(t.agent) | set(PAPER_PLAN_TIME_S), AGENT_ORDER, ("random",))
+        envs = _envs(t.env)
+        agents = _agents(set(t.agent) | set(paper_plan_time_agents()))
         width, shown = 0.8 / (len(envs) + 1), set()
         for i, agent in enumerate(agents):
             ours = t[t.agent == agent].set_index("env").plan_time_median_s
-            bars = [(f"{ENV_NAMES.get(e, e)} (ours)", _ENV_COLOURS.get(e, "tab:cyan"), ours.get(e, np.nan))
-                    for e in envs] + [("paper, 1× L40S", "white", PAPER_PLAN_TIME_S.get(agent, np.nan))]
+            bars = [(f"{_env_name(e)} (ours)", _env_colour(e), ours.get(e, np.nan))
+                    for e in envs] + [("paper, 1× L40S", "white", _nan(paper_plan_time(agent)))]
             for k, (name, colour, y) in enumerate(bars):
                 if not np.isnan(y):
                     x = i + (k - len(envs) / 2) * width
@@ -307,7 +311,7 @@ def _plot_planning_time(table: pd.DataFrame, profiles: list[str]):
 
 
 def _plot_straightness(logs: pd.DataFrame, profiles: list[str], train_dir: Path):
-    envs, profiles = _order(logs.env, ENV_ORDER), [p for p in profiles if p in set(logs.profile)]
+    envs, profiles = _envs(logs.env), [p for p in profiles if p in set(logs.profile)]
     if not envs:
         fig, axes = _figure(1, 1, (6, 3))
         axes[0, 0].text(0.5, 0.5, f"no training logs under {train_dir}", ha="center", va="center")
@@ -318,7 +322,7 @@ def _plot_straightness(logs: pd.DataFrame, profiles: list[str], train_dir: Path)
     for row, profile in zip(axes, profiles):
         for ax, env in zip(row, envs):
             t, shown = logs[(logs.profile == profile) & (logs.env == env)], set()
-            rank = _rank(t.agent, AGENT_ORDER, ("random",))
+            rank = _rank(_agents(t.agent))
             for run in sorted(set(t.run), key=lambda name: (rank[t.agent[t.run == name].iloc[0]], name)):
                 r = t[t.run == run].sort_values("step")
                 agent, seed = r.agent.iloc[0], r.seed.iloc[0]
@@ -329,7 +333,7 @@ def _plot_straightness(logs: pd.DataFrame, profiles: list[str], train_dir: Path)
                 ax.text(0.5, 0.5, "no training logs", ha="center", va="center", transform=ax.transAxes)
             else:
                 ax.legend(fontsize=7)
-            ax.set(title=f"{ENV_NAMES.get(env, env)}, profile {profile}", xlabel="optimiser step",
+            ax.set(title=f"{_env_name(env)}, profile {profile}", xlabel="optimiser step",
                    ylabel="straightness (mean cos)")
     return fig
 
@@ -342,14 +346,43 @@ def _figure(rows: int, cols: int, panel: tuple[float, float]):
     return fig, fig.subplots(rows, cols, squeeze=False)
 
 
-def _order(values: Iterable[str], first: Iterable[str], last: Iterable[str] = ()) -> list[str]:
-    """Distinct ``values``: those in ``first`` in its order, the others sorted, then those in ``last``."""
-    seen, first, last = set(values), list(first), list(last)
-    return [v for v in first if v in seen] + sorted(seen - set(first) - set(last)) + [v for v in last if v in seen]
+def _envs(values: Iterable[str]) -> list[str]:
+    """Distinct env names: registered ones in registration order, then unknown ones sorted."""
+    seen, known = set(values), list(env_names())
+    return [e for e in known if e in seen] + sorted(seen - set(known))
 
 
-def _rank(values: Iterable[str], first: Iterable[str], last: Iterable[str] = ()) -> dict[str, int]:
-    return {v: i for i, v in enumerate(_order(values, first, last))}
+def _agents(values: Iterable[str]) -> list[str]:
+    """Distinct agent names in table order (each agent's ``order``; unknown ones at 100, by name)."""
+    return sorted(set(values), key=lambda a: (_agent(a).order if _agent(a) else 100, a))
+
+
+def _rank(ordered: list[str]) -> dict[str, int]:
+    return {v: i for i, v in enumerate(ordered)}
+
+
+def _agent(name: str) -> AgentInfo | None:
+    """The registered agent (of ``NAME [variant]`` too), or None for a name no longer registered."""
+    try:
+        return get_agent(name.split(" [")[0])
+    except LewmBenchError:
+        return None
+
+
+def _env_name(env: str) -> str:
+    try:
+        return env_spec(env).display_name
+    except LewmBenchError:
+        return env
+
+
+def _env_colour(env: str) -> str:
+    known = list(env_names())
+    return _ENV_PALETTE[known.index(env) % len(_ENV_PALETTE)] if env in known else _ENV_PALETTE[-1]
+
+
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else value
 
 
 def _join(values: pd.Series) -> str:
@@ -365,11 +398,14 @@ def _label(name: str, shown: set[str]) -> str:
 
 
 def _agent_name(agent: str) -> str:
-    return AGENT_NAMES.get(agent, agent)
+    info = _agent(agent)
+    variant = agent[len(agent.split(" [")[0]):]
+    return info.display_name + variant if info else agent
 
 
 def _colour(agent: str) -> str:
-    return {"lewm": "C0", "pldm": "C1", "dinowm": "C2", "random": "0.6"}.get(agent, f"C{3 + sum(map(ord, agent)) % 7}")
+    info = _agent(agent)
+    return info.colour if info else f"C{3 + sum(map(ord, agent)) % 7}"
 
 
 def _pct(x: float | None) -> str:

@@ -15,72 +15,75 @@ dependents are marked blocked); the run then ends with an error listing the fail
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from lewm_bench import __version__
 from lewm_bench.analysis.run import AnalysisSkipped
-from lewm_bench.envs import ENVS
+from lewm_bench.envs import env_names, env_spec
 from lewm_bench.errors import LewmBenchError
+from lewm_bench.identity import content_hash
 from lewm_bench.io import write_csv, write_json
+from lewm_bench.paths import data_root, run_dir
 from lewm_bench.profiles import Profile
-from lewm_bench.registry import get_agent
+from lewm_bench.registry import get_agent, grid_agents
 
-SUITE_FORMAT = 1
+SUITE_FORMAT = 2
 """Version of the layout of a suite folder; a folder written with another one is not touched."""
+
+
+Stage = Literal["collect", "train", "eval", "voe", "probe"]
+JobStatus = Literal["pending", "done", "skipped", "failed", "blocked", "not-applicable"]
+STAGE_ORDER: dict[str, int] = {"collect": 0, "train": 1, "eval": 2, "voe": 3, "probe": 3}
 
 
 @dataclass(frozen=True)
 class SuiteSpec:
-    envs: tuple[str, ...]
-    agents: tuple[str, ...]
+    envs: tuple[str, ...] | None = None
+    """None: every registered env."""
+    agents: tuple[str, ...] | None = None
+    """None: every registered agent that says it belongs in the grid (``in_grid``)."""
     seeds: tuple[int, ...] = (0,)
     profile: str | None = None
     """Profile the suite always uses (None: ``--profile`` or the machine's default)."""
+    description: str = ""
 
 
-GRID_AGENTS = ("lewm", "pldm", "dinowm", "random")
 SUITES: dict[str, SuiteSpec] = {
-    "all": SuiteSpec(tuple(ENVS), GRID_AGENTS),
-    "smoke": SuiteSpec(tuple(ENVS), GRID_AGENTS, profile="smoke"),
+    "all": SuiteSpec(description="every env x every grid agent at the chosen profile (the paper's Fig. 6 grid)"),
+    "smoke": SuiteSpec(profile="smoke", description="the same grid at smoke sizes, in minutes (a check, not a result)"),
 }
-SPECIAL_SUITES = ("planning-speed",)
+SPECIAL_SUITES = {"planning-speed": "the paper's planning-time table (Fig. 3): time per planning call per agent"}
 
 
 @dataclass(frozen=True)
 class Job:
-    stage: str
-    """``collect``, ``train``, ``eval``, ``voe`` or ``probe``."""
+    stage: Stage
     env: str
     agent: str | None
     seed: int | None
-    config: dict[str, Any]
-    """The full resolved configuration (JSON-able); hashed into :attr:`key`."""
+    key: str
+    """The job's content identity: what it makes, from the same records its stage saves (not paths)."""
     depends: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return self.stage + "/" + self.env + ("" if self.agent is None else f"/{self.agent}/seed{self.seed}")
 
-    @property
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
 
 @dataclass
 class JobRecord:
     name: str
-    stage: str
+    stage: Stage
     key: str
-    status: str = "pending"
+    status: JobStatus = "pending"
     """``pending`` (not run yet, or interrupted), ``done``, ``skipped`` (done by an earlier run),
     ``failed``, ``blocked`` (a dependency failed) or ``not-applicable`` (the job does not apply to
     the agent; ``error`` says why)."""
@@ -115,41 +118,37 @@ def resolve_suite(name: str) -> SuiteSpec:
     return SUITES[name]
 
 
-def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], seeds: tuple[int, ...],
-              root: Path) -> list[Job]:
+def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], seeds: tuple[int, ...]) -> list[Job]:
     """The jobs of the grid in dependency order: per env, collect, then the trainings, then the evaluations."""
     from lewm_bench.collect.runner import CollectConfig
+    from lewm_bench.training.run_config import train_identity
 
     for env in envs:
-        if env not in ENVS:
-            raise LewmBenchError(f"unknown env {env!r}; valid envs: {', '.join(ENVS)}")
+        env_spec(env)  # unknown envs fail here, listing the valid names
     infos = {a: get_agent(a) for a in agents}  # unknown agents fail here, listing the valid names
     jobs: list[Job] = []
     protocol = _protocol(profile)
-    base = {"suite_format": SUITE_FORMAT, "profile": profile.name, "frameskip": profile.frameskip}
     for env in envs:
-        cc = CollectConfig.from_profile(env, profile)
-        collect_job = Job("collect", env, None, None, dict(base, data=cc.metadata(), path=str(
-            cc.default_path(root / "data"))))
+        data_id = CollectConfig.from_profile(env, profile).identity()
+        collect_job = Job("collect", env, None, None, content_hash({"suite_format": SUITE_FORMAT, "data": data_id}))
         jobs.append(collect_job)
         for agent, info in infos.items():
             for seed in seeds:
                 upstream = collect_job
                 if info.kind == "world_model":
-                    model_cfg = dataclasses.asdict(info.cls.default_config(profile))
-                    upstream = Job("train", env, agent, seed, dict(
-                        base, agent=agent, seed=seed, model=model_cfg, train=dataclasses.asdict(profile.train),
-                        data=collect_job.key), (collect_job.name,))
+                    key = train_identity(agent, env, profile.name, seed, profile.frameskip,
+                                         info.config_for(profile.name), info.train_config_for(profile), data_id)
+                    upstream = Job("train", env, agent, seed, key, (collect_job.name,))
                     jobs.append(upstream)
-                jobs.append(Job("eval", env, agent, seed, dict(
-                    base, agent=agent, seed=seed, cem=dataclasses.asdict(profile.cem),
-                    protocol=dataclasses.asdict(protocol), context=1, upstream=upstream.key), (upstream.name,)))
-                for kind, sizes in (("voe", profile.voe), ("probe", profile.probe)):
-                    jobs.append(Job(kind, env, agent, seed, dict(base, agent=agent, seed=seed, sizes=dataclasses.asdict(
-                        sizes), upstream=upstream.key), (upstream.name,)))
+                base = {"suite_format": SUITE_FORMAT, "upstream": upstream.key, "agent": agent, "seed": seed}
+                jobs.append(Job("eval", env, agent, seed, content_hash(dict(
+                    base, cem=dataclasses.asdict(profile.cem), protocol=dataclasses.asdict(protocol), context=1)),
+                    (upstream.name,)))
+                for stage, sizes in (("voe", profile.voe), ("probe", profile.probe)):
+                    jobs.append(Job(stage, env, agent, seed, content_hash(dict(base, sizes=dataclasses.asdict(sizes))),
+                                    (upstream.name,)))
     # env by env (collect, trains, evals), so that an interrupted suite has finished whole environments
-    order = {"collect": 0, "train": 1, "eval": 2, "voe": 3, "probe": 3}
-    return sorted(jobs, key=lambda j: (envs.index(j.env), order[j.stage]))
+    return sorted(jobs, key=lambda j: (envs.index(j.env), STAGE_ORDER[j.stage]))
 
 
 def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs", envs: tuple[str, ...] | None = None,
@@ -159,7 +158,8 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
     spec = resolve_suite(suite)
     root = Path(root)
     _check_folder(root)
-    jobs = plan_jobs(profile, envs or spec.envs, agents or spec.agents, seeds or spec.seeds, root)
+    jobs = plan_jobs(profile, envs or spec.envs or env_names(), agents or spec.agents or grid_agents(),
+                     seeds or spec.seeds)
     start = time.perf_counter()
     records: dict[str, JobRecord] = {}
     bar = tqdm(jobs, desc=f"suite {suite} ({profile.name})", unit="job", disable=not progress, position=0)
@@ -209,17 +209,19 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
 
 
 def _run_job(job: Job, profile: Profile, root: Path, force: bool, progress: bool, workers: int | None) -> None:
+    assert job.agent is not None or job.stage == "collect"
     if job.stage == "collect":
         from lewm_bench.collect.runner import CollectConfig, collect
 
-        collect(CollectConfig.from_profile(job.env, profile), job.config["path"],
-                workers=workers or os.cpu_count() or 1, force=force, progress=progress)
+        cfg = CollectConfig.from_profile(job.env, profile)
+        collect(cfg, cfg.default_path(data_root(root)), workers=workers or os.cpu_count() or 1, force=force,
+                progress=progress)
     elif job.stage == "train":
-        from lewm_bench.training.trainer import default_run_dir, train
+        from lewm_bench.training.trainer import train
 
-        train(job.env, profile, agent=job.agent, seed=job.seed, out=default_run_dir(
-            job.env, job.agent, profile, job.seed, root / "train"), resume=True, force=force, progress=progress,
-            data_root=root / "data")
+        train(job.env, profile, agent=job.agent, seed=job.seed,
+              out=run_dir("train", job.env, job.agent, profile.name, job.seed, root), resume=True, force=force,
+              progress=progress, data_root=data_root(root))
     elif job.stage in ("voe", "probe"):
         from lewm_bench.analysis.run import analyze
 

@@ -9,7 +9,6 @@ import pytest
 from lewm_bench import registry
 from lewm_bench.baselines.dinowm import DinoWMConfig
 from lewm_bench.models.lewm import LeWM
-from lewm_bench.profiles import PROFILES
 from lewm_bench.registry import RegistryError, agents, config_from_dict, get_agent, register_agent, unregister_agent
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tiny_agent"
@@ -56,7 +55,7 @@ def test_a_class_missing_methods_is_rejected_naming_them():
             return frames
 
     with pytest.raises(RegistryError, match=r"agent 'half' \(.*Half\): a world_model must define config_class, "
-                                            r"default_config, loss_terms, loss, predict, rollout, history"):
+                                            r"presets, loss_terms, loss, predict, rollout, history"):
         register_agent("half", Half)
     with pytest.raises(RegistryError, match="'kind' must be one of world_model, policy; got None"):
         register_agent("nokind", type("NoKind", (), {}))
@@ -72,12 +71,12 @@ def test_a_class_missing_methods_is_rejected_naming_them():
 
 
 def test_config_round_trips_through_its_json_form():
-    for cfg in (PROFILES["cpu"].lewm, DinoWMConfig(encoder_weights="/x.pth")):
+    for cfg in (LeWM.presets["cpu"], DinoWMConfig(encoder_weights="/x.pth")):
         data = dataclasses.asdict(cfg)
         as_json = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
         assert config_from_dict(type(cfg), as_json) == cfg
     with pytest.raises(RegistryError, match="LeWMConfig has no fields bogus"):
-        config_from_dict(type(PROFILES["cpu"].lewm), {"bogus": 1})
+        config_from_dict(type(LeWM.presets["cpu"]), {"bogus": 1})
 
 
 def install_example(site: Path, module_source: str | None = None) -> None:
@@ -118,10 +117,27 @@ def test_a_broken_plugin_is_named(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_LOADED", False)
     try:
-        with pytest.raises(RegistryError, match=r"agent 'tiny' \(tiny_agent.TinyWorldModel\): a world_model must "
-                                                r"define config_class, default_config"):
-            agents()
+        assert "tiny" not in agents() and "lewm" in agents()  # the others keep working
+        with pytest.raises(RegistryError, match=r"agent 'tiny' from lewm-bench-tiny-agent "
+                                                r"\(tiny_agent:TinyWorldModel\) failed to load: .*a world_model "
+                                                r"must define config_class, presets"):
+            get_agent("tiny")
     finally:
+        registry._BROKEN.pop("tiny", None)
+        sys.modules.pop("tiny_agent", None)
+
+
+def test_a_plugin_that_exits_does_not_end_lewm_bench(tmp_path, monkeypatch, capsys):
+    install_example(tmp_path, "import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_LOADED", False)
+    try:
+        assert "lewm" in agents()
+        assert capsys.readouterr().err.count("agent 'tiny'") == 1  # reported once, by name
+        with pytest.raises(RegistryError, match="failed to load: SystemExit: 3"):
+            get_agent("tiny")
+    finally:
+        registry._BROKEN.pop("tiny", None)
         sys.modules.pop("tiny_agent", None)
 
 

@@ -11,9 +11,8 @@ import pytest
 
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.protocol import wilson_interval
+from lewm_bench.paper import paper_plan_time, paper_success
 from lewm_bench.report import (
-    PAPER_PLAN_TIME_S,
-    PAPER_SUCCESS,
     REQUIRED_COLUMNS,
     build_report,
     load_training_logs,
@@ -106,10 +105,10 @@ def test_table_rows_order_and_profile_filter(report):
 
 
 def test_paper_columns_known_agents_only(report):
-    assert row(report.table, "two-room", "lewm").paper_success == PAPER_SUCCESS["two-room"]["lewm"] == 0.87
+    assert row(report.table, "two-room", "lewm").paper_success == paper_success("two-room", "lewm") == 0.87
     assert row(report.table, "pusht", "lewm").paper_success == 0.96
     assert row(report.table, "two-room", "random").paper_success == 0.0
-    assert row(report.table, "two-room", "lewm").paper_plan_time_s == PAPER_PLAN_TIME_S["lewm"] == 0.98
+    assert row(report.table, "two-room", "lewm").paper_plan_time_s == paper_plan_time("lewm") == 0.98
     assert np.isnan(row(report.table, "two-room", "pldm").paper_plan_time_s)
     plugin = row(report.table, "cube", "myplug")
     assert np.isnan(plugin.paper_success) and np.isnan(plugin.paper_plan_time_s)

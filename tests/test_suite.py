@@ -101,10 +101,10 @@ def test_a_job_made_with_another_config_is_not_overwritten(tmp_path):
 def test_bad_input(tmp_path):
     with pytest.raises(LewmBenchError, match="unknown suite 'everything'; valid suites: all, smoke, planning-speed"):
         run_suite("everything", SMOKE, tmp_path)
-    with pytest.raises(LewmBenchError, match="unknown env 'mars'; valid envs: two-room, pusht, cube"):
-        plan_jobs(SMOKE, ("mars",), ("lewm",), (0,), tmp_path)
+    with pytest.raises(LewmBenchError, match="unknown environment 'mars'; valid names: two-room, pusht, cube"):
+        plan_jobs(SMOKE, ("mars",), ("lewm",), (0,))
     with pytest.raises(LewmBenchError, match="unknown agent 'dreamer'; valid agents: dinowm, lewm, pldm, random"):
-        plan_jobs(SMOKE, ("pusht",), ("dreamer",), (0,), tmp_path)
+        plan_jobs(SMOKE, ("pusht",), ("dreamer",), (0,))
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "suite.json").write_text(json.dumps({"suite_format": 0}))
     with pytest.raises(LewmBenchError, match="suite format 0 .* nothing was changed — use another --out"):
@@ -113,10 +113,9 @@ def test_bad_input(tmp_path):
 
 
 def test_job_keys_change_with_the_config():
-    a = {j.name: j.key for j in plan_jobs(SMOKE, ("pusht",), ("lewm",), (0, 1), __import__("pathlib").Path("r"))}
+    a = {j.name: j.key for j in plan_jobs(SMOKE, ("pusht",), ("lewm",), (0, 1))}
     assert len(set(a.values())) == len(a) == 9  # collect, then per seed: train, eval, voe, probe
-    cpu = {j.name: j.key for j in plan_jobs(PROFILES["cpu"], ("pusht",), ("lewm",), (0, 1),
-                                            __import__("pathlib").Path("r"))}
+    cpu = {j.name: j.key for j in plan_jobs(PROFILES["cpu"], ("pusht",), ("lewm",), (0, 1))}
     assert all(a[k] != cpu[k] for k in a)
 
 

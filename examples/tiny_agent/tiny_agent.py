@@ -40,9 +40,8 @@ class TinyWorldModel(nn.Module):
         self.predictor = nn.Sequential(nn.Linear(config.width + action_dim, config.hidden), nn.GELU(),
                                        nn.Linear(config.hidden, config.width))
 
-    @staticmethod
-    def default_config(profile) -> TinyConfig:
-        return TinyConfig(width=16, hidden=32) if profile.name == "smoke" else TinyConfig()
+    presets = {"paper": TinyConfig(), "cpu": TinyConfig(), "smoke": TinyConfig(width=16, hidden=32)}
+    """The config per profile (``paper``, ``cpu``, ``smoke``)."""
 
     history = property(lambda self: self.config.history)
     tokens_per_frame = 1

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args
 
 import pandas as pd
-import torch
 
 from lewm_bench.analysis.config import ProbeConfig, VoEConfig
 from lewm_bench.analysis.probe import probe
 from lewm_bench.analysis.voe import plot_surprise, violation_of_expectation
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.io import upsert_csv, write_csv
+from lewm_bench.paths import run_dir
 from lewm_bench.profiles import Profile
+from lewm_bench.provenance import default_device
 from lewm_bench.registry import get_agent
+from lewm_bench.training.checkpoint import load_world_model
 
-KINDS = ("voe", "probe")
+AnalysisKind = Literal["voe", "probe"]
+KINDS: tuple[str, ...] = get_args(AnalysisKind)
 
 
 class AnalysisSkipped(LewmBenchError):
@@ -31,35 +35,31 @@ class AnalysisSkipped(LewmBenchError):
 
 def analysis_dir(root: str | os.PathLike[str], env: str, agent: str, profile: Profile, seed: int) -> Path:
     """``ROOT/analysis/ENV/AGENT-PROFILE-seedS``: where one run's analyses are written."""
-    from lewm_bench.training.trainer import default_run_dir
-
-    return default_run_dir(env, agent, profile, seed, Path(root) / "analysis")
+    return run_dir("analysis", env, agent, profile.name, seed, root)
 
 
-def analyze(kind: str, env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None = None,
-            root: str | os.PathLike[str] = "runs", seed: int = 0, voe: VoEConfig | None = None,
-            probe_config: ProbeConfig | None = None) -> pd.DataFrame:
+def analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile,
+            checkpoint: str | os.PathLike[str] | None = None, root: str | os.PathLike[str] = "runs", seed: int = 0,
+            voe: VoEConfig | None = None, probe_config: ProbeConfig | None = None) -> pd.DataFrame:
     """Run one analysis with the profile's sizes (or ``voe`` / ``probe_config``); returns its table
-    (t-tests for ``voe``, scores for ``probe``)."""
+    (t-tests for ``voe``, scores for ``probe``). The frameskip and dataset are the trained run's."""
     voe, probe_config = voe or profile.voe, probe_config or profile.probe
-    from lewm_bench.evaluation.run import load_world_model
-    from lewm_bench.training.trainer import default_run_dir
-
     if kind not in KINDS:
-        raise ValueError(f"unknown analysis {kind!r}; valid: {', '.join(KINDS)}")
+        raise LewmBenchError(f"unknown analysis {kind!r}; valid: {', '.join(KINDS)}")
     info = get_agent(agent)
     if info.kind != "world_model":
         raise AnalysisSkipped(f"agent {agent!r} is a {info.kind} without an encoder or predictor: nothing to "
                               f"{'probe' if kind == 'probe' else 'surprise'}; skipped")
     root = Path(root)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    checkpoint = checkpoint or default_run_dir(env, agent, profile, seed, root / "train")
-    model, ckpt = load_world_model(checkpoint, env, agent, device)
-    data_path = ckpt["config"]["data"]["path"]
+    device = default_device()
+    checkpoint = checkpoint or run_dir("train", env, agent, profile.name, seed, root)
+    loaded = load_world_model(checkpoint, env, agent, device)
+    loaded.run.check_frameskip(profile.frameskip, str(checkpoint))
+    model, data_path = loaded.model, loaded.run.data.resolve(loaded.run_dir)
     out = analysis_dir(root, env, agent, profile, seed)
     keys = {"env": env, "agent": agent, "profile": profile.name, "seed": seed}
     if kind == "voe":
-        table, tests = violation_of_expectation(model, env, data_path, ckpt["config"]["frameskip"], voe, device,
+        table, tests = violation_of_expectation(model, env, data_path, loaded.run.frameskip, voe, device,
                                                 cache_dir=root / "analysis" / env)  # one simulation per env
         write_csv(out / "voe_surprise.csv", table)
         write_csv(out / "voe_tests.csv", tests)

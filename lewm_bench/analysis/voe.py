@@ -34,10 +34,10 @@ import torch
 from scipy import stats
 
 from lewm_bench.analysis.config import VoEConfig
+from lewm_bench.data.actions import ActionCodec
 from lewm_bench.data.dataset import open_dataset
 from lewm_bench.envs import make_env
-from lewm_bench.evaluation.mpc import ActionCodec
-from lewm_bench.io import save_figure
+from lewm_bench.io import atomic_path, save_figure
 
 VARIANTS = ("none", "teleport", "colour")
 PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25))
@@ -129,13 +129,10 @@ def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frames
     finally:
         env.close()
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp")
-        with open(tmp, "wb") as f:
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
             np.savez(f, episode=[t.episode for t in out], start=[t.start for t in out],
                      actions=np.stack([t.actions for t in out]),
                      **{f"frames_{v}": np.stack([t.frames[v] for t in out]) for v in VARIANTS})
-        os.replace(tmp, cache)
     return out, codec
 
 

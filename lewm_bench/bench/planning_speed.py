@@ -19,41 +19,47 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lewm_bench.bench.common import machine
 from lewm_bench.bench.planning import time_calls
 from lewm_bench.io import save_figure, write_csv, write_json, write_text
+from lewm_bench.paper import paper_plan_time
 from lewm_bench.planning.cem import CEM
 from lewm_bench.profiles import Profile
-from lewm_bench.registry import get_agent
-from lewm_bench.report import PAPER_PLAN_TIME_S as PAPER_SECONDS
+from lewm_bench.provenance import default_device, device_name, machine
+from lewm_bench.registry import agents, get_agent
 
-AGENTS = ("lewm", "pldm", "dinowm")
+REFERENCE = "dinowm"
+"""The agent speed-ups are measured against (the paper's table compares with DINO-WM)."""
 COLUMNS = ["agent", "plan_time_s", "measured", "speedup_vs_dinowm", "paper_plan_time_s", "paper_speedup",
            "tokens_per_frame", "encoder_tokens_per_frame", "predictor_tokens_per_call", "params_trainable",
            "params_frozen", "image_size", "cem", "device"]
 
 
 def planning_speed(profile: Profile, out: str | Path, calls: int | None = None, warmup: int | None = None,
-                   partial_iterations: int = 3, full_limit_s: float = 120.0) -> pd.DataFrame:
+                   partial_iterations: int = 3, full_limit_s: float = 120.0,
+                   agent_names: tuple[str, ...] | None = None, reference: str = REFERENCE) -> pd.DataFrame:
     """Measure the table and write ``planning_speed.{csv,md,json,png}`` to ``out``.
 
     Args:
+        agent_names: the world models to time (default: every grid world model, ``reference`` included).
         calls: timed calls per agent (default 20 on CUDA, 3 on CPU) after ``warmup`` (3 / 1).
         partial_iterations: CEM iterations timed when a full call is estimated to exceed ``full_limit_s``.
     """
     from lewm_bench.evaluation.run import predictor_tokens_per_call
     from lewm_bench.models.layers import count_parameters
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     calls = calls or (20 if device.type == "cuda" else 3)
     warmup = warmup if warmup is not None else (3 if device.type == "cuda" else 1)
     cem = profile.cem
     image = profile.data_for("pusht").image_size
     rows: list[dict[str, Any]] = []
-    for agent in AGENTS:
-        cls = get_agent(agent).cls
+    names = agent_names or tuple(n for n, i in agents().items() if i.in_grid and i.kind == "world_model")
+    if reference not in names:
+        names = (*names, reference)
+    for agent in names:
+        info = get_agent(agent)
         torch.manual_seed(0)
-        model = cls(cls.default_config(profile), image, 2 * profile.frameskip).to(device).eval()
+        model = info.cls(info.config_for(profile.name), image, 2 * profile.frameskip).to(device).eval()
         # one 1-iteration call after a warm-up: decides between full calls and the extrapolation
         probe = time_calls(model, CEM(dataclasses.replace(cem, iterations=1)), 1, image, 1, device, 1, 1)[0]
         if probe * cem.iterations <= full_limit_s:
@@ -68,18 +74,19 @@ def planning_speed(profile: Profile, out: str | Path, calls: int | None = None, 
                         f"x {cem.iterations}")
         tokens = model.tokens_per_frame
         rows.append({"agent": agent, "plan_time_s": seconds, "measured": measured,
-                     "paper_plan_time_s": PAPER_SECONDS.get(agent), "tokens_per_frame": tokens,
+                     "paper_plan_time_s": paper_plan_time(agent), "tokens_per_frame": tokens,
                      "encoder_tokens_per_frame": model.encoder_tokens_per_frame,
                      "predictor_tokens_per_call": predictor_tokens_per_call(cem, 1, model.history, tokens),
                      "params_trainable": count_parameters(model, True), "params_frozen": count_parameters(model, False),
                      "image_size": image, "cem": f"{cem.candidates}x{cem.iterations} top{cem.elites} h{cem.horizon}",
-                     "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)})
+                     "device": device_name(device)})
         del model
-    dino = next(r["plan_time_s"] for r in rows if r["agent"] == "dinowm")
+    ref = next(r["plan_time_s"] for r in rows if r["agent"] == reference)
+    ref_paper = paper_plan_time(reference)
     for r in rows:
-        r["speedup_vs_dinowm"] = dino / r["plan_time_s"]
-        paper = PAPER_SECONDS.get(r["agent"])
-        r["paper_speedup"] = PAPER_SECONDS["dinowm"] / paper if paper else None
+        r["speedup_vs_dinowm"] = ref / r["plan_time_s"]
+        paper = paper_plan_time(r["agent"])
+        r["paper_speedup"] = ref_paper / paper if paper and ref_paper else None
     table = pd.DataFrame(rows, columns=COLUMNS)
     out = Path(out)
     write_csv(out / "planning_speed.csv", table)
@@ -118,7 +125,7 @@ def _plot(table: pd.DataFrame, profile: Profile, path: Path) -> None:
     for i, r in enumerate(table.itertuples()):
         secs = f"{r.plan_time_s:,.0f}" if r.plan_time_s >= 100 else f"{r.plan_time_s:.3g}"
         note = " (extrapolated)" if r.measured.startswith("extrapolated") else ""
-        ratio = "reference" if r.agent == "dinowm" else f"{r.speedup_vs_dinowm:.0f}× vs DINO-WM"
+        ratio = "reference" if r.agent == REFERENCE else f"{r.speedup_vs_dinowm:.0f}× vs DINO-WM"
         ax.text(i - 0.2, r.plan_time_s, f"{secs} s{note}\n{ratio}", ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log")
     ax.set_ylim(top=table.plan_time_s.max() * 20)

@@ -12,35 +12,41 @@ from typing import Any
 import torch
 
 from lewm_bench.bench.common import rate
-from lewm_bench.models.lewm import LeWM
 from lewm_bench.profiles import PROFILES
+from lewm_bench.provenance import default_device, device_name
+from lewm_bench.registry import get_agent
 
 # (profile, image size, batch): cpu at both of its frame sizes; paper with its batch on CUDA, 8 on CPU.
 CASES = [("smoke", 16, None), ("cpu", 32, None), ("cpu", 64, None), ("paper", 224, None)]
 
 
-def bench_train(profiles: list[str] | None = None, seconds: float = 3.0) -> list[dict[str, Any]]:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def bench_train(profiles: list[str] | None = None, seconds: float = 3.0, agent: str = "lewm") -> list[dict[str, Any]]:
+    """Training throughput (clips/s, fp32 and bf16) of ``agent`` at each case's profile and frame size."""
+    device = default_device()
     rows = []
     for name, size, batch in CASES:
         if profiles and name not in profiles:
             continue
         profile = PROFILES[name]
         batch = batch or (profile.train.batch_size if device.type == "cuda" or name != "paper" else 8)
-        row: dict[str, Any] = {"profile": name, "image_size": size, "batch": batch, "device": str(device)}
+        row: dict[str, Any] = {"agent": agent, "profile": name, "image_size": size, "batch": batch,
+                               "device": device_name(device)}
         for bf16 in (False, True):
-            row[f"clips_per_s_{'bf16' if bf16 else 'fp32'}"] = batch * _steps_per_s(profile, size, batch, bf16,
+            row[f"clips_per_s_{'bf16' if bf16 else 'fp32'}"] = batch * _steps_per_s(agent, profile, size, batch, bf16,
                                                                                       device, seconds)
         row["bf16_speedup"] = row["clips_per_s_bf16"] / row["clips_per_s_fp32"]
         rows.append(row)
     return rows
 
 
-def _steps_per_s(profile, size: int, batch: int, bf16: bool, device: torch.device, seconds: float) -> float:
+def _steps_per_s(agent: str, profile, size: int, batch: int, bf16: bool, device: torch.device,
+                 seconds: float) -> float:
+    info = get_agent(agent)
     torch.manual_seed(0)
-    model = LeWM(profile.lewm, size, action_dim=10).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=profile.train.lr)
-    h = profile.lewm.history
+    config = info.config_for(profile.name)
+    model = info.cls(config, size, 10).to(device).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=profile.train.lr)
+    h = config.history
     frames = torch.randint(0, 256, (batch, h + 1, 3, size, size), dtype=torch.uint8, device=device)
     actions = torch.randn(batch, h, 10, device=device)
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from lewm_bench.envs import ENVS, GoalEnv
+from lewm_bench.envs import GoalEnv, env_spec
 from lewm_bench.envs import two_room as tr
 
 
@@ -29,10 +29,14 @@ class Policy(Protocol):
 
 
 class CollectorConfig:
-    """Base for collector configs: ``name``, ``envs`` it supports, and ``policy()``."""
+    """Base for collector configs: ``name``, ``envs`` it supports (None: every env), and ``policy()``."""
 
     name: ClassVar[str]
-    envs: ClassVar[tuple[str, ...]]
+    envs: ClassVar[tuple[str, ...] | None]
+
+    @classmethod
+    def supports(cls, env: str) -> bool:
+        return cls.envs is None or env in cls.envs
 
     def policy(self) -> Policy:
         raise NotImplementedError(f"{type(self).__name__} must implement policy() -> Policy")
@@ -47,7 +51,7 @@ class RandomCollector(CollectorConfig):
     """Uniform random actions in [-1, 1]^d."""
 
     name: ClassVar[str] = "random"
-    envs: ClassVar[tuple[str, ...]] = tuple(ENVS)
+    envs: ClassVar[tuple[str, ...] | None] = None
 
     def policy(self) -> Policy:
         return _RandomPolicy()
@@ -250,13 +254,12 @@ class _CubeOraclePolicy:
 COLLECTORS: dict[str, type[CollectorConfig]] = {
     c.name: c for c in (RandomCollector, TwoRoomExpert, PushTPusher, CubeOracle)  # type: ignore[misc]
 }
-DEFAULT_COLLECTOR = {"two-room": "expert", "pusht": "pusher", "cube": "oracle"}
 
 
 def make_collector(env: str, name: str | None = None, **params: Any) -> CollectorConfig:
-    """The collector config for ``env`` (its scripted default when ``name`` is None)."""
-    name = DEFAULT_COLLECTOR[env] if name is None else name
-    valid = [c.name for c in COLLECTORS.values() if env in c.envs]
+    """The collector config for ``env`` (its spec's default collector when ``name`` is None)."""
+    name = env_spec(env).collector if name is None else name
+    valid = [c.name for c in COLLECTORS.values() if c.supports(env)]
     if name not in valid:
         raise ValueError(f"unknown collector {name!r} for env {env!r}; valid collectors: {', '.join(valid)}")
     cls = COLLECTORS[name]

@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 
 from lewm_bench.collect.policies import CollectorConfig, Policy, make_collector
 from lewm_bench.data.dataset import Episode, open_dataset, write_dataset
-from lewm_bench.envs import GoalEnv, env_info, make_env
+from lewm_bench.envs import GoalEnv, env_spec, make_env
 from lewm_bench.errors import LewmBenchError
+from lewm_bench.identity import dataset_identity
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class CollectConfig:
     held_out_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        env_info(self.env)
-        if self.env not in self.collector.envs:
+        env_spec(self.env)
+        if not self.collector.supports(self.env):
             raise ValueError(f"collector {self.collector.name!r} does not support env {self.env!r}")
         if self.episodes < 1 or self.max_steps < 1:
             raise ValueError(f"episodes and max_steps must be >= 1; got {self.episodes}, {self.max_steps}")
@@ -61,12 +62,18 @@ class CollectConfig:
     def metadata(self) -> dict[str, Any]:
         """The dataset attributes this config fixes (also the spool's identity)."""
         return {
-            "env_name": self.env, "env_id": env_info(self.env).gym_id,
+            "env_name": self.env, "env_id": env_spec(self.env).gym_id,
             "env_kwargs": dict(self.env_kwargs, image_size=self.image_size), "image_size": self.image_size,
             "collector": self.collector.name, "collector_params": self.collector.params(), "seed": self.seed,
             "max_steps": self.max_steps, "held_out_fraction": self.held_out_fraction,
             "requested_episodes": self.episodes,
         }
+
+    def identity(self) -> str:
+        """The identity of the dataset this config makes (equal to the file's ``DatasetMeta.identity``)."""
+        m = self.metadata()
+        return dataset_identity(self.env, m["env_kwargs"], self.image_size, self.collector.name, m["collector_params"],
+                                self.seed, self.max_steps, self.held_out_fraction, self.episodes)
 
     @classmethod
     def from_profile(cls, env: str, profile: Any) -> CollectConfig:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lewm_bench.data.actions import ActionCodec
 from lewm_bench.data.dataset import OfflineDataset, open_dataset
 from lewm_bench.errors import DatasetError
 
@@ -71,7 +72,8 @@ class ClipDataset(Dataset[Clip]):
             self.episodes = ds.split_episodes(split)
             lengths = ds.episode_length[self.episodes]
             self._file_start = ds.episode_start[self.episodes]
-            self.action_mean, self.action_std = ds.action_mean, np.where(ds.action_std > 1e-6, ds.action_std, 1.0)
+            codec = ActionCodec.from_dataset(ds, frameskip)
+            self.action_mean, self.action_std = codec.mean, codec.std
             self.clip_episode, self.clip_start = clip_starts(lengths, history, frameskip)
             if len(self.clip_episode) == 0:
                 raise DatasetError(f"{path}: split {split!r} has no episode longer than history*frameskip = "
@@ -83,8 +85,7 @@ class ClipDataset(Dataset[Clip]):
             self.in_memory = in_memory
             rows = np.concatenate([np.arange(s, s + n) for s, n in zip(self._file_start, lengths)])
             # actions and states are small: always in memory, already z-scored
-            acts = (ds.actions[:] - self.action_mean) / self.action_std
-            self._actions = acts[rows].astype(np.float32)
+            self._actions = codec.normalise(ds.actions[:][rows])
             self._states = ds.states[:][rows].astype(np.float32)
             self._mem_start = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
             self._pixels = None

@@ -42,6 +42,7 @@ import numpy as np
 
 from lewm_bench import __version__
 from lewm_bench.errors import DatasetError
+from lewm_bench.identity import dataset_identity
 
 FORMAT = "lewm-bench-dataset"
 SCHEMA_VERSION = 1
@@ -74,6 +75,12 @@ class DatasetMeta:
     schema_version: int
     lewm_bench_version: str
     created: str
+
+    @property
+    def identity(self) -> str:
+        """The content identity (the same as the :class:`~lewm_bench.collect.runner.CollectConfig` that made it)."""
+        return dataset_identity(self.env_name, self.env_kwargs, self.image_size, self.collector, self.collector_params,
+                                self.seed, self.max_steps, self.held_out_fraction, self.num_episodes)
 
 
 def _collect_hint(meta_env: str | None) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lewm_bench.data.actions import ActionCodec
 from lewm_bench.envs import GoalEnv
 from lewm_bench.evaluation.protocol import Protocol, Task
 from lewm_bench.planning.base import Planner
@@ -36,30 +37,6 @@ class EpisodeRecord:
     error: str | None = None
     """Set when the episode crashed; it then counts as a failure and the others go on."""
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
-
-
-@dataclass(frozen=True)
-class ActionCodec:
-    """Maps z-scored action blocks to env actions and back."""
-
-    mean: np.ndarray
-    std: np.ndarray
-    frameskip: int
-
-    @classmethod
-    def from_dataset(cls, ds: Any, frameskip: int) -> ActionCodec:
-        """The dataset's action statistics (a constant action dimension keeps std 1)."""
-        return cls(ds.action_mean.astype(np.float64), np.where(ds.action_std > 1e-6, ds.action_std, 1.0), frameskip)
-
-    def to_env(self, blocks: np.ndarray) -> np.ndarray:
-        """(H, frameskip * A) z-scored blocks -> (H * frameskip, A) env actions clipped to [-1, 1]."""
-        a = len(self.mean)
-        steps = blocks.reshape(-1, a) * self.std + self.mean
-        return np.clip(steps, -1.0, 1.0).astype(np.float32)
-
-    def to_blocks(self, actions: np.ndarray) -> np.ndarray:
-        """(k * frameskip, A) env actions -> (k, frameskip * A) z-scored blocks."""
-        return ((actions - self.mean) / self.std).reshape(-1, self.frameskip * len(self.mean)).astype(np.float32)
 
 
 def episode_seed(seed: int, task: Task) -> int:

@@ -1,17 +1,18 @@
 """``lewm-bench eval``: evaluate an agent on the paper's protocol and write every metric.
 
 Outputs in the run folder (``runs/eval/ENV/AGENT-PROFILE-seedS/`` by default): ``result.json``
-(every figure and setting), ``episodes.csv`` (one row per episode), ``episodes.gif`` (a few
-episodes, observation beside goal), and one row in ``<root>/summary.csv`` (SPEC §11 columns).
+(every figure and setting: an :class:`EvalRecord`), ``episodes.csv`` (one row per episode),
+``episodes.gif`` (a few episodes, observation beside goal), and one row in ``<root>/summary.csv``
+(SPEC §11 columns, keyed by env, agent, profile, seed and the evaluation's ``config_id``, so an
+evaluation with other settings adds a row instead of replacing one).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,48 +20,85 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lewm_bench.bench.common import git_commit
+from lewm_bench.data.actions import ActionCodec
 from lewm_bench.data.clips import ClipDataset
 from lewm_bench.data.dataset import open_dataset
-from lewm_bench.envs import make_env
+from lewm_bench.envs import GoalEnv, make_env
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.evaluation.mpc import ActionCodec, EpisodeRecord, context_window, episode_seed, run_mpc
-from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, sample_tasks, wilson_interval
-from lewm_bench.io import upsert_csv, write_csv, write_json
+from lewm_bench.evaluation.mpc import EpisodeRecord, context_window, episode_seed, run_mpc
+from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, Task, sample_tasks, wilson_interval
+from lewm_bench.identity import content_hash
+from lewm_bench.io import atomic_path, upsert_csv, write_csv, write_json
 from lewm_bench.models.layers import count_parameters
-from lewm_bench.planning.cem import CEM, CEMConfig
-from lewm_bench.planning.gradient import GradientConfig, GradientPlanner
+from lewm_bench.paths import data_root, run_dir, summary_path
+from lewm_bench.planning import Planner, describe, make_planner
+from lewm_bench.planning.cem import CEMConfig
 from lewm_bench.profiles import Profile
-from lewm_bench.registry import config_from_dict, get_agent
-from lewm_bench.training.checkpoint import load_checkpoint, load_state_checked
-from lewm_bench.training.trainer import default_data_path, default_run_dir, heldout_metrics
+from lewm_bench.provenance import default_device, device_name, git_commit
+from lewm_bench.registry import AgentInfo, get_agent
+from lewm_bench.training.checkpoint import LoadedModel, load_world_model
+from lewm_bench.training.trainer import heldout_metrics
 
-SUMMARY_COLUMNS = ["env", "agent", "profile", "seed", "episodes", "success_rate", "success_ci_low", "success_ci_high",
-                   "plan_time_median_s", "plan_time_p90_s", "plan_calls", "tokens_per_frame",
-                   "encoder_tokens_per_frame", "straightness", "params_trainable", "params_frozen", "train_time_s",
-                   "eval_time_s", "device", "commit", "protocol", "split", "context", "planner",
-                   "plan_time_batched_median_s", "predictor_tokens_per_call", "encoder"]
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """Every figure and setting of one evaluation (``result.json``); the first fields are ``summary.csv``'s columns."""
+
+    env: str
+    agent: str
+    profile: str
+    seed: int
+    episodes: int
+    success_rate: float
+    success_ci_low: float
+    success_ci_high: float
+    plan_time_median_s: float | None
+    plan_time_p90_s: float | None
+    plan_calls: int
+    tokens_per_frame: int | None
+    encoder_tokens_per_frame: int | None
+    straightness: float | None
+    params_trainable: int
+    params_frozen: int
+    train_time_s: float | None
+    eval_time_s: float
+    device: str
+    commit: str
+    protocol: str
+    split: str
+    context: int | None
+    planner: str | None
+    plan_time_batched_median_s: float | None
+    predictor_tokens_per_call: int | None
+    encoder: str | None
+    config_id: str
+    """Hash of everything that changes the result (protocol, planner, context, receding horizon, the trained
+    run's identity or the policy); rows of ``summary.csv`` are keyed by it beside env, agent, profile and seed."""
+    variant: str
+    """The evaluation settings in words (protocol, split, episodes, planner), to tell rows of two configs apart."""
+    plan_time_p10_s: float | None = None
+    plan_time_batched_p10_s: float | None = None
+    plan_time_batched_p90_s: float | None = None
+    plan_calls_batched: int = 0
+    batched_episodes_per_call: int = 0
+    goal_offset: int = 0
+    budget: int = 0
+    receding_horizon: int = 0
+    frameskip: int = 0
+    dataset: str = ""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+
+
+SUMMARY_COLUMNS = [f.name for f in dataclasses.fields(EvalRecord)][:29]
+"""Columns of ``summary.csv`` (SPEC §11's, then ``config_id`` and ``variant``)."""
+SUMMARY_KEYS = ("env", "agent", "profile", "seed", "config_id")
 
 
 @dataclass(frozen=True)
 class EvalResult:
     run_dir: Path
-    record: dict[str, Any]
-
-
-def load_world_model(checkpoint: str | os.PathLike[str], env: str, agent: str | None = None,
-                     device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """A trained world model (any registered agent) in eval mode, and its checkpoint dict.
-
-    ``agent``: when given, the checkpoint must belong to it.
-    """
-    ckpt = load_checkpoint(checkpoint, agent, env)
-    cfg = ckpt["config"]
-    cls = get_agent(ckpt["agent"]).cls
-    model_cfg = config_from_dict(cls.config_class, cfg["model"] if "model" in cfg else cfg["lewm"])  # "lewm": v0.1 runs
-    model = cls(model_cfg, cfg["data"]["image_size"], cfg["data"]["action_dim"])
-    load_state_checked(model, ckpt["model"], str(checkpoint))
-    return model.to(device).eval(), ckpt
+    record: EvalRecord
 
 
 def predictor_tokens_per_call(cem: CEMConfig, context: int, history: int, tokens_per_frame: int) -> int:
@@ -69,107 +107,157 @@ def predictor_tokens_per_call(cem: CEMConfig, context: int, history: int, tokens
     return cem.candidates * cem.iterations * window * tokens_per_frame
 
 
+@dataclass
+class _Setting:
+    """What one evaluation runs: the agent (a loaded model or a policy class), its tasks and settings."""
+
+    info: AgentInfo
+    loaded: LoadedModel | None
+    planner: Planner | None
+    tasks: list[Task]
+    codec: ActionCodec
+    data_path: Path
+    env_kwargs: dict[str, Any]
+    device: torch.device
+
+
 def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None = None,
              data: str | os.PathLike[str] | None = None, out: str | os.PathLike[str] | None = None, seed: int = 0,
              protocol: Protocol = PROTOCOLS["paper"], context: int = 1, cem: CEMConfig | None = None,
              receding_horizon: int = 5, timing_calls: int = 20, planner_name: str = "cem",
              warmup_calls: int = 3, gif_episodes: int = 4,
              root: str | os.PathLike[str] = "runs", batch: int | None = None) -> EvalResult:
-    """Evaluate ``agent`` on ``env`` (see the module docstring); returns the run folder and the record."""
-    info = get_agent(agent)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cem = cem or profile.cem
+    """Evaluate ``agent`` on ``env`` (see the module docstring); returns the run folder and the record.
+
+    A world model is evaluated with the frameskip and action statistics of its run; asking for a
+    profile whose frameskip differs is an error.
+    """
     start_time = time.perf_counter()
-    model, ckpt, train_time = None, None, None
+    cem = cem or profile.cem
+    if batch is not None and batch < 1:
+        raise LewmBenchError(f"batch must be >= 1 episodes per planning call; got {batch}")
+    st = _set_up(env, agent, profile, checkpoint, data, seed, protocol, context, cem, planner_name, root)
+    out_dir = Path(out) if out else run_dir("eval", env, agent, profile.name, seed, root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    aux_env = make_env(env, **st.env_kwargs)  # one env for the timed one-episode calls and the GIF's goal frames
+    batch = batch or min(len(st.tasks), aux_env.max_parallel or len(st.tasks))
+    model = st.loaded.model if st.loaded else None
+    if model is not None:  # warm-up, not counted
+        _time_single_calls(model, st.planner, aux_env, st.tasks, st.codec, context, st.device, warmup_calls, 0)
+    records, batched_times = _run_episodes(env, st, protocol, context, receding_horizon, seed, batch, gif_episodes)
+    single_times = [] if model is None else _time_single_calls(
+        model, st.planner, aux_env, st.tasks, st.codec, context, st.device, 0, timing_calls)
+    gif_goals = [aux_env.render_state(t.goal_state) for t in st.tasks[:gif_episodes]]
+    aux_env.close()
+    record = _record(env, agent, profile, seed, st, protocol, context, cem, receding_horizon, records, single_times,
+                     batched_times, batch, time.perf_counter() - start_time)
+    write_csv(out_dir / "episodes.csv",
+              pd.DataFrame([{k: v for k, v in dataclasses.asdict(r).items() if k != "frames"} for r in records]))
+    write_json(out_dir / "result.json", dataclasses.asdict(record))
+    row = {c: getattr(record, c) for c in SUMMARY_COLUMNS}
+    upsert_csv(summary_path(root), pd.DataFrame([row]), {k: row[k] for k in SUMMARY_KEYS})
+    _write_gif(out_dir / "episodes.gif", records, gif_goals)
+    return EvalResult(out_dir, record)
+
+
+def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None,
+            data: str | os.PathLike[str] | None, seed: int, protocol: Protocol, context: int, cem: CEMConfig,
+            planner_name: str, root: str | os.PathLike[str]) -> _Setting:
+    """Load the agent and its dataset, sample the tasks and check that they fit together."""
+    info = get_agent(agent)
+    device = default_device()
+    loaded, planner = None, None
     if info.kind == "world_model":
-        checkpoint = checkpoint or default_run_dir(env, agent, profile, seed, Path(root) / "train")
-        model, ckpt = load_world_model(checkpoint, env, agent, device)
-        summary_file = Path(checkpoint) / "summary.json" if Path(checkpoint).is_dir() else None
-        if summary_file is not None and summary_file.exists():
-            train_time = json.loads(summary_file.read_text())["train_time_s"]
-        if not 1 <= context <= model.history:
-            raise ValueError(f"context must be between 1 and the model's history {model.history}; got {context}")
-    data_path = Path(data) if data else Path(ckpt["config"]["data"]["path"]) if ckpt else default_data_path(
-        env, profile, Path(root) / "data")
+        planner = make_planner(planner_name, cem)
+        checkpoint = checkpoint or run_dir("train", env, agent, profile.name, seed, root)
+        loaded = load_world_model(checkpoint, env, agent, device)
+        loaded.run.check_frameskip(profile.frameskip, f"{checkpoint}")
+        if not 1 <= context <= loaded.model.history:
+            raise LewmBenchError(f"context must be between 1 and the model's history {loaded.model.history}; "
+                                 f"got {context}")
+    if data:
+        data_path = Path(data)
+    elif loaded is not None:
+        data_path = loaded.run.data.resolve(loaded.run_dir)
+    else:
+        from lewm_bench.collect.runner import CollectConfig
+
+        data_path = CollectConfig.from_profile(env, profile).default_path(data_root(root))
     with open_dataset(data_path, env) as ds:
         tasks = sample_tasks(ds, protocol)
         meta = ds.meta
         codec = ActionCodec.from_dataset(ds, profile.frameskip)
-    if ckpt is not None and ckpt["config"]["data"]["image_size"] != meta.image_size:
-        raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
-                             f"{ckpt['config']['data']['image_size']} px")
-    env_kwargs = dict(meta.env_kwargs)
-    if planner_name not in ("cem", "adam"):
-        raise ValueError(f"unknown planner {planner_name!r}; valid planners: cem, adam")
-    planner = None
-    if model is not None:  # Adam gets the same horizon and optimisation steps as CEM's iterations
-        planner = CEM(cem) if planner_name == "cem" else GradientPlanner(
-            GradientConfig(iterations=cem.iterations, horizon=cem.horizon))
-    run_dir = Path(out) if out else default_run_dir(env, agent, profile, seed, Path(root) / "eval")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if loaded is not None:
+        run = loaded.run
+        if run.data.image_size != meta.image_size:
+            raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
+                                 f"{run.data.image_size} px")
+        codec = ActionCodec.from_stats(*run.action_stats(), run.frameskip)  # the statistics it was trained with
+    return _Setting(info, loaded, planner, tasks, codec, data_path, dict(meta.env_kwargs), device)
 
+
+def _run_episodes(env: str, st: _Setting, protocol: Protocol, context: int, receding_horizon: int, seed: int,
+                  batch: int, gif_episodes: int) -> tuple[list[EpisodeRecord], list[float]]:
+    """Every task, ``batch`` episodes (simulators) at a time; returns the records and the batched call times."""
     records: list[EpisodeRecord] = []
     batched_times: list[float] = []
-    aux_env = make_env(env, **env_kwargs)  # one env for the timed one-episode calls and the GIF's goal frames
-    batch = batch or min(len(tasks), aux_env.max_parallel or len(tasks))
-    if planner is not None:  # warm-up, not counted
-        _time_single_calls(model, planner, aux_env, tasks, codec, context, device, warmup_calls, 0)
-    for lo in range(0, len(tasks), batch):
-        chunk = tasks[lo:lo + batch]
-        envs = [make_env(env, **env_kwargs) for _ in chunk]
-        policies = None if model is not None else [info.cls(envs[0].action_dim, episode_seed(seed, t)) for t in chunk]
+    model = st.loaded.model if st.loaded else None
+    for lo in range(0, len(st.tasks), batch):
+        chunk = st.tasks[lo:lo + batch]
+        envs = [make_env(env, **st.env_kwargs) for _ in chunk]
+        policies = None if model is not None else [st.info.cls(envs[0].action_dim, episode_seed(seed, t))
+                                                   for t in chunk]
         try:
-            records += run_mpc(envs, chunk, protocol, model, planner, codec, context, receding_horizon, device,
-                               policies=policies, seed=seed, keep_frames=gif_episodes if lo == 0 else 0,
+            records += run_mpc(envs, chunk, protocol, model, st.planner, st.codec, context, receding_horizon,
+                               st.device, policies=policies, seed=seed, keep_frames=gif_episodes if lo == 0 else 0,
                                plan_times=batched_times)
         finally:
             for e in envs:
                 e.close()
-    single_times = [] if planner is None else _time_single_calls(
-        model, planner, aux_env, tasks, codec, context, device, 0, timing_calls)
-    eval_time = time.perf_counter() - start_time
-    gif_goals = [aux_env.render_state(t.goal_state) for t in tasks[:gif_episodes]]
-    aux_env.close()
+    return records, batched_times
 
+
+def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, protocol: Protocol, context: int,
+            cem: CEMConfig, receding_horizon: int, records: list[EpisodeRecord], single_times: list[float],
+            batched_times: list[float], batch: int, eval_time: float) -> EvalRecord:
+    model = st.loaded.model if st.loaded else None
     successes = sum(r.success for r in records)
     low, high = wilson_interval(successes, len(records))
     straight = None
     if model is not None:
-        held = ClipDataset(data_path, "held_out", max(model.history, 2), profile.frameskip, env=env)
+        held = ClipDataset(st.data_path, "held_out", max(model.history, 2), st.codec.frameskip, env=env)
         idx = torch.randperm(len(held), generator=torch.Generator().manual_seed(0))[:512]
-        straight = heldout_metrics(model, held, idx, device)["straightness"]
-    record = {
-        "env": env, "agent": agent, "profile": profile.name, "seed": seed, "episodes": len(records),
-        "success_rate": successes / len(records), "success_ci_low": low, "success_ci_high": high,
-        "plan_time_median_s": _pct(single_times, 50), "plan_time_p10_s": _pct(single_times, 10),
-        "plan_time_p90_s": _pct(single_times, 90), "plan_calls": len(single_times),
-        "plan_time_batched_median_s": _pct(batched_times, 50), "plan_time_batched_p10_s": _pct(batched_times, 10),
-        "plan_time_batched_p90_s": _pct(batched_times, 90), "plan_calls_batched": len(batched_times),
-        "batched_episodes_per_call": batch,
-        "tokens_per_frame": model.tokens_per_frame if model else None,
-        "encoder_tokens_per_frame": model.encoder_tokens_per_frame if model else None,
-        "predictor_tokens_per_call": predictor_tokens_per_call(cem, context, model.history,
-                                                               model.tokens_per_frame) if model else None,
-        "straightness": straight, "encoder": getattr(model, "encoder_kind", None),
-        "params_trainable": count_parameters(model, True) if model else 0,
-        "params_frozen": count_parameters(model, False) if model else 0,
-        "train_time_s": train_time, "eval_time_s": eval_time, "device": _device_name(device), "commit": git_commit(),
-        "protocol": protocol.name, "goal_offset": protocol.goal_offset, "budget": protocol.budget,
-        "split": protocol.split, "context": context if model else None,
-        "planner": (f"cem {cem.candidates}x{cem.iterations} top{cem.elites} h{cem.horizon}" if planner_name == "cem"
-                    else f"adam {cem.iterations} steps lr {GradientConfig.lr} h{cem.horizon}") if model else None,
-        "receding_horizon": receding_horizon, "dataset": str(data_path), "env_kwargs": env_kwargs,
-        "checkpoint": str(checkpoint) if checkpoint else None,
-    }
-    write_csv(run_dir / "episodes.csv",
-              pd.DataFrame([{k: v for k, v in dataclasses.asdict(r).items() if k != "frames"} for r in records]))
-    write_json(run_dir / "result.json", record)
-    _append_summary(Path(root) / "summary.csv", record)
-    _write_gif(run_dir / "episodes.gif", records, gif_goals)
-    return EvalResult(run_dir, record)
+        straight = heldout_metrics(model, held, idx, st.device)["straightness"]
+    planner = describe(st.planner) if st.planner else None
+    setting = {"protocol": dataclasses.asdict(protocol), "planner": planner, "context": context if model else None,
+               "receding_horizon": receding_horizon, "frameskip": st.codec.frameskip,
+               "agent": st.loaded.run.identity() if st.loaded else f"{agent} (policy)"}
+    return EvalRecord(
+        env=env, agent=agent, profile=profile.name, seed=seed, episodes=len(records),
+        success_rate=successes / len(records), success_ci_low=low, success_ci_high=high,
+        plan_time_median_s=_pct(single_times, 50), plan_time_p90_s=_pct(single_times, 90),
+        plan_calls=len(single_times),
+        tokens_per_frame=model.tokens_per_frame if model else None,
+        encoder_tokens_per_frame=model.encoder_tokens_per_frame if model else None,
+        straightness=straight, params_trainable=count_parameters(model, True) if model else 0,
+        params_frozen=count_parameters(model, False) if model else 0,
+        train_time_s=st.loaded.train_time_s if st.loaded else None, eval_time_s=eval_time,
+        device=device_name(st.device), commit=git_commit(), protocol=protocol.name, split=protocol.split,
+        context=context if model else None, planner=planner,
+        plan_time_batched_median_s=_pct(batched_times, 50),
+        predictor_tokens_per_call=predictor_tokens_per_call(cem, context, model.history, model.tokens_per_frame)
+        if model else None,
+        encoder=getattr(model, "encoder_kind", None), config_id=content_hash(setting),
+        variant=f"{protocol.name}, {protocol.split}, {len(records)} episodes" + (f", {planner}" if planner else ""),
+        plan_time_p10_s=_pct(single_times, 10), plan_time_batched_p10_s=_pct(batched_times, 10),
+        plan_time_batched_p90_s=_pct(batched_times, 90), plan_calls_batched=len(batched_times),
+        batched_episodes_per_call=batch, goal_offset=protocol.goal_offset, budget=protocol.budget,
+        receding_horizon=receding_horizon, frameskip=st.codec.frameskip, dataset=str(st.data_path),
+        env_kwargs=st.env_kwargs, checkpoint=str(st.loaded.run_dir) if st.loaded else None)
 
 
-def _time_single_calls(model, planner, env, tasks, codec, context, device, warmup, calls) -> list[float]:
+def _time_single_calls(model: torch.nn.Module, planner: Planner, env: GoalEnv, tasks: list[Task],
+                       codec: ActionCodec, context: int, device: torch.device, warmup: int, calls: int) -> list[float]:
     """Planning time of one episode at a time (the paper's setting), on the tasks' start states."""
     times = []
     for k in range(warmup + calls):
@@ -186,16 +274,6 @@ def _time_single_calls(model, planner, env, tasks, codec, context, device, warmu
 
 def _pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
-
-
-def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
-
-
-def _append_summary(path: Path, record: dict[str, Any]) -> None:
-    """Add (or replace) this run's row in summary.csv, atomically."""
-    upsert_csv(path, pd.DataFrame([{c: record.get(c) for c in SUMMARY_COLUMNS}]),
-               {k: record[k] for k in ("env", "agent", "profile", "seed")})
 
 
 def _write_gif(path: Path, records: list[EpisodeRecord], goals: list[np.ndarray]) -> None:
@@ -218,6 +296,5 @@ def _write_gif(path: Path, records: list[EpisodeRecord], goals: list[np.ndarray]
         grid = np.concatenate([np.pad(r, ((1, 1), (0, 0), (0, 0)), constant_values=255) for r in rows], 0)
         scale = max(1, 400 // grid.shape[1])
         frames.append(Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST))
-    tmp = path.with_name(path.name + ".tmp")
-    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)

@@ -2,12 +2,15 @@
 
 Written atomically (temporary file, then rename) so an interrupted write never replaces the last
 good checkpoint. Loading checks the agent, the environment and the architecture, and reports the
-first mismatching keys or shapes.
+first mismatching keys or shapes; :func:`load_world_model` gives back the model and its
+:class:`~lewm_bench.training.run_config.RunConfig`.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +18,17 @@ import torch
 from torch import nn
 
 from lewm_bench.errors import LewmBenchError
+from lewm_bench.io import atomic_path
+from lewm_bench.registry import get_agent
+from lewm_bench.training.run_config import RunConfig
 
 CHECKPOINT_VERSION = 1
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(payload, checkpoint_version=CHECKPOINT_VERSION), tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write a checkpoint atomically and flushed to disk: a kill leaves the previous one intact."""
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(dict(payload, checkpoint_version=CHECKPOINT_VERSION), tmp)
 
 
 def load_checkpoint(path: str | os.PathLike[str], agent: str | None = None, env: str | None = None) -> dict[str, Any]:
@@ -67,3 +71,41 @@ def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source
         raise LewmBenchError(f"{source}: weights do not fit the model ({problems}); was it trained with another "
                              "profile or config?")
     module.load_state_dict(state)
+
+
+def load_run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
+    """The :class:`RunConfig` a run folder's ``config.json`` holds."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return RunConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LewmBenchError(f"{path}: unreadable run configuration ({type(exc).__name__}); retrain with --force") \
+            from None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A trained world model in eval mode with its run record."""
+
+    model: nn.Module
+    run: RunConfig
+    run_dir: Path
+    """The folder the checkpoint lives in (recorded paths are relative to it)."""
+    train_time_s: float | None
+    """From the run's ``summary.json`` when it finished."""
+
+
+def load_world_model(checkpoint: str | os.PathLike[str], env: str, agent: str | None = None,
+                     device: torch.device | str = "cpu") -> LoadedModel:
+    """A trained world model (any registered agent) from a checkpoint file or run folder.
+
+    ``agent``: when given, the checkpoint must belong to it.
+    """
+    ckpt = load_checkpoint(checkpoint, agent, env)
+    run = RunConfig.from_dict(ckpt["config"])
+    model = get_agent(run.agent).cls(run.model, run.data.image_size, run.data.action_dim)
+    load_state_checked(model, ckpt["model"], str(checkpoint))
+    run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+    summary = run_dir / "summary.json"
+    train_time = json.loads(summary.read_text())["train_time_s"] if summary.exists() else None
+    return LoadedModel(model.to(device).eval(), run, run_dir, train_time)

@@ -13,12 +13,11 @@ finished, ``summary.json``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +27,19 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from lewm_bench import __version__
 from lewm_bench.collect.runner import CollectConfig
 from lewm_bench.data.clips import ClipDataset
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.io import write_csv, write_json
 from lewm_bench.metrics import effective_rank, embedding_std, straightness
 from lewm_bench.models.layers import count_parameters
+from lewm_bench.paths import run_dir as run_dir_of
 from lewm_bench.profiles import Profile
-from lewm_bench.registry import get_agent
-from lewm_bench.training.checkpoint import load_checkpoint, load_state_checked, save_checkpoint
+from lewm_bench.provenance import Provenance, default_device
+from lewm_bench.registry import LossTerms, get_agent
+from lewm_bench.training.checkpoint import load_checkpoint, load_run_config, load_state_checked, save_checkpoint
 from lewm_bench.training.config import TrainConfig
+from lewm_bench.training.run_config import DataRecord, RunConfig
 
 COLLAPSE_MIN_STEPS = 100
 METRIC_COLUMNS = ["val_pred_loss", "emb_std_mean", "emb_std_min", "effective_rank", "straightness", "lr",
@@ -62,16 +63,6 @@ class TrainResult:
     summary: dict[str, Any]
 
 
-def default_data_path(env: str, profile: Profile, data_root: str | os.PathLike[str] = "runs/data") -> Path:
-    """Where ``lewm-bench collect --env ENV --profile P`` writes the profile's dataset."""
-    return CollectConfig.from_profile(env, profile).default_path(data_root)
-
-
-def default_run_dir(env: str, agent: str, profile: Profile, seed: int, root: str | os.PathLike[str] = "runs/train"
-                    ) -> Path:
-    return Path(root) / env / f"{agent}-{profile.name}-seed{seed}"
-
-
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     """Learning rate after ``step`` optimiser steps: linear warm-up, then cosine decay to zero."""
     warmup = max(1, int(round(cfg.warmup_fraction * total)))
@@ -86,6 +77,40 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+@dataclass
+class _Session:
+    """What one call of :func:`train` works with: the run, its data, the model and where training stands."""
+
+    run: RunConfig
+    run_dir: Path
+    model: nn.Module
+    """The bare model (what is saved); ``ddp_model`` wraps it when distributed."""
+    ddp_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    train_set: ClipDataset
+    held_set: ClipDataset
+    held_idx: torch.Tensor
+    device: torch.device
+    rank: int
+    world: int
+    steps_per_epoch: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """``log.csv`` so far (row 0: before training)."""
+    start_epoch: int = 1
+    step: int = 0
+    train_time: float = 0.0
+    prepare_time: float | None = None
+    """Seconds of ``prepare`` (None when resumed: it ran in an earlier call)."""
+
+    @property
+    def tcfg(self) -> TrainConfig:
+        return self.run.train
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.tcfg.epochs
+
+
 def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLike[str] | None = None,
           out: str | os.PathLike[str] | None = None, seed: int = 0, resume: bool = False, force: bool = False,
           progress: bool = True, model_config: Any | None = None, train_config: TrainConfig | None = None,
@@ -94,181 +119,226 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
 
     Args:
         env: short env name.
-        profile: size preset (model, training, dataset location).
+        profile: size preset (training sizes, frameskip, dataset location).
         agent: a registered world-model agent (``lewm``, ``pldm``, ``dinowm`` or a plugin).
         data: dataset file (default: the profile's dataset under ``data_root``).
         out: run folder (default ``runs/train/ENV/AGENT-PROFILE-seedS``).
         seed: training seed.
         resume: continue an interrupted run from its last checkpoint.
         force: delete an existing run at ``out`` and start over.
-        model_config: the agent's config (default: ``default_config(profile)``), e.g. LeWM with
+        model_config: the agent's config (default: its preset for the profile), e.g. LeWM with
             ``sigreg_weight=0``.
-        train_config: optimisation settings (default: the profile's).
+        train_config: optimisation settings (default: the agent's recipe for the profile, else the profile's).
     """
     info = get_agent(agent)
     if info.kind != "world_model":
         raise LewmBenchError(f"agent {agent!r} is a {info.kind} with nothing to train; evaluate it directly: "
                              f"lewm-bench eval --env {env} --agent {agent}")
-    model_config = model_config if model_config is not None else info.cls.default_config(profile)
-    tcfg = train_config or profile.train
-    data_path = Path(data) if data is not None else default_data_path(env, profile, data_root)
-    if not data_path.exists():
-        raise LewmBenchError(f"no dataset for {env} at {data_path}; create it with: lewm-bench collect --env {env} "
-                             f"--profile {profile.name}" + (f" --out {data_path}" if data is not None else ""))
-    run_dir = Path(out) if out is not None else default_run_dir(env, agent, profile, seed)
     rank, world, local_rank = _dist_info()
     owns_group = world > 1 and not dist.is_initialized()
     if owns_group:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-
-    train_set = ClipDataset(data_path, "train", model_config.history, profile.frameskip, env=env)
-    # held-out clips have at least 3 frames, so that straightness is defined for any history
-    held_set = ClipDataset(data_path, "held_out", max(model_config.history, 2), profile.frameskip, env=env)
-    action_dim = int(train_set[0].actions.shape[-1])
-    config = {
-        "agent": agent, "env": env, "profile": profile.name, "seed": seed, "frameskip": profile.frameskip,
-        "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(tcfg),
-        "data": {"path": str(data_path), "image_size": train_set.meta.image_size, "collector": train_set.meta.collector,
-                 "episodes": train_set.meta.num_episodes, "action_dim": action_dim,
-                 "action_mean": train_set.action_mean.tolist(), "action_std": train_set.action_std.tolist()},
-        "world_size": world, "lewm_bench_version": __version__,
-    }
-    config = json.loads(json.dumps(config))  # tuples -> lists, as stored
-
-    ckpt_path, summary_path = run_dir / "checkpoint.pt", run_dir / "summary.json"
-    if force and rank == 0:
-        for p in (ckpt_path, summary_path, run_dir / "log.csv", run_dir / "config.json"):
-            p.unlink(missing_ok=True)
-    if summary_path.exists():
-        _check_same_config(run_dir, json.loads((run_dir / "config.json").read_text()), config)
-        return TrainResult(run_dir, False, json.loads(summary_path.read_text()))
-    state = None
-    if ckpt_path.exists():
-        if not resume:
-            raise LewmBenchError(f"{run_dir} holds an unfinished run; pass --resume to continue it or --force to "
-                                 "start over")
-        state = load_checkpoint(ckpt_path, agent, env)
-        _check_same_config(run_dir, state["config"], config)
-
-    torch.manual_seed(seed)
-    model = info.cls(model_config, train_set.meta.image_size, action_dim).to(device)
-    prepare_time = 0.0
-    if state is None and hasattr(model, "prepare"):  # e.g. pre-train a frozen encoder (saved with the model)
-        start = time.perf_counter()
-        model.prepare(train_set, device, seed, progress and rank == 0)
-        prepare_time = time.perf_counter() - start
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr,
-                                  weight_decay=tcfg.weight_decay)
-    steps_per_epoch = tcfg.steps_per_epoch or max(1, len(train_set) // tcfg.batch_size)
-    total_steps = steps_per_epoch * tcfg.epochs
-    rows: list[dict[str, Any]] = []
-    start_epoch, step, train_time = 1, 0, prepare_time
-    if state is not None:
-        load_state_checked(model, state["model"], str(ckpt_path))
-        optimizer.load_state_dict(state["optimizer"])
-        rows, start_epoch, step, train_time = state["log"], state["epoch"] + 1, state["step"], state["train_time_s"]
-        torch.set_rng_state(state["rng"]["torch"])
-        if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-    ddp_model: nn.Module = model
-    if world > 1:
-        if device.type == "cuda":  # SyncBatchNorm is CUDA-only; on CPU (gloo) BatchNorm stays per rank
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        ddp_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[local_rank] if device.type == "cuda" else None)
-    use_bf16 = tcfg.bf16 == "always" or (tcfg.bf16 == "cuda" and device.type == "cuda")
-    held_idx = torch.randperm(len(held_set), generator=torch.Generator().manual_seed(seed))[:tcfg.eval_clips]
-
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", config)
-        if not rows:
-            rows.append(dict(epoch=0, step=0, **heldout_metrics(model, held_set, held_idx, device)))
-            _write_log(run_dir, rows, model.loss_terms)
-
-    local_batch = tcfg.batch_size // world
-    for epoch in range(start_epoch, tcfg.epochs + 1):
-        order = _epoch_order(len(train_set), steps_per_epoch * tcfg.batch_size, seed, epoch)
-        model.train()
-        sums = dict.fromkeys(("loss", *model.loss_terms), 0.0)
-        start = time.perf_counter()
-        bar = tqdm(range(steps_per_epoch), desc=f"{env}/{agent} epoch {epoch}/{tcfg.epochs}", unit="step",
-                   disable=not progress or rank != 0, leave=False)
-        for i in bar:
-            global_idx = order[i * tcfg.batch_size:(i + 1) * tcfg.batch_size]
-            batch_idx = global_idx[rank * local_batch:(rank + 1) * local_batch]
-            frames, actions = _collate(train_set, batch_idx, device)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total_steps, tcfg)
-            gen = torch.Generator(device).manual_seed(seed * 1_000_003 + step)
-            try:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    terms = ddp_model(frames, actions, gen)
-                if not torch.isfinite(terms.loss):
-                    raise TrainingStopped(
-                        f"divergence at epoch {epoch}, step {step}: loss is {terms.loss.item()}; the last good "
-                        f"checkpoint (epoch {epoch - 1}) is kept in {run_dir}; lower --lr")
-                optimizer.zero_grad(set_to_none=True)
-                terms.loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-                optimizer.step()
-            except torch.OutOfMemoryError:
-                raise LewmBenchError(f"out of memory training {agent} with profile {profile.name} (batch "
-                                     f"{tcfg.batch_size}) on {device}; use a smaller --batch-size or --profile "
-                                     "cpu/smoke") from None
-            step += 1
-            sums["loss"] += terms.loss.detach().item()
-            for k in model.loss_terms:
-                sums[k] += terms.terms[k].detach().item()
-            bar.set_postfix(loss=f"{terms.loss.item():.4f}")
-        bar.close()
-        elapsed = time.perf_counter() - start
-        if rank != 0:
-            continue
-        metrics = heldout_metrics(model, held_set, held_idx, device)
-        epoch_time = time.perf_counter() - start
-        train_time += epoch_time
-        row = dict(epoch=epoch, step=step, **{k: v / steps_per_epoch for k, v in sums.items()}, **metrics,
-                   lr=lr_at(step - 1, total_steps, tcfg), clips_per_s=steps_per_epoch * tcfg.batch_size / elapsed,
-                   epoch_time_s=epoch_time)
-        rows.append(row)
-        _write_log(run_dir, rows, model.loss_terms)
-        first = model.loss_terms[0]
-        tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f} {first} {row[first]:.4f} "
-                   f"| held-out pred {row['val_pred_loss']:.4f} std {row['emb_std_mean']:.3f} "
-                   f"rank {row['effective_rank']:.1f} straight {row['straightness']:.3f}")
-        # BatchNorm's running statistics (used in eval mode) need ~50 steps to settle: judge after 100.
-        if getattr(model, "check_collapse", True) and step >= COLLAPSE_MIN_STEPS and \
-                row["emb_std_mean"] < tcfg.collapse_std:
-            raise TrainingStopped(
-                f"representational collapse at epoch {epoch}: held-out embedding std {row['emb_std_mean']:.2e} < "
-                f"{tcfg.collapse_std:g} (effective rank {row['effective_rank']:.2f}); the last good checkpoint "
-                f"(epoch {epoch - 1}) is kept in {run_dir}; check the anti-collapse loss weights")
-        save_checkpoint(ckpt_path, {
-            "agent": agent, "env": env, "config": config, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "log": rows, "train_time_s": train_time,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-        })
+    device = default_device(local_rank)
+    data_path = Path(data) if data is not None else CollectConfig.from_profile(env, profile).default_path(data_root)
+    run_dir = Path(out) if out is not None else run_dir_of("train", env, agent, profile.name, seed)
+    model_config = model_config if model_config is not None else info.config_for(profile.name)
+    tcfg = train_config or info.train_config_for(profile)
+    train_set, held_set, run = _resolve_run(agent, env, profile, seed, data_path, run_dir, model_config, tcfg,
+                                            world, device, explicit_data=data is not None)
+    finished, state = _existing_run(run_dir, run, resume, force, rank)
+    if finished is not None:
+        return TrainResult(run_dir, False, finished)
+    s = _setup(info.cls, run, run_dir, train_set, held_set, state, device, rank, world, local_rank, progress)
+    for epoch in range(s.start_epoch, s.tcfg.epochs + 1):
+        sums, elapsed = _train_epoch(s, epoch, progress)
+        if rank == 0:
+            _end_epoch(s, epoch, sums, elapsed)
     if world > 1:  # every rank leaves together: a rank exiting while rank 0 still writes can abort gloo's teardown
         dist.barrier()
         if owns_group:
             dist.destroy_process_group()
     if rank != 0:
         return TrainResult(run_dir, True, {})
-    summary = {"run_dir": str(run_dir), "agent": agent, "env": env, "profile": profile.name, "seed": seed,
-               "epochs": tcfg.epochs, "steps": step, "train_time_s": train_time, "device": str(device),
-               "world_size": world, "prepare_time_s": prepare_time if state is None else None,
+    return TrainResult(run_dir, True, _write_summary(s))
+
+
+def _resolve_run(agent: str, env: str, profile: Profile, seed: int, data_path: Path, run_dir: Path, model_config: Any,
+                 tcfg: TrainConfig, world: int, device: torch.device, explicit_data: bool
+                 ) -> tuple[ClipDataset, ClipDataset, RunConfig]:
+    """The datasets and the run's full record (the dataset's identity and action statistics included)."""
+    if not data_path.exists():
+        raise LewmBenchError(f"no dataset for {env} at {data_path}; create it with: lewm-bench collect --env {env} "
+                             f"--profile {profile.name}" + (f" --out {data_path}" if explicit_data else ""))
+    train_set = ClipDataset(data_path, "train", model_config.history, profile.frameskip, env=env)
+    # held-out clips have at least 3 frames, so that straightness is defined for any history
+    held_set = ClipDataset(data_path, "held_out", max(model_config.history, 2), profile.frameskip, env=env)
+    meta = train_set.meta
+    record = DataRecord(
+        path=os.path.relpath(data_path.resolve(), run_dir.resolve()), identity=meta.identity,
+        image_size=meta.image_size, collector=meta.collector, episodes=meta.num_episodes,
+        action_dim=int(train_set[0].actions.shape[-1]), action_mean=tuple(map(float, train_set.action_mean)),
+        action_std=tuple(map(float, train_set.action_std)))
+    run = RunConfig(agent, env, profile.name, seed, profile.frameskip, model_config, tcfg, record, world,
+                    Provenance.now(device))
+    return train_set, held_set, run
+
+
+def _existing_run(run_dir: Path, run: RunConfig, resume: bool, force: bool, rank: int
+                  ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(summary of a finished run, None) or (None, checkpoint state to resume from, or None to start)."""
+    ckpt_path, summary_path = run_dir / "checkpoint.pt", run_dir / "summary.json"
+    if force and rank == 0:
+        for p in (ckpt_path, summary_path, run_dir / "log.csv", run_dir / "config.json"):
+            p.unlink(missing_ok=True)
+    if summary_path.exists():
+        _check_same_run(run_dir, load_run_config(run_dir), run)
+        return json.loads(summary_path.read_text()), None
+    if not ckpt_path.exists():
+        return None, None
+    if not resume:
+        raise LewmBenchError(f"{run_dir} holds an unfinished run; pass --resume to continue it or --force to "
+                             "start over")
+    state = load_checkpoint(ckpt_path, run.agent, run.env)
+    _check_same_run(run_dir, RunConfig.from_dict(state["config"]), run)
+    return None, state
+
+
+def _setup(cls: type, run: RunConfig, run_dir: Path, train_set: ClipDataset, held_set: ClipDataset,
+           state: dict[str, Any] | None, device: torch.device, rank: int, world: int, local_rank: int,
+           progress: bool) -> _Session:
+    """Build the model and optimiser (fresh, or from ``state``), write config.json and log row 0."""
+    tcfg = run.train
+    torch.manual_seed(run.seed)
+    model = cls(run.model, run.data.image_size, run.data.action_dim).to(device)
+    prepare_time = None
+    if state is None:
+        prepare_time = 0.0
+        if hasattr(model, "prepare"):  # e.g. pre-train a frozen encoder (saved with the model)
+            start = time.perf_counter()
+            model.prepare(train_set, device, run.seed, progress and rank == 0)
+            prepare_time = time.perf_counter() - start
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr,
+                                  weight_decay=tcfg.weight_decay)
+    s = _Session(run, run_dir, model, model, optimizer, train_set, held_set, torch.empty(0, dtype=torch.long),
+                 device, rank, world, tcfg.steps_per_epoch or max(1, len(train_set) // tcfg.batch_size),
+                 train_time=prepare_time or 0.0, prepare_time=prepare_time)
+    if state is not None:
+        load_state_checked(model, state["model"], str(run_dir / "checkpoint.pt"))
+        optimizer.load_state_dict(state["optimizer"])
+        s.rows, s.start_epoch, s.step, s.train_time = state["log"], state["epoch"] + 1, state["step"], \
+            state["train_time_s"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    if world > 1:
+        if device.type == "cuda":  # SyncBatchNorm is CUDA-only; on CPU (gloo) BatchNorm stays per rank
+            s.model = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        s.ddp_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None)
+    s.held_idx = torch.randperm(len(held_set), generator=torch.Generator().manual_seed(run.seed))[:tcfg.eval_clips]
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", run.to_dict())
+        if not s.rows:
+            s.rows.append(dict(epoch=0, step=0, **heldout_metrics(model, held_set, s.held_idx, device)))
+            _write_log(run_dir, s.rows, model.loss_terms)
+    return s
+
+
+def _train_epoch(s: _Session, epoch: int, progress: bool) -> tuple[dict[str, float], float]:
+    """One epoch of optimiser steps; returns the summed loss terms and the wall time."""
+    tcfg, model = s.tcfg, s.model
+    order = _epoch_order(len(s.train_set), s.steps_per_epoch * tcfg.batch_size, s.run.seed, epoch)
+    local_batch = tcfg.batch_size // s.world
+    use_bf16 = tcfg.bf16 == "always" or (tcfg.bf16 == "cuda" and s.device.type == "cuda")
+    model.train()
+    sums = dict.fromkeys(("loss", *model.loss_terms), 0.0)
+    start = time.perf_counter()
+    bar = tqdm(range(s.steps_per_epoch), desc=f"{s.run.env}/{s.run.agent} epoch {epoch}/{tcfg.epochs}", unit="step",
+               disable=not progress or s.rank != 0, leave=False)
+    for i in bar:
+        global_idx = order[i * tcfg.batch_size:(i + 1) * tcfg.batch_size]
+        frames, actions = _collate(s.train_set, global_idx[s.rank * local_batch:(s.rank + 1) * local_batch], s.device)
+        terms = _step(s, frames, actions, epoch, use_bf16)
+        sums["loss"] += terms.loss.detach().item()
+        for k in model.loss_terms:
+            sums[k] += terms.terms[k].detach().item()
+        bar.set_postfix(loss=f"{terms.loss.item():.4f}")
+    bar.close()
+    return sums, time.perf_counter() - start
+
+
+def _step(s: _Session, frames: torch.Tensor, actions: torch.Tensor, epoch: int, use_bf16: bool) -> LossTerms:
+    """One optimiser step at the scheduled learning rate; stops on a non-finite loss or out of memory."""
+    tcfg = s.tcfg
+    for group in s.optimizer.param_groups:
+        group["lr"] = lr_at(s.step, s.total_steps, tcfg)
+    gen = torch.Generator(s.device).manual_seed(s.run.seed * 1_000_003 + s.step)
+    try:
+        with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            terms = s.ddp_model(frames, actions, gen)
+        if not torch.isfinite(terms.loss):
+            raise TrainingStopped(
+                f"divergence at epoch {epoch}, step {s.step}: loss is {terms.loss.item()}; the last good "
+                f"checkpoint (epoch {epoch - 1}) is kept in {s.run_dir}; lower --lr")
+        s.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        nn.utils.clip_grad_norm_(s.model.parameters(), tcfg.grad_clip)
+        s.optimizer.step()
+    except torch.OutOfMemoryError:
+        raise LewmBenchError(f"out of memory training {s.run.agent} with profile {s.run.profile} (batch "
+                             f"{tcfg.batch_size}) on {s.device}; use a smaller --batch-size or --profile "
+                             "cpu/smoke") from None
+    s.step += 1
+    return terms
+
+
+def _end_epoch(s: _Session, epoch: int, sums: dict[str, float], elapsed: float) -> None:
+    """Rank 0: held-out metrics, the log row, the collapse check and the checkpoint."""
+    tcfg, model = s.tcfg, s.model
+    start = time.perf_counter() - elapsed
+    metrics = heldout_metrics(model, s.held_set, s.held_idx, s.device)
+    epoch_time = time.perf_counter() - start
+    s.train_time += epoch_time
+    row = dict(epoch=epoch, step=s.step, **{k: v / s.steps_per_epoch for k, v in sums.items()}, **metrics,
+               lr=lr_at(s.step - 1, s.total_steps, tcfg), clips_per_s=s.steps_per_epoch * tcfg.batch_size / elapsed,
+               epoch_time_s=epoch_time)
+    s.rows.append(row)
+    _write_log(s.run_dir, s.rows, model.loss_terms)
+    first = model.loss_terms[0]
+    tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f} {first} {row[first]:.4f} "
+               f"| held-out pred {row['val_pred_loss']:.4f} std {row['emb_std_mean']:.3f} "
+               f"rank {row['effective_rank']:.1f} straight {row['straightness']:.3f}")
+    # BatchNorm's running statistics (used in eval mode) need ~50 steps to settle: judge after 100.
+    if getattr(model, "check_collapse", True) and s.step >= COLLAPSE_MIN_STEPS and \
+            row["emb_std_mean"] < tcfg.collapse_std:
+        raise TrainingStopped(
+            f"representational collapse at epoch {epoch}: held-out embedding std {row['emb_std_mean']:.2e} < "
+            f"{tcfg.collapse_std:g} (effective rank {row['effective_rank']:.2f}); the last good checkpoint "
+            f"(epoch {epoch - 1}) is kept in {s.run_dir}; check the anti-collapse loss weights")
+    save_checkpoint(s.run_dir / "checkpoint.pt", {
+        "agent": s.run.agent, "env": s.run.env, "config": s.run.to_dict(), "model": model.state_dict(),
+        "optimizer": s.optimizer.state_dict(), "epoch": epoch, "step": s.step, "log": s.rows,
+        "train_time_s": s.train_time,
+        "rng": {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None},
+    })
+
+
+def _write_summary(s: _Session) -> dict[str, Any]:
+    run, model = s.run, s.model
+    summary = {"run_dir": str(s.run_dir), "agent": run.agent, "env": run.env, "profile": run.profile,
+               "seed": run.seed, "epochs": run.train.epochs, "steps": s.step, "train_time_s": s.train_time,
+               "device": str(s.device), "world_size": s.world, "prepare_time_s": s.prepare_time,
                "params": {"trainable": count_parameters(model, True), "frozen": count_parameters(model, False)},
-               "encoder": getattr(model, "encoder_kind", None), "final": rows[-1], "initial": rows[0]}
-    write_json(summary_path, summary)
-    return TrainResult(run_dir, True, summary)
+               "encoder": getattr(model, "encoder_kind", None), "final": s.rows[-1], "initial": s.rows[0]}
+    write_json(s.run_dir / "summary.json", summary)
+    return summary
 
 
-def _check_same_config(run_dir: Path, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
-    if stored != wanted:
-        diff = sorted(k for k in wanted if stored.get(k) != wanted[k])
+def _check_same_run(run_dir: Path, stored: RunConfig, wanted: RunConfig) -> None:
+    if stored.identity() != wanted.identity():
+        diff = stored.differences(wanted) or ["its identity"]
         raise LewmBenchError(f"{run_dir}: holds a run trained with another config (differs in {', '.join(diff)}); "
                              "use another --out or --force")
 

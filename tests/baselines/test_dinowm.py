@@ -33,7 +33,7 @@ def test_frame_block_causal_mask():
 
 
 def test_predictions_do_not_see_later_frames():
-    model = DinoWM(DinoWM.default_config(SMOKE), 16, 10).eval()
+    model = DinoWM(DinoWM.presets["smoke"], 16, 10).eval()
     z = torch.randn(1, 3, model.tokens_per_frame, model.embed_dim)
     a = torch.randn(1, 3, 10)
     out = model.predict(z, a)
@@ -45,7 +45,7 @@ def test_predictions_do_not_see_later_frames():
 
 
 def test_paper_sizes_match_dinov2_and_spec():
-    model = DinoWM(DinoWM.default_config(PROFILES["paper"]), 224, 10)
+    model = DinoWM(DinoWM.presets["paper"], 224, 10)
     state = model.encoder.state_dict()
     for key, shape in OFFICIAL.items():
         assert tuple(state[key].shape) == shape, key
@@ -120,7 +120,7 @@ def test_frozen_encoder_gets_no_gradient_and_does_not_change(trained):
     pred = [k for k in epoch1 if k.startswith("predictor.")]
     assert enc and all(torch.equal(epoch1[k], epoch2[k]) for k in enc)
     assert any(not torch.equal(epoch1[k], epoch2[k]) for k in pred)
-    model = DinoWM(DinoWM.default_config(SMOKE), 16, 10)
+    model = DinoWM(DinoWM.presets["smoke"], 16, 10)
     model.loss(torch.randint(0, 256, (2, 4, 3, 16, 16), dtype=torch.uint8), torch.randn(2, 3, 10)).loss.backward()
     assert all(p.grad is None for p in model.encoder.parameters())
     assert all(p.grad is not None for p in model.predictor.parameters())

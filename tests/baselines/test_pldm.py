@@ -6,6 +6,7 @@ import torch
 from lewm_bench.baselines.pldm import PLDM, covariance_penalty, variance_hinge
 from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig, collect
+from lewm_bench.models.lewm import LeWM
 from lewm_bench.profiles import PROFILES
 from lewm_bench.training.trainer import log_columns, train
 
@@ -35,15 +36,15 @@ def test_covariance_is_zero_for_decorrelated_input_and_positive_for_correlated()
 
 
 def test_default_config_is_lewm_architecture_with_published_coefficients():
-    cfg = PLDM.default_config(PROFILES["paper"])
+    cfg = PLDM.presets["paper"]
     assert (cfg.variance_weight, cfg.covariance_weight, cfg.time_similarity_weight, cfg.time_variance_weight,
             cfg.time_covariance_weight, cfg.inverse_dynamics_weight) == (18, 12, 0.2, 0.7, 0, 0)
-    assert cfg.encoder == PROFILES["paper"].lewm.encoder and cfg.predictor == PROFILES["paper"].lewm.predictor
+    assert cfg.encoder == LeWM.presets["paper"].encoder and cfg.predictor == LeWM.presets["paper"].predictor
     assert cfg.sigreg_weight == 0
 
 
 def test_every_term_is_reported_and_the_weights_combine_them():
-    cfg = dataclasses.replace(PLDM.default_config(SMOKE), inverse_dynamics_weight=0.5, time_covariance_weight=0.3)
+    cfg = dataclasses.replace(PLDM.presets["smoke"], inverse_dynamics_weight=0.5, time_covariance_weight=0.3)
     model = PLDM(cfg, 16, 10)
     frames = torch.randint(0, 256, (6, 4, 3, 16, 16), dtype=torch.uint8)
     out = model.loss(frames, torch.randn(6, 3, 10))
@@ -57,7 +58,7 @@ def test_every_term_is_reported_and_the_weights_combine_them():
 def test_smoke_training_logs_all_seven_terms_and_optimises_the_inverse_dynamics_head(tmp_path):
     data = collect(CollectConfig(env="two-room", collector=make_collector("two-room"), episodes=12, max_steps=40,
                                  image_size=16), tmp_path / "d.h5", workers=1, progress=False)
-    cfg = dataclasses.replace(PLDM.default_config(SMOKE), inverse_dynamics_weight=1.0)
+    cfg = dataclasses.replace(PLDM.presets["smoke"], inverse_dynamics_weight=1.0)
     train("two-room", SMOKE, agent="pldm", data=data, out=tmp_path / "run", progress=False, model_config=cfg)
     header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
     assert header == log_columns(PLDM.loss_terms)
@@ -72,7 +73,7 @@ def test_smoke_training_logs_all_seven_terms_and_optimises_the_inverse_dynamics_
 def test_terms_act_along_the_documented_axes(monkeypatch):
     """Clips constant over time but varied (and decorrelated) across the batch: the batch terms are zero,
     the temporal variance hinge is at its maximum and consecutive frames are identical."""
-    model = PLDM(PLDM.default_config(SMOKE), 16, 10)
+    model = PLDM(PLDM.presets["smoke"], 16, 10)
     z = hadamard(64)[:, 1:33][:, None].expand(64, 4, 32).contiguous()  # (B, T, D), width 32 at smoke
     monkeypatch.setattr(model, "encode", lambda frames: z)
     terms = model.loss(torch.zeros(64, 4, 3, 16, 16, dtype=torch.uint8), torch.zeros(64, 3, 10)).terms

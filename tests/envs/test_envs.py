@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from lewm_bench.envs import ENVS, env_info, make_env
+from lewm_bench.envs import ENVS, env_spec, make_env
+from lewm_bench.errors import LewmBenchError
 
 KWARGS = {"cube": {"fast_render": True}}
 NAMES = list(ENVS)
@@ -114,5 +115,5 @@ def test_wrong_state_shape_and_unknown_options(env):
 
 
 def test_unknown_env_lists_valid_names():
-    with pytest.raises(ValueError, match="valid names: two-room, pusht, cube"):
-        env_info("reacher")
+    with pytest.raises(LewmBenchError, match="valid names: two-room, pusht, cube"):
+        env_spec("reacher")

@@ -10,10 +10,11 @@ import pytest
 from lewm_bench.baselines.random import RandomAgent
 from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig, collect
+from lewm_bench.data.actions import ActionCodec
 from lewm_bench.data.dataset import open_dataset
 from lewm_bench.envs import make_env
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.evaluation.mpc import ActionCodec, run_mpc
+from lewm_bench.evaluation.mpc import run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Task, sample_tasks, wilson_interval
 from lewm_bench.evaluation.run import SUMMARY_COLUMNS, evaluate
 from lewm_bench.profiles import PROFILES
@@ -82,7 +83,7 @@ def test_a_crashing_episode_keeps_the_other_records():
 def test_random_agent_floor_on_two_room(root):
     root_dir, path = root
     result = evaluate("two-room", "random", SMOKE, data=path, root=root_dir, protocol=PROTOCOLS["paper"])
-    rate = result.record["success_rate"]
+    rate = result.record.success_rate
     assert 0.08 <= rate <= 0.5, rate  # SPEC: about 26% for a random policy at offset 25 / budget 50
     episodes = pd.read_csv(result.run_dir / "episodes.csv")
     assert list(episodes.columns) == ["episode", "start", "goal", "success", "steps_to_success", "steps", "solves",
@@ -99,7 +100,7 @@ def test_grouping_episodes_into_batches_changes_no_episode(root, tmp_path):
     whole = evaluate("two-room", "random", SMOKE, data=path, root=root_dir, protocol=protocol, out=tmp_path / "a")
     groups = evaluate("two-room", "random", SMOKE, data=path, root=root_dir, protocol=protocol, out=tmp_path / "b",
                       batch=5)
-    assert groups.record["batched_episodes_per_call"] == 5
+    assert groups.record.batched_episodes_per_call == 5
     pd.testing.assert_frame_equal(pd.read_csv(whole.run_dir / "episodes.csv"),
                                   pd.read_csv(groups.run_dir / "episodes.csv"))
 
@@ -120,18 +121,22 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, mon
     monkeypatch.setattr(capped, "max_parallel", 4)  # e.g. Cube: simulators are heavy, at most 10 open at once
     chunked = evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, timing_calls=1,
                        out=tmp_path / "chunked").record
-    assert chunked["batched_episodes_per_call"] == 4 and chunked["episodes"] == 6
+    assert chunked.batched_episodes_per_call == 4 and chunked.episodes == 6
     assert rec["batched_episodes_per_call"] == 6
     adam = evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, timing_calls=1, planner_name="adam",
                     out=tmp_path / "adam").record
-    assert adam["planner"].startswith("adam") and adam["plan_calls"] == 1
+    assert adam.planner.startswith("adam") and adam.plan_calls == 1
     with pytest.raises(LewmBenchError, match="for env 'two-room', not 'pusht'"):
         evaluate("pusht", "lewm", SMOKE, checkpoint=root_dir / "train" / "two-room" / "lewm-smoke-seed0",
                  root=root_dir, protocol=protocol)
     with pytest.raises(LewmBenchError, match="valid agents: dinowm, lewm, pldm, random"):
         evaluate("two-room", "dino", SMOKE, root=root_dir)
-    with pytest.raises(ValueError, match="context must be between 1 and the model's history 3"):
+    with pytest.raises(LewmBenchError, match="context must be between 1 and the model's history 3"):
         evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, context=4)
+    with pytest.raises(LewmBenchError, match="trained with frameskip 5 but 4 was asked for"):
+        evaluate("two-room", "lewm", dataclasses.replace(SMOKE, frameskip=4), root=root_dir, protocol=protocol)
+    with pytest.raises(LewmBenchError, match="batch must be >= 1"):
+        evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, batch=-1)
 
 
 def test_smoke_collect_train_eval_through_the_cli(tmp_path):

@@ -34,13 +34,13 @@ def test_adaln_zero_blocks_start_as_identity():
     block = AdaLNZeroBlock(dim=32, heads=2, head_dim=16, mlp_dim=64, dropout=0.0)
     x, cond = torch.randn(3, 5, 32), torch.randn(3, 5, 32)
     torch.testing.assert_close(block(x, cond), x)
-    model = LeWM(PROFILES["smoke"].lewm, 16, 10)
+    model = LeWM(LeWM.presets["smoke"], 16, 10)
     for blk in model.predictor.blocks:
         assert torch.all(blk.modulation[1].weight == 0) and torch.all(blk.modulation[1].bias == 0)
 
 
 def test_causal_mask_later_frames_never_change_earlier_predictions():
-    model = LeWM(PROFILES["smoke"].lewm, 16, 10).eval()
+    model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
     for blk in model.predictor.blocks:  # leave the identity start so the check is not vacuous
         torch.nn.init.normal_(blk.modulation[1].weight, std=0.1)
     z, a = torch.randn(2, 3, 32), torch.randn(2, 3, 10)
@@ -54,7 +54,7 @@ def test_causal_mask_later_frames_never_change_earlier_predictions():
 
 
 def test_rollout_applies_each_action_block_after_its_frame():
-    model = LeWM(PROFILES["smoke"].lewm, 16, 10).eval()
+    model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
     z, a = torch.randn(2, 3, 32), torch.randn(2, 4, 10)
     first = model.rollout(z, a[:, :3])  # history 3, 2 past blocks, one planned block
     torch.testing.assert_close(first[:, 0], model.predict(z, a[:, :3])[:, -1])

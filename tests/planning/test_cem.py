@@ -3,7 +3,6 @@ import torch
 from lewm_bench.models.lewm import LeWM
 from lewm_bench.planning.cem import CEM, CEMConfig
 from lewm_bench.planning.gradient import GradientConfig, GradientPlanner
-from lewm_bench.profiles import PROFILES
 
 
 class QuadraticModel:
@@ -52,7 +51,7 @@ def test_planner_encodes_once_per_call_never_per_candidate_or_iteration():
 
 
 def test_batched_and_one_at_a_time_planning_agree():
-    model = LeWM(PROFILES["smoke"].lewm, 16, 10).eval()
+    model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
     cem = CEM(CEMConfig(candidates=32, iterations=3, elites=4, horizon=2, bf16=False))
     ctx = torch.randint(0, 256, (3, 1, 3, 16, 16), dtype=torch.uint8)
     goal = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)

@@ -47,12 +47,12 @@ def test_smoke_training_lowers_the_loss_and_reloads_identically(data, tmp_path):
     assert log.loss.iloc[-1] < log.loss.iloc[1]
     assert result.finished and result.summary["steps"] == 36
     ckpt = load_checkpoint(tmp_path / "run", "lewm", "two-room")
-    model = LeWM(SMOKE.lewm, 16, ckpt["config"]["data"]["action_dim"])
+    model = LeWM(LeWM.presets["smoke"], 16, ckpt["config"]["data"]["action_dim"])
     load_state_checked(model, ckpt["model"], "test")
     assert ckpt["config"]["data"]["action_mean"] and ckpt["config"]["train"]["steps_per_epoch"] == 12
     frames = torch.randint(0, 256, (2, 4, 3, 16, 16), dtype=torch.uint8)
     model.eval()
-    again = LeWM(SMOKE.lewm, 16, 10)
+    again = LeWM(LeWM.presets["smoke"], 16, 10)
     load_state_checked(again, torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"], "t")
     torch.testing.assert_close(model.encode(frames), again.eval().encode(frames), rtol=0, atol=0)
     # a finished run is not retrained
@@ -116,7 +116,7 @@ def test_bad_input(data, tmp_path):
     with pytest.raises(LewmBenchError, match="for env 'two-room', not 'pusht'"):
         load_checkpoint(tmp_path / "z", "lewm", "pusht")
     ckpt = load_checkpoint(tmp_path / "z")
-    wide = LeWM(dataclasses.replace(SMOKE.lewm, width=48), 16, 10)
+    wide = LeWM(dataclasses.replace(LeWM.presets["smoke"], width=48), 16, 10)
     with pytest.raises(LewmBenchError, match="shape mismatch"):
         load_state_checked(wide, ckpt["model"], "z")
     # another config in the same folder: finished, then unfinished

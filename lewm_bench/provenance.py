@@ -1,0 +1,78 @@
+"""Where and with what a result was made: the device, the machine and the code's commit.
+
+Every result file and checkpoint records these through this module, so every table says the same
+thing in the same words.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lewm_bench import __version__
+
+
+def default_device(local_rank: int = 0) -> torch.device:
+    """``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``."""
+    return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+
+
+def device_name(device: torch.device | str) -> str:
+    """Human name of a device: the GPU's model, or ``cpu (N cores)``."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+
+
+def git_commit() -> str:
+    """Short commit of the lewm-bench source (``-dirty`` with uncommitted changes), or ``unknown``."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=here)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=here)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """Where a measurement ran: host, CPU, cores, torch threads, GPU, Python, commit."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(), "commit": git_commit()}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Recorded with every run; never part of a result's identity."""
+
+    commit: str
+    device: str
+    host: str
+    created: str
+    lewm_bench_version: str
+
+    @classmethod
+    def now(cls, device: torch.device | str) -> Provenance:
+        return cls(git_commit(), device_name(device), socket.gethostname(), time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   __version__)
