@@ -64,8 +64,8 @@ class EnvSpec:
     """Short name used on the command line (``two-room``)."""
     gym_id: str
     """Registered Gymnasium id (``lewm_bench/TwoRoom-v0``)."""
-    entry_point: str | type
-    """``module:Class`` (keeps heavy imports lazy) or the class itself."""
+    entry_point: type
+    """The env class (its module imports nothing heavy; pymunk and MuJoCo load when an env is made)."""
     action_dim: int
     state_dim: int
     success: str
@@ -95,11 +95,8 @@ class EnvSpec:
             raise ValueError(f"env {name!r}: {env_class.__qualname__} must define {', '.join(missing)} "
                              "(see lewm_bench.envs.base.GoalEnv)")
         stem = env_class.__name__.removesuffix("Env")
-        module = env_class.__module__
-        entry: str | type = f"{module}:{env_class.__qualname__}" if "<locals>" not in env_class.__qualname__ \
-            and not module.startswith("__") else env_class
         doc = (inspect.getdoc(env_class.is_success) or "").split("\n")[0].rstrip(".")
-        return cls(name, f"lewm_bench/{stem}-v{version}", entry, int(env_class.action_dim), int(env_class.state_dim),
+        return cls(name, f"lewm_bench/{stem}-v{version}", env_class, int(env_class.action_dim), int(env_class.state_dim),
                    doc, collector, MappingProxyType(data), display_name or stem)
 
     def data_for(self, profile: str) -> DataSizes:

@@ -201,8 +201,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     split = (lambda v: tuple(x.strip() for x in v.split(",")) if v else None)  # noqa: E731
     seeds = tuple(int(s) for s in split(args.seeds)) if args.seeds else None
     envs = tuple(_env_names(args.envs)) if args.envs else None
+    if args.workers is not None and args.workers < 1:
+        raise LewmBenchError(f"--workers must be >= 1 (1 collects in this process); got {args.workers}")
     result = run_suite(args.suite, profile, args.out, envs=envs, agents=split(args.agents), seeds=seeds,
-                       force=args.force, progress=not args.no_progress)
+                       force=args.force, progress=not args.no_progress, workers=args.workers)
     counts = {s: sum(r.status == s for r in result.records)
               for s in ("done", "skipped", "failed", "blocked", "not-applicable")}
     print(f"suite {args.suite} ({profile.name}) in {args.out}: {len(result.records)} jobs — "
@@ -425,6 +427,8 @@ def _parser_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default=None, help="seeds (comma list; default 0)")
     p.add_argument("--out", default="runs", help="working folder: data/, train/, eval/, jobs/, summary.csv, report/")
     p.add_argument("--force", action="store_true", help="redo every job, even finished ones")
+    p.add_argument("--workers", type=int, default=None,
+                   help="collection worker processes (default: one per CPU core; 1 collects in this process)")
     p.add_argument("--calls", type=int, default=None,
                    help="planning-speed: timed calls per agent (default 20 on CUDA, 3 on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
