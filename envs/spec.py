@@ -96,8 +96,8 @@ class EnvSpec:
                              "(see lewm_bench.envs.base.GoalEnv)")
         stem = env_class.__name__.removesuffix("Env")
         doc = (inspect.getdoc(env_class.is_success) or "").split("\n")[0].rstrip(".")
-        return cls(name, f"lewm_bench/{stem}-v{version}", env_class, int(env_class.action_dim), int(env_class.state_dim),
-                   doc, collector, MappingProxyType(data), display_name or stem)
+        return cls(name, f"lewm_bench/{stem}-v{version}", env_class, int(env_class.action_dim),
+                   int(env_class.state_dim), doc, collector, MappingProxyType(data), display_name or stem)
 
     def data_for(self, profile: str) -> DataSizes:
         """The data sizes of ``profile`` (given, or scaled from ``paper``)."""
