@@ -6,6 +6,13 @@ frames of each clip) + mu * inverse dynamics (an MLP predicting the action block
 embeddings). Coefficients: the LeWM authors' grid-search optimum on PushT. Every term is logged,
 including those weighted zero; the inverse-dynamics head is a submodule, so the optimiser always
 gets its parameters (the reference implementation forgot them).
+
+The terms follow stable-worldmodel's ``PLDMLoss`` / ``VCReg`` (the code that produced the LeWM paper's
+PLDM row and tuned these coefficients): the embeddings are centred over the batch (per frame and
+dimension) before the two temporal terms, the covariance terms divide by D(D-1) (PLDM's
+``adjust_cov``), and the temporal covariance is taken over the frames of each batch-centred clip
+without re-centring over time. PLDM's own repository differs: its batch terms use the first frame
+only and its temporal terms the later frames, centred over time.
 """
 
 from __future__ import annotations
@@ -33,14 +40,14 @@ class PLDMConfig(LeWMConfig):
     variance_weight: float = 18.0
     """alpha: variance hinge per frame over the batch."""
     covariance_weight: float = 12.0
-    """beta: squared off-diagonal covariance per frame over the batch."""
+    """beta: squared off-diagonal covariance per frame over the batch, divided by D(D-1)."""
     time_similarity_weight: float = 0.2
     """gamma: squared distance between consecutive embeddings, averaged over dimensions (an MSE, like the
     prediction term; SPEC writes the sum, which is D = 192 times larger)."""
     time_variance_weight: float = 0.7
-    """zeta: variance hinge over the frames of each clip."""
+    """zeta: variance hinge over the frames of each clip, after centring over the batch."""
     time_covariance_weight: float = 0.0
-    """nu: off-diagonal covariance over the frames of each clip."""
+    """nu: off-diagonal covariance over the frames of each batch-centred clip, divided by D(D-1)."""
     inverse_dynamics_weight: float = 0.0
     """mu: inverse-dynamics MSE."""
     inverse_dynamics_hidden: int = 512
@@ -57,18 +64,22 @@ PRESETS = MappingProxyType({name: _with_pldm_loss(arch) for name, arch in LEWM_P
 
 
 def variance_hinge(z: Tensor, dim: int = 0) -> Tensor:
-    """Mean over the other axes of ReLU(1 - sqrt(Var + eps)), the variance taken along ``dim``."""
+    """Mean over the other axes of ReLU(1 - sqrt(Var + eps)), the unbiased variance taken along ``dim``."""
     std = torch.sqrt(z.float().var(dim=dim) + EPS)
     return F.relu(1.0 - std).mean()
 
 
-def covariance_penalty(z: Tensor) -> Tensor:
-    """Sum of squared off-diagonal covariances / D for samples (N, D); batched over leading axes (..., N, D)."""
-    z = z.float() - z.float().mean(-2, keepdim=True)
+def covariance_penalty(z: Tensor, center: bool = True) -> Tensor:
+    """Sum of squared off-diagonal covariances / (D (D - 1)) for samples (N, D), batched over leading axes
+    (..., N, D) and averaged over them; the covariance is Z^T Z / (N - 1), Z centred over the N samples
+    unless ``center`` is False (then taken about zero, as the reference's temporal covariance does)."""
+    z = z.float()
+    if center:
+        z = z - z.mean(-2, keepdim=True)
     n, d = z.shape[-2:]
-    cov = z.transpose(-1, -2) @ z / max(n - 1, 1)
+    cov = z.transpose(-1, -2) @ z / max(n - 1, 1)  # (..., D, D)
     off = cov - torch.diag_embed(torch.diagonal(cov, dim1=-2, dim2=-1))
-    return (off.pow(2).sum((-1, -2)) / d).mean()
+    return (off.pow(2).sum((-1, -2)) / max(d * (d - 1), 1)).mean()
 
 
 @register_agent("pldm")
@@ -92,13 +103,14 @@ class PLDM(LeWM):
         cfg: PLDMConfig = self.config  # type: ignore[assignment]
         z = self.encode(frames)  # (B, T, D)
         pred = self.predict(z[:, :-1], actions)
+        zc = z.float() - z.float().mean(0, keepdim=True)  # (B, T, D) centred over the batch, per frame and dim
         terms = {
             "pred_loss": F.mse_loss(pred.float(), z[:, 1:].float()),
             "variance": variance_hinge(z, dim=0),  # per frame and dim, over the batch
             "covariance": covariance_penalty(z.transpose(0, 1)),  # per frame: (T, B, D)
             "time_similarity": F.mse_loss(z[:, 1:].float(), z[:, :-1].float()),
-            "time_variance": variance_hinge(z, dim=1),  # per clip and dim, over its frames
-            "time_covariance": covariance_penalty(z),  # per clip: (B, T, D)
+            "time_variance": variance_hinge(zc, dim=1),  # per clip and dim, over its batch-centred frames
+            "time_covariance": covariance_penalty(zc, center=False),  # per clip: (B, T, D), not re-centred
             "inverse_dynamics": F.mse_loss(self.inverse_dynamics(torch.cat([z[:, :-1], z[:, 1:]], -1)).float(),
                                            actions.float()),
         }
