@@ -133,13 +133,16 @@ class AdaLNZeroBlock(nn.Module):
     """Transformer block modulated per token by a condition (DiT's AdaLN-zero).
 
     The condition produces shift, scale and gate for the attention and MLP branches through a
-    zero-initialised linear layer, so every block starts as the identity.
+    zero-initialised linear layer, so every block starts as the identity. As in the reference
+    predictor, each branch then applies its own affine LayerNorm (eps 1e-5) to the modulated input
+    before the attention or the MLP: norm -> modulate -> LayerNorm -> attention / MLP -> gate.
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int, mlp_dim: int, dropout: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn_norm, self.mlp_norm = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = Attention(dim, heads, head_dim, qkv_bias=False, dropout=dropout)
         self.mlp = Mlp(dim, mlp_dim, dropout)
         self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
@@ -148,8 +151,8 @@ class AdaLNZeroBlock(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor, causal: bool = True) -> Tensor:
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.modulation(cond).chunk(6, dim=-1)
-        x = x + gate_a * self.attn(self.norm1(x) * (1 + scale_a) + shift_a, causal=causal)
-        return x + gate_m * self.mlp(self.norm2(x) * (1 + scale_m) + shift_m)
+        x = x + gate_a * self.attn(self.attn_norm(self.norm1(x) * (1 + scale_a) + shift_a), causal=causal)
+        return x + gate_m * self.mlp(self.mlp_norm(self.norm2(x) * (1 + scale_m) + shift_m))
 
 
 class CausalPredictor(nn.Module):
@@ -161,7 +164,7 @@ class CausalPredictor(nn.Module):
         self.max_len = max_len
         self.pos = nn.Parameter(torch.randn(1, max_len, dim) * 0.02)
         self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, head_dim, mlp_dim, dropout) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = nn.LayerNorm(dim)  # eps 1e-5, as the reference's
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         t = x.shape[1]

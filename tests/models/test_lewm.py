@@ -7,11 +7,40 @@ from lewm_bench.profiles import PROFILES
 from lewm_bench.protocols import WorldModel
 
 
-def test_paper_parameter_counts_match_the_paper():
-    counts = LeWM(LeWMConfig(), image_size=224, action_dim=10).parameter_counts()
-    assert counts["total"] == pytest.approx(18.03e6, rel=0.01)
-    assert counts["encoder"] == pytest.approx(5.50e6, rel=0.01)
-    assert counts["predictor"] == pytest.approx(10.79e6, rel=0.01)
+@pytest.mark.parametrize("action_dim,action_embedder,total", [(10, 156_206, 18_034_478), (25, 156_356, 18_034_628)])
+def test_paper_parameter_counts_equal_the_reference(action_dim, action_embedder, total):
+    """The reference model's exact counts (ViT-Tiny/14 at 224 px; 2-D actions x frameskip 5, and Cube's 5-D)."""
+    counts = LeWM(LeWMConfig(), image_size=224, action_dim=action_dim).parameter_counts()
+    assert counts == {"encoder": 5_501_376, "projector": 792_768, "predictor": 10_791_360,
+                      "pred_projector": 792_768, "action_embedder": action_embedder, "total": total}
+
+
+def test_predictor_blocks_have_the_reference_inner_layernorms():
+    """Each conditional block normalises the modulated input again, with an affine LayerNorm, inside both branches."""
+    model = LeWM(LeWMConfig(), image_size=224, action_dim=10)
+    inner = [n for blk in model.predictor.blocks for n in (blk.attn_norm, blk.mlp_norm)]
+    assert len(inner) == 12
+    for norm in inner:
+        assert isinstance(norm, torch.nn.LayerNorm) and norm.elementwise_affine and norm.normalized_shape == (192,)
+        assert norm.eps == 1e-5 and norm.weight.requires_grad and norm.bias is not None
+    assert sum(p.numel() for n in inner for p in n.parameters()) == 4_608
+    assert model.predictor.norm.eps == 1e-5
+
+
+def test_inner_layernorms_come_after_the_modulation():
+    """A shift added to every dimension alike is removed by a LayerNorm that follows the modulation, so it
+    cannot change the block's output; without the inner LayerNorms it would."""
+    torch.manual_seed(0)
+    block = AdaLNZeroBlock(dim=32, heads=2, head_dim=16, mlp_dim=64, dropout=0.0).eval()
+    torch.nn.init.normal_(block.modulation[1].weight, std=0.2)
+    x, cond = torch.randn(3, 5, 32), torch.randn(3, 5, 32)
+    with torch.no_grad():
+        before = block(x, cond)
+        block.modulation[1].bias[0:32] += 0.7  # shift of the attention branch
+        block.modulation[1].bias[96:128] -= 0.4  # shift of the MLP branch
+        torch.testing.assert_close(block(x, cond), before, atol=1e-5, rtol=1e-5)
+        block.attn_norm.weight.mul_(2.0)  # the inner norms are used
+        assert not torch.allclose(block(x, cond), before, atol=1e-3)
 
 
 @pytest.mark.parametrize("profile,size", [("cpu", 32), ("cpu", 64), ("smoke", 16)])
