@@ -3,7 +3,6 @@ import torch
 
 from lewm_bench.models.layers import AdaLNZeroBlock
 from lewm_bench.models.lewm import LeWM, LeWMConfig
-from lewm_bench.profiles import PROFILES
 from lewm_bench.protocols import WorldModel
 
 
@@ -45,7 +44,7 @@ def test_inner_layernorms_come_after_the_modulation():
 
 @pytest.mark.parametrize("profile,size", [("cpu", 32), ("cpu", 64), ("smoke", 16)])
 def test_shapes_per_profile(profile, size):
-    cfg = PROFILES[profile].lewm
+    cfg = LeWM.presets[profile]
     model = LeWM(cfg, image_size=size, action_dim=10).eval()
     assert isinstance(model, WorldModel)
     frames = torch.randint(0, 256, (2, 4, 3, size, size), dtype=torch.uint8)
