@@ -130,5 +130,5 @@ def test_smoke_eval_records_the_encoder_kind_and_patch_tokens(trained):
     root, _ = trained
     protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=4)
     rec = evaluate("two-room", "dinowm", SMOKE, root=root, protocol=protocol, timing_calls=1, warmup_calls=0).record
-    assert rec["encoder"] == "self-pretrained" and rec["tokens_per_frame"] == 16
-    assert rec["encoder_tokens_per_frame"] == 17 and rec["params_frozen"] > 0 and rec["episodes"] == 4
+    assert rec.encoder == "self-pretrained" and rec.tokens_per_frame == 16
+    assert rec.encoder_tokens_per_frame == 17 and rec.params_frozen > 0 and rec.episodes == 4
