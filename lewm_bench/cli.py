@@ -419,7 +419,7 @@ def _parser_run(sub: argparse._SubParsersAction) -> None:
     p = _add(sub, "run", "Run a suite over the grid env x agent x seed: collect (reused when identical), train (reused "
                    "when finished with the same config), evaluate, report. Rerunning skips finished jobs and "
                    "resumes interrupted ones.")
-    p.add_argument("--suite", required=True, choices=list(suites),
+    p.add_argument("--suite", required=True,
                    help="; ".join(f"{k}: {v}" for k, v in suites.items()) + " (grid agents: every registered agent "
                         "with in_grid, see: lewm-bench agents)")
     p.add_argument("--envs", default=None, help="only these environments (comma list)")
