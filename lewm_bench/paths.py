@@ -1,8 +1,8 @@
 """Where every stage writes, relative to one run root (``runs`` by default).
 
 ``ROOT/data/ENV/<dataset>.h5``, ``ROOT/train/ENV/AGENT-PROFILE-seedS/``, ``ROOT/eval/...``,
-``ROOT/analysis/...``, ``ROOT/summary.csv``, ``ROOT/report/``. A suite folder is self-contained:
-paths recorded inside it are relative to its root, so it can be moved or copied.
+``ROOT/analysis/...``, ``ROOT/summary.csv``, ``ROOT/report/``. A training run records its dataset
+relative to its own folder (:class:`~lewm_bench.training.run_config.DataRecord`).
 """
 
 from __future__ import annotations
@@ -29,18 +29,3 @@ def data_root(root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:
 def summary_path(root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:
     """``ROOT/summary.csv``: one row per finished evaluation."""
     return Path(root) / "summary.csv"
-
-
-def relative_to_root(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
-    """``path`` relative to ``root`` when it lies under it (so the folder can move), else absolute."""
-    path, root = Path(path).resolve(), Path(root).resolve()
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def resolve_from_root(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> Path:
-    """A recorded path: absolute as is, relative ones from ``root``."""
-    path = Path(path)
-    return path if path.is_absolute() else Path(root) / path

@@ -109,7 +109,7 @@ class AgentInfo:
 
     @property
     def colour(self) -> str:
-        return getattr(self.cls, "colour", None) or f"C{3 + sum(map(ord, self.name)) % 7}"
+        return getattr(self.cls, "colour", None) or default_colour(self.name)
 
     @property
     def in_grid(self) -> bool:
@@ -130,6 +130,11 @@ class AgentInfo:
     def train_config_for(self, profile: Profile) -> TrainConfig:
         """The agent's own optimisation recipe for the profile (``train_presets``), else the profile's."""
         return getattr(self.cls, "train_presets", {}).get(profile.name, profile.train)
+
+
+def default_colour(name: str) -> str:
+    """A matplotlib colour derived from an agent's name (C3-C9: C0-C2 are the built-in world models')."""
+    return f"C{3 + sum(map(ord, name)) % 7}"
 
 
 _REGISTRY: dict[str, AgentInfo] = {}

@@ -37,7 +37,7 @@ from lewm_bench.evaluation.protocol import wilson_interval
 from lewm_bench.io import save_figure as _save
 from lewm_bench.io import write_csv, write_text
 from lewm_bench.paper import paper_plan_time, paper_plan_time_agents, paper_success
-from lewm_bench.registry import AgentInfo, get_agent
+from lewm_bench.registry import AgentInfo, default_colour, get_agent
 
 REQUIRED_COLUMNS = ("env", "agent", "profile", "seed", "episodes", "success_rate", "plan_time_median_s",
                     "tokens_per_frame", "encoder_tokens_per_frame", "straightness", "params_trainable",
@@ -405,7 +405,7 @@ def _agent_name(agent: str) -> str:
 
 def _colour(agent: str) -> str:
     info = _agent(agent)
-    return info.colour if info else f"C{3 + sum(map(ord, agent)) % 7}"
+    return info.colour if info else default_colour(agent)
 
 
 def _pct(x: float | None) -> str:

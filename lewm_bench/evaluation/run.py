@@ -90,7 +90,8 @@ class EvalRecord:
     checkpoint: str | None = None
 
 
-SUMMARY_COLUMNS = [f.name for f in dataclasses.fields(EvalRecord)][:29]
+_FIELDS = [f.name for f in dataclasses.fields(EvalRecord)]
+SUMMARY_COLUMNS = _FIELDS[:_FIELDS.index("variant") + 1]
 """Columns of ``summary.csv`` (SPEC §11's, then ``config_id`` and ``variant``)."""
 SUMMARY_KEYS = ("env", "agent", "profile", "seed", "config_id")
 
@@ -186,13 +187,12 @@ def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLik
     with open_dataset(data_path, env) as ds:
         tasks = sample_tasks(ds, protocol)
         meta = ds.meta
-        codec = ActionCodec.from_dataset(ds, profile.frameskip)
-    if loaded is not None:
-        run = loaded.run
-        if run.data.image_size != meta.image_size:
-            raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
-                                 f"{run.data.image_size} px")
-        codec = ActionCodec.from_stats(*run.action_stats(), run.frameskip)  # the statistics it was trained with
+        # a world model plans with the statistics it was trained with; a policy only needs the frameskip
+        codec = ActionCodec.from_dataset(ds, profile.frameskip) if loaded is None else \
+            ActionCodec.from_stats(*loaded.run.action_stats(), loaded.run.frameskip)
+    if loaded is not None and loaded.run.data.image_size != meta.image_size:
+        raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
+                             f"{loaded.run.data.image_size} px")
     return _Setting(info, loaded, planner, tasks, codec, data_path, dict(meta.env_kwargs), device)
 
 

@@ -296,9 +296,9 @@ def _step(s: _Session, frames: torch.Tensor, actions: torch.Tensor, epoch: int, 
 def _end_epoch(s: _Session, epoch: int, sums: dict[str, float], elapsed: float) -> None:
     """Rank 0: held-out metrics, the log row, the collapse check and the checkpoint."""
     tcfg, model = s.tcfg, s.model
-    start = time.perf_counter() - elapsed
+    metrics_start = time.perf_counter()
     metrics = heldout_metrics(model, s.held_set, s.held_idx, s.device)
-    epoch_time = time.perf_counter() - start
+    epoch_time = elapsed + time.perf_counter() - metrics_start  # optimiser steps + held-out metrics
     s.train_time += epoch_time
     row = dict(epoch=epoch, step=s.step, **{k: v / s.steps_per_epoch for k, v in sums.items()}, **metrics,
                lr=lr_at(s.step - 1, s.total_steps, tcfg), clips_per_s=s.steps_per_epoch * tcfg.batch_size / elapsed,
