@@ -45,9 +45,9 @@ class ViTBlock(nn.Module):
     """Pre-norm transformer block (attention width ``heads * head_dim``, default ``dim``)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, head_dim: int | None = None,
-                 mlp_dim: int | None = None, dropout: float = 0.0) -> None:
+                 mlp_dim: int | None = None, dropout: float = 0.0, eps: float = 1e-6) -> None:
         super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=eps), nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, heads, head_dim or dim // heads, dropout=dropout)
         self.mlp = Mlp(dim, mlp_dim or int(dim * mlp_ratio), dropout)
 
@@ -57,7 +57,12 @@ class ViTBlock(nn.Module):
 
 
 class ViTEncoder(nn.Module):
-    """ViT returning the final-layer CLS token (after the final LayerNorm): (B, 3, H, W) -> (B, width)."""
+    """ViT returning the final-layer CLS token (after the final LayerNorm): (B, 3, H, W) -> (B, width).
+
+    Built and initialised like the reference's Hugging Face ``ViTModel`` (``ViTConfig`` defaults):
+    LayerNorm eps 1e-12; linear and conv weights, CLS token and positional embedding drawn from a
+    (truncated) normal of std 0.02, biases zero.
+    """
 
     def __init__(self, image_size: int, patch_size: int, width: int, depth: int, heads: int,
                  mlp_ratio: float = 4.0) -> None:
@@ -66,11 +71,12 @@ class ViTEncoder(nn.Module):
             raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
         self.num_patches = (image_size // patch_size) ** 2
         self.patch = nn.Conv2d(3, width, patch_size, patch_size)
-        self.cls = nn.Parameter(torch.zeros(1, 1, width))
-        self.pos = nn.Parameter(torch.randn(1, self.num_patches + 1, width) * 0.02)
-        self.blocks = nn.ModuleList(ViTBlock(width, heads, mlp_ratio) for _ in range(depth))
-        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.cls = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, width), std=0.02))
+        self.pos = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, self.num_patches + 1, width), std=0.02))
+        self.blocks = nn.ModuleList(ViTBlock(width, heads, mlp_ratio, eps=1e-12) for _ in range(depth))
+        self.norm = nn.LayerNorm(width, eps=1e-12)
         self.out_dim = width
+        init_linear_(self)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -101,6 +107,7 @@ class CNNEncoder(nn.Module):
         self.fc = nn.Linear(c_in * side * side, width)
         self.out_dim = width
         self.tokens_per_frame = 1
+        init_linear_(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.convs(x).flatten(1))
@@ -156,13 +163,17 @@ class AdaLNZeroBlock(nn.Module):
 
 
 class CausalPredictor(nn.Module):
-    """Causal transformer over one token per frame, conditioned per token: (B, T, D), (B, T, D) -> (B, T, D)."""
+    """Causal transformer over one token per frame, conditioned per token: (B, T, D), (B, T, D) -> (B, T, D).
+
+    As in the reference: positional embedding drawn from a standard normal (std 1), PyTorch's default
+    init elsewhere (apart from the zero AdaLN modulation).
+    """
 
     def __init__(self, dim: int, depth: int, heads: int, head_dim: int, mlp_dim: int, dropout: float,
                  max_len: int) -> None:
         super().__init__()
         self.max_len = max_len
-        self.pos = nn.Parameter(torch.randn(1, max_len, dim) * 0.02)
+        self.pos = nn.Parameter(torch.randn(1, max_len, dim))
         self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, head_dim, mlp_dim, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)  # eps 1e-5, as the reference's
 

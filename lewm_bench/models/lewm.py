@@ -24,7 +24,6 @@ from lewm_bench.models.layers import (
     ViTEncoder,
     count_parameters,
     frames_to_float,
-    init_linear_,
 )
 from lewm_bench.models.sigreg import sigreg
 from lewm_bench.registry import LossTerms, register_agent
@@ -116,7 +115,9 @@ class LeWM(nn.Module):
         self.predictor = CausalPredictor(d, pred.depth, pred.heads, pred.head_dim, pred.mlp_dim, pred.dropout,
                                          config.history)
         self.pred_projector = Projector(d, config.projector_hidden)
-        init_linear_(self)
+        # Initialisation as in the reference: the encoder initialises itself (ViT: Hugging Face's scheme;
+        # CNN, which has no reference counterpart: truncated normal std 0.02); the projectors, the action
+        # embedder and the predictor keep PyTorch's default init (predictor positional embedding std 1).
 
     kind = "world_model"
     config_class = LeWMConfig

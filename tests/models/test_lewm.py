@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lewm_bench.models.layers import AdaLNZeroBlock
+from lewm_bench.models.layers import AdaLNZeroBlock, ViTBlock
 from lewm_bench.models.lewm import LeWM, LeWMConfig
 from lewm_bench.protocols import WorldModel
 
@@ -92,3 +92,46 @@ def test_rollout_applies_each_action_block_after_its_frame():
     torch.testing.assert_close(two[:, 1], model.predict(window, a[:, 1:4])[:, -1])
     with pytest.raises(ValueError, match="rollout needs"):
         model.rollout(z, a[:, :2])
+
+
+def test_vit_encoder_is_initialised_like_hugging_face_vit():
+    """The reference's encoder is Hugging Face's ViTModel: LayerNorm eps 1e-12; linear and conv weights, CLS
+    token and positional embedding ~ N(0, 0.02^2) (truncated), biases zero."""
+    torch.manual_seed(0)
+    enc = LeWM(LeWMConfig(), image_size=224, action_dim=10).encoder
+    norms = [m for m in enc.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 25 and all(m.eps == 1e-12 for m in norms)
+    assert enc.cls.std().item() == pytest.approx(0.02, rel=0.2)  # 192 values, not zeros
+    assert enc.pos.std().item() == pytest.approx(0.02, rel=0.03)
+    for m in enc.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+            assert m.weight.std().item() == pytest.approx(0.02, rel=0.05) and torch.all(m.bias == 0)
+    assert ViTBlock(32, 2).norm1.eps == 1e-6  # the shared block's default (DINO-WM's predictor) is unchanged
+
+
+def test_projectors_action_embedder_and_predictor_keep_pytorch_default_init():
+    """As in the reference: PyTorch's default Linear init (uniform, std 1/sqrt(3 fan_in), non-zero biases),
+    the predictor's positional embedding ~ N(0, 1), the AdaLN modulation zero."""
+    torch.manual_seed(0)
+    model = LeWM(LeWMConfig(), image_size=224, action_dim=10)
+    linears = {"projector.0": model.projector[0], "projector.3": model.projector[3],
+               "pred_projector.3": model.pred_projector[3], "action_embedder.mlp.2": model.action_embedder.mlp[2],
+               "predictor qkv": model.predictor.blocks[0].attn.qkv, "predictor mlp": model.predictor.blocks[0].mlp[3]}
+    for name, lin in linears.items():
+        bound = lin.in_features ** -0.5
+        assert lin.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.03), name
+        assert lin.weight.abs().max().item() <= bound, name
+        if lin.bias is not None:
+            assert lin.bias.abs().max().item() <= bound and lin.bias.abs().max().item() > bound / 2, name
+    assert model.predictor.pos.std().item() == pytest.approx(1.0, rel=0.1)
+    assert all(torch.all(b.modulation[1].weight == 0) for b in model.predictor.blocks)
+
+
+def test_cnn_encoder_keeps_its_truncated_normal_init():
+    """The cpu profile's CNN encoder has no reference counterpart: its conv and linear weights stay N(0, 0.02^2)."""
+    torch.manual_seed(0)
+    enc = LeWM(PROFILES["cpu"].lewm, image_size=64, action_dim=10).encoder
+    layers = [m for m in enc.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert len(layers) == 5
+    for m in layers:
+        assert m.weight.std().item() == pytest.approx(0.02, rel=0.1) and torch.all(m.bias == 0)
