@@ -130,7 +130,7 @@ def test_projectors_action_embedder_and_predictor_keep_pytorch_default_init():
 def test_cnn_encoder_keeps_its_truncated_normal_init():
     """The cpu profile's CNN encoder has no reference counterpart: its conv and linear weights stay N(0, 0.02^2)."""
     torch.manual_seed(0)
-    enc = LeWM(PROFILES["cpu"].lewm, image_size=64, action_dim=10).encoder
+    enc = LeWM(LeWM.presets["cpu"], image_size=64, action_dim=10).encoder
     layers = [m for m in enc.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     assert len(layers) == 5
     for m in layers:
