@@ -6,8 +6,11 @@ Workers run whole episodes (environment and policy in the same process, so no pe
 inter-process traffic) and write their own spool files. An episode's content depends only on
 the dataset seed and its index, so the result is the same for any number of workers and after
 any number of interruptions. When every episode is there, the spool is packed into ``OUT.h5``
-(again via a temporary name) and removed. Interrupting (Ctrl-C, ``kill``) loses at most the
-episodes in progress; running the same command again resumes.
+(again via a temporary name, renamed only once complete) and removed. Interrupting (Ctrl-C,
+``kill``) loses at most the episodes in progress; running the same command again resumes.
+
+One collection owns ``OUT.h5`` at a time (:func:`lewm_bench.locks.lock_output` on ``OUT.h5.lock``,
+held from the first check to the final rename): a second one fails at once naming the first.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from lewm_bench.collect.policies import CollectorConfig, Policy, make_collector
 from lewm_bench.data.dataset import Episode, open_dataset, write_dataset
 from lewm_bench.envs import GoalEnv, env_info, make_env
 from lewm_bench.errors import LewmBenchError
+from lewm_bench.locks import lock_output
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,12 @@ def collect(config: CollectConfig, out: str | os.PathLike[str] | None = None, wo
         progress: show a progress bar.
     """
     path = Path(out) if out is not None else config.default_path()
+    with lock_output(path):  # one writer per dataset: a second collect of the same --out fails at once
+        _collect_locked(config, path, workers, force, progress)
+    return path
+
+
+def _collect_locked(config: CollectConfig, path: Path, workers: int, force: bool, progress: bool) -> None:
     spool = path.with_name(path.name + ".partial")
     meta = config.metadata()
     if force:
@@ -154,7 +164,8 @@ def collect(config: CollectConfig, out: str | os.PathLike[str] | None = None, wo
             if same != wanted or ds.meta.num_episodes != config.episodes:
                 raise LewmBenchError(f"{path} already holds a different dataset ({ds.meta.num_episodes} episodes, "
                                      f"{same}); choose another --out or pass --force to replace it")
-        return path
+        shutil.rmtree(spool, ignore_errors=True)  # left by a kill between the rename and the clean-up
+        return
     spool.mkdir(parents=True, exist_ok=True)
     cfg_file = spool / "config.json"
     if cfg_file.exists():
@@ -175,7 +186,6 @@ def collect(config: CollectConfig, out: str | os.PathLike[str] | None = None, wo
         bar.update(1)
     bar.close()
     _pack(config, spool, path, meta)
-    return path
 
 
 def _run(config: CollectConfig, spool: Path, todo: list[int], workers: int) -> Iterator[int]:

@@ -46,6 +46,7 @@ import numpy as np
 
 from lewm_bench import __version__
 from lewm_bench.errors import DatasetError
+from lewm_bench.locks import lock_output
 
 FORMAT = "lewm-bench-dataset"
 SCHEMA_VERSION = 1
@@ -101,14 +102,40 @@ def write_dataset(path: Path, meta: dict[str, Any], episodes: Iterable[Episode],
     """Write a complete dataset to ``path`` atomically (temporary file, fsync, rename).
 
     ``lengths`` (frames per episode) must be known up front so the arrays are allocated once;
-    ``episodes`` is consumed one at a time, so memory holds a single episode.
+    ``episodes`` is consumed one at a time, so memory holds a single episode. Holds ``path``'s
+    write lock (:func:`lewm_bench.locks.lock_output`; re-entrant for a caller that holds it already);
+    on any failure the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with lock_output(path):
+        try:
+            _write_hdf5(tmp, path, meta, episodes, lengths)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a power cut after it cannot bring back the old name)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a folder; the rename itself is still atomic
+    finally:
+        os.close(fd)
+
+
+def _write_hdf5(tmp: Path, path: Path, meta: dict[str, Any], episodes: Iterable[Episode], lengths: np.ndarray) -> None:
     lengths = np.asarray(lengths, np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     total = int(lengths.sum())
     held_out = held_out_mask(len(lengths), meta["held_out_fraction"], meta["seed"])
-    tmp = path.with_name(path.name + ".tmp")
     total_sum = total_sq = None
     count = 0
     with h5py.File(tmp, "w") as f:
@@ -153,9 +180,6 @@ def write_dataset(path: Path, meta: dict[str, Any], episodes: Iterable[Episode],
                      created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         for key, value in attrs.items():
             f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _checksummed(f: h5py.File, name: str, rows: int, cols: int, dtype: type) -> h5py.Dataset:

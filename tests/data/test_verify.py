@@ -76,3 +76,17 @@ def test_a_truncated_file_is_one_file_level_problem(dataset):
     problems = verify_dataset(dataset)
     assert len(problems) == 1 and problems[0].episode is None
     assert "d.h5" in str(problems[0]) and "\n" not in str(problems[0])
+
+
+def test_a_failed_write_leaves_the_previous_dataset_and_no_temporary_file(dataset):
+    before = dataset.read_bytes()
+
+    def dies_in_the_second_episode():
+        episodes = _episodes()
+        yield next(episodes)
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_dataset(dataset, META, dies_in_the_second_episode(), np.array(LENGTHS))
+    assert dataset.read_bytes() == before and verify_dataset(dataset) == []
+    assert sorted(p.name for p in dataset.parent.iterdir()) == ["d.h5"]
