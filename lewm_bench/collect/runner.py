@@ -11,14 +11,19 @@ any number of interruptions. When every episode is there, the spool is packed in
 
 One collection owns ``OUT.h5`` at a time (:func:`lewm_bench.locks.lock_output` on ``OUT.h5.lock``,
 held from the first check to the final rename): a second one fails at once naming the first.
+Workers exit when the collecting process dies, even by ``kill -9``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -109,6 +114,7 @@ def run_episode(env: GoalEnv, policy: Policy, seed: int, max_steps: int) -> Epis
 
 # ------------------------------------------------------------------------------ worker side
 _worker: dict[str, Any] = {}
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _init_worker(config: CollectConfig, spool: Path) -> None:
@@ -116,6 +122,34 @@ def _init_worker(config: CollectConfig, spool: Path) -> None:
     _worker["spool"] = spool
     _worker["env"] = make_env(config.env, image_size=config.image_size, **config.env_kwargs)
     _worker["policy"] = config.collector.policy()
+
+
+def _init_pool_worker(config: CollectConfig, spool: Path, parent: int) -> None:
+    _die_with_parent(parent)
+    _init_worker(config, spool)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker as soon as the collecting process ``parent`` dies, even by ``kill -9``.
+
+    Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``). Everywhere,
+    a daemon thread also polls the parent pid, since a worker is re-parented when its parent dies.
+    A worker killed mid-episode loses only that episode (spool files appear by rename).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # no prctl: the poll below still ends the worker
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="lewm-parent-watch").start()
+
+
+def _exit_when_orphaned(parent: int, interval: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _collect_to_spool(index: int) -> int:
@@ -201,8 +235,8 @@ def _run(config: CollectConfig, spool: Path, todo: list[int], workers: int) -> I
             _worker.clear()
         return
     # spawn, not fork: MuJoCo's GL context and pygame do not survive a fork.
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(config, spool)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_pool_worker,
+                             initargs=(config, spool, os.getpid())) as pool:
         try:
             yield from pool.map(_collect_to_spool, todo)
         except BaseException:
