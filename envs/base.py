@@ -84,8 +84,15 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
         """The distance the success test thresholds (units of the environment)."""
         raise NotImplementedError("GoalEnv subclasses must implement distance(state, goal_state) -> float")
 
-    def _reset_simulator(self) -> None:
-        """Rebuild simulator objects at the start of an episode (default: nothing to rebuild)."""
+    def _reset_simulator(self, start: np.ndarray | None) -> None:
+        """Rebuild simulator objects at the start of an episode (default: nothing to rebuild).
+
+        ``start`` is the state the episode will start from, or ``None`` when :meth:`_sample_state`
+        will draw it. With a given start, nothing the simulator keeps across its reset (contact
+        caches, solver warm starts, its own random generator) may depend on this env's history or
+        on OS entropy: rebuild it in a fixed configuration, so the start state and the actions alone
+        determine the episode, in any process and after any earlier use of the env.
+        """
 
     # ------------------------------------------------- physical-understanding analyses (SPEC §7)
     def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -150,10 +157,11 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
         unknown = set(options) - {"state", "goal_state"}
         if unknown:
             raise ValueError(f"unknown reset option(s) {sorted(unknown)}; expected 'state' and/or 'goal_state'")
-        self._reset_simulator()
-        self._object_rgb = None
         start = options.get("state")
-        self._set_state(self._sample_state() if start is None else self._check_state(start))
+        start = None if start is None else self._check_state(start)
+        self._reset_simulator(start)
+        self._object_rgb = None
+        self._set_state(self._sample_state() if start is None else start)
         goal = options.get("goal_state")
         self._goal_state = None if goal is None else self._check_state(goal)
         return self._render(), self._info()

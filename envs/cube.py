@@ -31,7 +31,9 @@ Rendering:
     Needs ``MUJOCO_GL=egl`` (or osmesa) on machines without a display.
 
 Starting State:
-    OGBench's data-collection distribution (arm pose, cube position and yaw at random).
+    OGBench's data-collection distribution (arm pose, cube position and yaw at random); or
+    ``reset(options={"state": ...})``, after which the episode depends only on that state and the
+    actions (OGBench's simulator is first reset with a fixed seed).
 
 Episode End:
     Never by itself; collectors and evaluation set budgets.
@@ -40,7 +42,9 @@ Arguments:
     ``image_size`` (int, default 64), ``fast_render`` (bool, default False).
 
 Version History:
-    v0: initial version (lewm-bench 0.1).
+    v0: initial version (lewm-bench 0.1). Reproducibility fix under the same id: a reset to a given
+    state resets OGBench's simulator with a fixed seed, not one drawn from OS entropy; seeded resets
+    are unchanged.
 """
 
 from __future__ import annotations
@@ -113,8 +117,11 @@ class CubeEnv(GoalEnv):
     def _set_state(self, state: np.ndarray) -> None:
         self._sim.set_state(state[:N_QPOS], state[N_QPOS:])
 
-    def _reset_simulator(self) -> None:
-        self._sim.reset(seed=int(self.np_random.integers(2**31)))
+    def _reset_simulator(self, start: np.ndarray | None) -> None:
+        # A sampled start is OGBench's own draw, from a seed out of this env's generator. Before a given
+        # start the seed is fixed: OGBench's settling steps warm-start MuJoCo's solver and its generator
+        # draws the data-collection targets, so a random seed would leak into the episode.
+        self._sim.reset(seed=int(self.np_random.integers(2**31)) if start is None else 0)
 
     def _sample_state(self) -> np.ndarray:
         return self.get_state()  # the simulator's reset already drew OGBench's random start

@@ -6,16 +6,24 @@ Workers run whole episodes (environment and policy in the same process, so no pe
 inter-process traffic) and write their own spool files. An episode's content depends only on
 the dataset seed and its index, so the result is the same for any number of workers and after
 any number of interruptions. When every episode is there, the spool is packed into ``OUT.h5``
-(again via a temporary name) and removed. Interrupting (Ctrl-C, ``kill``) loses at most the
-episodes in progress; running the same command again resumes.
+(again via a temporary name, renamed only once complete) and removed. Interrupting (Ctrl-C,
+``kill``) loses at most the episodes in progress; running the same command again resumes.
+
+One collection owns ``OUT.h5`` at a time (:func:`lewm_bench.locks.lock_output` on ``OUT.h5.lock``,
+held from the first check to the final rename): a second one fails at once naming the first.
+Workers exit when the collecting process dies, even by ``kill -9``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +39,7 @@ from lewm_bench.data.dataset import Episode, open_dataset, write_dataset
 from lewm_bench.envs import GoalEnv, env_spec, make_env
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.identity import dataset_identity
+from lewm_bench.locks import lock_output
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ def run_episode(env: GoalEnv, policy: Policy, seed: int, max_steps: int) -> Epis
 
 # ------------------------------------------------------------------------------ worker side
 _worker: dict[str, Any] = {}
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _init_worker(config: CollectConfig, spool: Path) -> None:
@@ -119,6 +129,34 @@ def _init_worker(config: CollectConfig, spool: Path) -> None:
     _worker["spool"] = spool
     _worker["env"] = make_env(config.env, image_size=config.image_size, **config.env_kwargs)
     _worker["policy"] = config.collector.policy()
+
+
+def _init_pool_worker(config: CollectConfig, spool: Path, parent: int) -> None:
+    _die_with_parent(parent)
+    _init_worker(config, spool)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker as soon as the collecting process ``parent`` dies, even by ``kill -9``.
+
+    Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``). Everywhere,
+    a daemon thread also polls the parent pid, since a worker is re-parented when its parent dies.
+    A worker killed mid-episode loses only that episode (spool files appear by rename).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # no prctl: the poll below still ends the worker
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="lewm-parent-watch").start()
+
+
+def _exit_when_orphaned(parent: int, interval: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _collect_to_spool(index: int) -> int:
@@ -148,6 +186,12 @@ def collect(config: CollectConfig, out: str | os.PathLike[str] | None = None, wo
         progress: show a progress bar.
     """
     path = Path(out) if out is not None else config.default_path()
+    with lock_output(path):  # one writer per dataset: a second collect of the same --out fails at once
+        _collect_locked(config, path, workers, force, progress)
+    return path
+
+
+def _collect_locked(config: CollectConfig, path: Path, workers: int, force: bool, progress: bool) -> None:
     spool = path.with_name(path.name + ".partial")
     meta = config.metadata()
     if force:
@@ -161,7 +205,8 @@ def collect(config: CollectConfig, out: str | os.PathLike[str] | None = None, wo
             if same != wanted or ds.meta.num_episodes != config.episodes:
                 raise LewmBenchError(f"{path} already holds a different dataset ({ds.meta.num_episodes} episodes, "
                                      f"{same}); choose another --out or pass --force to replace it")
-        return path
+        shutil.rmtree(spool, ignore_errors=True)  # left by a kill between the rename and the clean-up
+        return
     spool.mkdir(parents=True, exist_ok=True)
     cfg_file = spool / "config.json"
     if cfg_file.exists():
@@ -182,7 +227,6 @@ def collect(config: CollectConfig, out: str | os.PathLike[str] | None = None, wo
         bar.update(1)
     bar.close()
     _pack(config, spool, path, meta)
-    return path
 
 
 def _run(config: CollectConfig, spool: Path, todo: list[int], workers: int) -> Iterator[int]:
@@ -198,8 +242,8 @@ def _run(config: CollectConfig, spool: Path, todo: list[int], workers: int) -> I
             _worker.clear()
         return
     # spawn, not fork: MuJoCo's GL context and pygame do not survive a fork.
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(config, spool)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_pool_worker,
+                             initargs=(config, spool, os.getpid())) as pool:
         try:
             yield from pool.map(_collect_to_spool, todo)
         except BaseException:
