@@ -155,6 +155,22 @@ def cmd_eval(args: argparse.Namespace) -> None:
           f"[{r.success_ci_low:.0%}, {r.success_ci_high:.0%}] over {r.episodes} episodes{timing}")
 
 
+def cmd_import(args: argparse.Namespace) -> None:
+    if args.what == "dataset":
+        from lewm_bench.data.importer import import_dataset
+
+        d = import_dataset(args.path, out=args.out, env=args.env, held_out_fraction=args.held_out_fraction,
+                           seed=args.seed, state_key=args.state_key, data_root=args.data_root, force=args.force)
+        print(f"{d.path}: {d.env} {d.episodes} episodes ({d.held_out_episodes} held out), {d.frames} frames of "
+              f"{d.image_size} px; source sha256 {d.source_sha256[:12]}")
+    else:
+        from lewm_bench.training.import_checkpoint import import_checkpoint
+
+        c = import_checkpoint(args.path, args.data, env=args.env, out=args.out, root=args.root, force=args.force)
+        print(f"{c.run_dir}: LeWM for {c.env}, {c.parameters:,} parameters, frameskip {c.frameskip}; evaluate with: "
+              f"lewm-bench eval --env {c.env} --checkpoint {c.run_dir} --out EVAL_DIR")
+
+
 def cmd_agents(args: argparse.Namespace) -> None:
     from lewm_bench.envs import env_spec
     from lewm_bench.models.layers import count_parameters
@@ -480,6 +496,34 @@ def _parser_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def _parser_import(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "import", "Import the authors' data and weights: a stable-worldmodel HDF5 dataset, or a released "
+                      "LeWM checkpoint (weights.pt + config.json). Reads local files only.")
+    what = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    d = _add(what, "dataset", "Convert a stable-worldmodel .h5 dataset (ep_len/ep_offset layout) into a lewm-bench "
+                              "dataset, episodes split into train and held-out.")
+    d.add_argument("path", help="the .h5 file (e.g. tworoom.h5, pusht_expert_train.h5)")
+    d.add_argument("--env", default=None, help=f"our environment ({_envs_help()}); default: from the file name")
+    d.add_argument("--out", default=None, help="dataset file (default: DATA_ROOT/ENV/swm-<name>.h5)")
+    d.add_argument("--held-out-fraction", type=float, default=0.1, help="fraction of episodes held out")
+    d.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split")
+    d.add_argument("--state-key", default=None,
+                   help="source column for the env's physical state (default: state, proprio or observation, the "
+                        "first whose width is the env's state size)")
+    d.add_argument("--data-root", default=str(DATA_ROOT), help="folder for the default output path")
+    d.add_argument("--force", action="store_true", help="replace an existing output file")
+    d.set_defaults(func=cmd_import)
+    c = _add(what, "checkpoint", "Convert a released LeWM checkpoint into a run folder that eval takes.")
+    c.add_argument("path", help="folder holding weights.pt and config.json, or the weights file")
+    c.add_argument("--data", required=True,
+                   help="the imported dataset the model plans on (its env, frame size and action statistics)")
+    c.add_argument("--env", default=None, help="our environment (default: the dataset's)")
+    c.add_argument("--out", default=None, help="run folder (default: ROOT/train/ENV/lewm-authors)")
+    c.add_argument("--root", default="runs", help="working folder of the default run folder")
+    c.add_argument("--force", action="store_true", help="replace an existing checkpoint in the run folder")
+    c.set_defaults(func=cmd_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-parser per command (``_parser_NAME``); choices come from the registries."""
     parser = argparse.ArgumentParser(
@@ -488,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lewm-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_parser in (_parser_envs, _parser_collect, _parser_datasets, _parser_agents, _parser_train, _parser_eval,
-                       _parser_run, _parser_analyze, _parser_report, _parser_bench):
+                       _parser_run, _parser_analyze, _parser_report, _parser_bench, _parser_import):
         add_parser(sub)
     return parser
 
