@@ -136,7 +136,11 @@ def import_dataset(source: str | os.PathLike[str], out: str | os.PathLike[str] |
                       "source_layout": SOURCE_LAYOUT, "source_episodes": int(len(lengths)),
                       "imported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       "lewm_bench_version": __version__}
-        meta = {"env_name": spec.name, "env_id": spec.gym_id, "env_kwargs": {}, "image_size": cols.image_size,
+        # evaluation renders the env with these: the frame size, and the options of the profile of that size
+        sizes = next(spec.data_for(p) for p in ("paper", "cpu", "smoke")
+                     if spec.data_for(p).image_size == cols.image_size)
+        env_kwargs = dict(sizes.env_kwargs, image_size=cols.image_size)
+        meta = {"env_name": spec.name, "env_id": spec.gym_id, "env_kwargs": env_kwargs, "image_size": cols.image_size,
                 "collector": "stable-worldmodel", "collector_params": params, "seed": int(seed),
                 "max_steps": int(lengths.max()) - 1, "held_out_fraction": float(held_out_fraction),
                 "provenance": provenance}

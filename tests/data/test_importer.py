@@ -72,6 +72,7 @@ def test_import_keeps_every_row_splits_episodes_and_records_provenance(source, e
         np.testing.assert_allclose(ds.action_std, train_rows.std(0), rtol=1e-4)
         params = ds.meta.collector_params
         assert ds.meta.collector == "stable-worldmodel" and params["state_key"] == "proprio"
+        assert ds.meta.env_kwargs == {"image_size": 16}  # evaluation renders at the frames' size
         assert params["source_layout"] == "stable-worldmodel-hdf5" and params["source_bytes"] == source.stat().st_size
     prov = provenance_of(out.path)
     assert prov["source_path"] == str(source.resolve()) and prov["imported"] and prov["source_episodes"] == 10
@@ -143,3 +144,25 @@ def test_cli_import_dataset_and_refuse_to_overwrite(source, tmp_path, capsys):
 def test_env_is_guessed_from_the_official_file_names():
     assert guess_env("pusht_expert_train.h5") == "pusht" and guess_env("/x/tworoom.h5") == "two-room"
     assert guess_env("ogbench/cube_single_expert.h5") == "cube" and guess_env("dmc/reacher_random.h5") is None
+
+
+def test_authors_data_and_weights_evaluate_through_the_cli(source, tmp_path, capsys):
+    """The README's three commands, on a dataset and a checkpoint written in the reference layouts."""
+    import torch
+
+    from lewm_bench.models.lewm import PRESETS, LeWM
+    from lewm_bench.training.import_checkpoint import to_reference_config, to_reference_state
+
+    data, run, release = tmp_path / "two.h5", tmp_path / "lewm-authors", tmp_path / "release"
+    assert main(["import", "dataset", str(source), "--out", str(data), "--held-out-fraction", "0.3"]) == 0
+    torch.manual_seed(0)
+    model = LeWM(PRESETS["smoke"], 16, 10)
+    release.mkdir()
+    torch.save(to_reference_state(model), release / "weights.pt")
+    (release / "config.json").write_text(json.dumps(to_reference_config(model.config, 16, 10)))
+    assert main(["import", "checkpoint", str(release), "--data", str(data), "--out", str(run)]) == 0
+    assert main(["eval", "--env", "two-room", "--profile", "smoke", "--checkpoint", str(run), "--out",
+                 str(tmp_path / "eval"), "--root", str(tmp_path), "--episodes", "2", "--timing-calls", "1"]) == 0
+    record = json.loads((tmp_path / "eval" / "result.json").read_text())
+    assert record["episodes"] == 2 and record["agent"] == "lewm"
+    assert "success" in capsys.readouterr().out
