@@ -163,6 +163,10 @@ def cmd_import(args: argparse.Namespace) -> None:
                            seed=args.seed, state_key=args.state_key, data_root=args.data_root, force=args.force)
         print(f"{d.path}: {d.env} {d.episodes} episodes ({d.held_out_episodes} held out), {d.frames} frames of "
               f"{d.image_size} px; source sha256 {d.source_sha256[:12]}")
+        rc = d.render_check
+        print(f"state/frame agreement on {rc['rows']} rows: our rendering of a row's own state differs from its frame "
+              f"by {rc['own_state_mad']:.1f} (of 255) on average, of another row's state by {rc['other_state_mad']:.1f}"
+              " (own far below other: the states place the scene as our env does)")
     else:
         from lewm_bench.training.import_checkpoint import import_checkpoint
 

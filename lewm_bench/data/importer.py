@@ -39,7 +39,7 @@ except ImportError:
     pass
 
 from lewm_bench import __version__
-from lewm_bench.data.dataset import FORMAT, Episode, write_dataset
+from lewm_bench.data.dataset import FORMAT, Episode, open_dataset, write_dataset
 from lewm_bench.errors import DatasetError
 from lewm_bench.locks import lock_output
 
@@ -47,6 +47,12 @@ SOURCE_LAYOUT = "stable-worldmodel-hdf5"
 """How the import records the source format (stable-worldmodel 0.1.1's ``HDF5Writer``)."""
 STATE_KEYS = ("state", "proprio", "observation")
 """Source columns tried, in order, for our ``states`` (the first with the env's state width)."""
+STATE_SCALE = {"two-room": 64 / 224}
+"""Source state -> our state, per env (a factor). stable-worldmodel's TwoRoom-v1 lays its scene out in 224-px
+units (its ``envs/two_room/env.py``: "scale = 224/64 = 3.5", wall centre 112, door centre 49 and half-size 14,
+speed 5), ours in a 64-unit canvas (wall centre 32, door 10-18, speed 1.43). PushT's state is gym-pusht's in both."""
+RENDER_CHECK_ROWS = 8
+"""Rows (evenly spaced over the file) on which :func:`render_agreement` compares frames with our rendering."""
 _NAME_HINTS = (("pusht", "pusht"), ("tworoom", "two-room"), ("two_room", "two-room"), ("two-room", "two-room"),
                ("cube", "cube"))
 
@@ -62,6 +68,8 @@ class ImportedDataset:
     frames: int
     image_size: int
     source_sha256: str
+    render_check: dict[str, float]
+    """:func:`render_agreement` on the written dataset."""
 
 
 def guess_env(source: str | os.PathLike[str]) -> str | None:
@@ -131,7 +139,8 @@ def import_dataset(source: str | os.PathLike[str], out: str | os.PathLike[str] |
         sha = file_sha256(source)
         size = int(source.stat().st_size)
         params = {"source_layout": SOURCE_LAYOUT, "source_name": source.name, "source_bytes": size,
-                  "source_sha256": sha, "pixels_key": "pixels", "action_key": "action", "state_key": cols.state_key}
+                  "source_sha256": sha, "pixels_key": "pixels", "action_key": "action", "state_key": cols.state_key,
+                  "state_scale": cols.state_scale}
         provenance = {"source_path": str(source.resolve()), "source_bytes": size, "source_sha256": sha,
                       "source_layout": SOURCE_LAYOUT, "source_episodes": int(len(lengths)),
                       "imported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -140,16 +149,41 @@ def import_dataset(source: str | os.PathLike[str], out: str | os.PathLike[str] |
         sizes = next(spec.data_for(p) for p in ("paper", "cpu", "smoke")
                      if spec.data_for(p).image_size == cols.image_size)
         env_kwargs = dict(sizes.env_kwargs, image_size=cols.image_size)
+        n = int(f["pixels"].shape[0])
+        rows = np.unique(np.linspace(0, n - 1, min(RENDER_CHECK_ROWS, n)).round().astype(np.int64))
+        states = np.asarray(f[cols.state_key][rows], np.float64) * cols.state_scale
+        provenance["render_check"] = render_agreement(spec.name, env_kwargs, f["pixels"][rows], states)
         meta = {"env_name": spec.name, "env_id": spec.gym_id, "env_kwargs": env_kwargs, "image_size": cols.image_size,
                 "collector": "stable-worldmodel", "collector_params": params, "seed": int(seed),
                 "max_steps": int(lengths.max()) - 1, "held_out_fraction": float(held_out_fraction),
                 "provenance": provenance}
         write_dataset(out, meta, _episodes(source, f, cols), lengths)
-    from lewm_bench.data.dataset import open_dataset
-
     with open_dataset(out, spec.name) as ds:
         return ImportedDataset(out, spec.name, ds.meta.num_episodes, int(ds.held_out.sum()), ds.meta.num_frames,
-                               ds.meta.image_size, sha)
+                               ds.meta.image_size, sha, provenance["render_check"])
+
+
+def render_agreement(env: str, env_kwargs: dict, frames: np.ndarray, states: np.ndarray) -> dict[str, float]:
+    """Do the stored states describe the stored frames in our env? Mean absolute pixel difference (0-255)
+    between a frame and our env's rendering of its own state, and of another row's state.
+
+    Own far below other: the states and frames agree. Own close to other: the state column does not place
+    the scene as our env does (another coordinate system, or another scene), and evaluation, which resets
+    the env to stored states, would set different tasks. Renderers differ in detail, so own is not 0 on
+    data rendered by another implementation.
+    """
+    from lewm_bench.envs import make_env
+
+    sim = make_env(env, **env_kwargs)
+    try:
+        sim.reset(seed=0)
+        rendered = np.stack([sim.render_state(s) for s in states]).astype(np.float64)
+    finally:
+        sim.close()
+    frames = np.asarray(frames, np.float64)
+    other = np.roll(rendered, len(states) // 2, 0)
+    return {"rows": int(len(states)), "own_state_mad": round(float(np.abs(rendered - frames).mean()), 3),
+            "other_state_mad": round(float(np.abs(other - frames).mean()), 3)}
 
 
 @dataclass(frozen=True)
@@ -158,6 +192,7 @@ class _Columns:
     offsets: np.ndarray
     state_key: str
     image_size: int
+    state_scale: float
 
 
 def _check_layout(source: Path, f: h5py.File, spec, state_key: str | None) -> _Columns:
@@ -199,7 +234,7 @@ def _check_layout(source: Path, f: h5py.File, spec, state_key: str | None) -> _C
         raise DatasetError(f"{source}: no state column of width {spec.state_dim} (env {spec.name}'s state_dim) "
                            f"with {n} rows (found {found}); pass --state-key with a column holding the env's "
                            "physical state")
-    return _Columns(lengths, offsets, chosen[0], image_size)
+    return _Columns(lengths, offsets, chosen[0], image_size, STATE_SCALE.get(spec.name, 1.0))
 
 
 def _episodes(source: Path, f: h5py.File, cols: _Columns) -> Iterator[Episode]:
@@ -216,7 +251,7 @@ def _episodes(source: Path, f: h5py.File, cols: _Columns) -> Iterator[Episode]:
         if not np.isfinite(acts[:-1]).all():
             raise DatasetError(f"{source}: episode {e} has non-finite actions before its last frame (rows "
                                f"{o}-{o + n - 2}); the file is damaged")
-        states = np.asarray(states, np.float64)
+        states = np.asarray(states, np.float64) * cols.state_scale
         if not np.isfinite(states).all():
             raise DatasetError(f"{source}: episode {e} has non-finite {cols.state_key} values; the file is damaged")
         yield Episode(frames, acts, states, e)
@@ -229,5 +264,5 @@ def provenance_of(path: str | os.PathLike[str]) -> dict | None:
     return json.loads(raw) if raw is not None else None
 
 
-__all__ = ["ImportedDataset", "SOURCE_LAYOUT", "STATE_KEYS", "file_sha256", "guess_env", "import_dataset",
-           "provenance_of"]
+__all__ = ["ImportedDataset", "RENDER_CHECK_ROWS", "SOURCE_LAYOUT", "STATE_KEYS", "STATE_SCALE", "file_sha256",
+           "guess_env", "import_dataset", "provenance_of", "render_agreement"]

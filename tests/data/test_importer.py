@@ -19,16 +19,17 @@ from lewm_bench.profiles import PROFILES
 from lewm_bench.training.trainer import train
 
 
-def write_swm_h5(path, episodes, state_key="proprio", last_action=np.nan, extra=None):
+def write_swm_h5(path, episodes, state_key="proprio", last_action=np.nan, extra=None, state_scale=224 / 64):
     """Episodes (pixels, actions, states) in stable-worldmodel 0.1.1's HDF5 layout: resizable per-column datasets
-    chunked one row at a time, ep_len (int32) and ep_offset (int64); the last action row is the reset's placeholder."""
+    chunked one row at a time, ep_len (int32) and ep_offset (int64); the last action row is the reset's placeholder.
+    Two-room states go in stable-worldmodel's 224-px units (``state_scale``)."""
     columns = {"pixels": [], "action": [], state_key: []}
     for pixels, actions, states in episodes:
         acts = np.array(actions, np.float32)
         acts[-1] = last_action
         columns["pixels"].append(pixels)
         columns["action"].append(acts)
-        columns[state_key].append(states.astype(np.float32))
+        columns[state_key].append((states * state_scale).astype(np.float32))
     lengths = [len(p) for p in columns["pixels"]]
     with h5py.File(path, "w", libver="latest") as f:
         for name, parts in {**columns, **(extra or {})}.items():
@@ -66,7 +67,7 @@ def test_import_keeps_every_row_splits_episodes_and_records_provenance(source, e
             np.testing.assert_array_equal(ep.pixels, pixels)
             np.testing.assert_array_equal(ep.actions[:-1], actions[:-1])
             assert np.isnan(ep.actions[-1]).all()
-            np.testing.assert_allclose(ep.states, states.astype(np.float32))
+            np.testing.assert_allclose(ep.states, states, rtol=1e-6)  # back in our 64-unit canvas
         train_rows = np.concatenate([episodes[e][1][:-1] for e in ds.split_episodes("train")])
         np.testing.assert_allclose(ds.action_mean, train_rows.mean(0), rtol=1e-5)
         np.testing.assert_allclose(ds.action_std, train_rows.std(0), rtol=1e-4)
@@ -75,6 +76,8 @@ def test_import_keeps_every_row_splits_episodes_and_records_provenance(source, e
         assert ds.meta.env_kwargs == {"image_size": 16}  # evaluation renders at the frames' size
         assert params["source_layout"] == "stable-worldmodel-hdf5" and params["source_bytes"] == source.stat().st_size
     prov = provenance_of(out.path)
+    check = prov["render_check"]  # our env renders the imported states as the frames show them
+    assert check["rows"] == 8 and check["own_state_mad"] < 0.2 * check["other_state_mad"], check
     assert prov["source_path"] == str(source.resolve()) and prov["imported"] and prov["source_episodes"] == 10
     again = import_dataset(source, out=tmp_path / "again.h5", held_out_fraction=0.2, seed=3)
     other = import_dataset(source, out=tmp_path / "other.h5", held_out_fraction=0.2, seed=4)
@@ -87,6 +90,12 @@ def test_finite_placeholder_on_the_last_row_becomes_nan(episodes, tmp_path):
     out = import_dataset(src, out=tmp_path / "two.h5")
     with open_dataset(out.path) as ds:
         assert all(np.isnan(ds.episode(e).actions[-1]).all() for e in range(3))
+
+
+def test_states_in_other_units_show_in_the_render_check(episodes, tmp_path):
+    src = write_swm_h5(tmp_path / "tworoom.h5", episodes, state_scale=1.0)  # our units, read as 224-px units
+    check = import_dataset(src, out=tmp_path / "two.h5").render_check
+    assert check["own_state_mad"] > 0.5 * check["other_state_mad"], check
 
 
 def test_imported_dataset_trains_through_the_normal_trainer(source, tmp_path):
