@@ -11,6 +11,7 @@ from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.protocol import PROTOCOLS
 from lewm_bench.evaluation.run import evaluate
 from lewm_bench.profiles import PROFILES
+from lewm_bench.registry import get_agent
 from lewm_bench.training import trainer
 from lewm_bench.training.checkpoint import save_checkpoint
 from lewm_bench.training.trainer import train
@@ -53,9 +54,41 @@ def test_paper_sizes_match_dinov2_and_spec():
     assert model.tokens_per_frame == 196 and model.encoder_tokens_per_frame == 197
     assert model.history * model.tokens_per_frame == 588
     assert model.predictor.pos.shape[-1] == 394  # 384 + 10-d action embedding
-    n_pred = sum(p.numel() for p in model.predictor.parameters()) + sum(
-        p.numel() for p in model.action_encoder.parameters())
-    assert n_pred == pytest.approx(20.1e6, rel=0.03)
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_paper_predictor_counts_exactly_the_reference():
+    """stable-worldmodel 0.1.1's / DINO-WM's CausalPredictor at ViT-S/14 (224 px frames -> 196 px, 196 patches),
+    3 frames, width 394, depth 6, 16 heads of 64, MLP 2048: 19,624,820 parameters."""
+    model = DinoWM(DinoWM.presets["paper"], 224, 10)
+    pred = model.predictor
+    assert count(pred) == 19_624_820
+    assert pred.pos.numel() == 3 * 196 * 394 == 231_672
+    assert count(pred.norm) == 788
+    block = pred.blocks[0]
+    assert len(pred.blocks) == 6 and count(pred.blocks) == 6 * count(block) == 19_392_360
+    assert block.attn.qkv.bias is None and tuple(block.attn.qkv.weight.shape) == (3072, 394)
+    assert count(block.attn) == 394 * 3072 + 1024 * 394 + 394 == 1_614_218
+    assert count(block.mlp) == 394 * 2048 + 2048 + 2048 * 394 + 394 == 1_616_266
+    assert count(block.attn_norm) == count(block.mlp_norm) == 788
+    assert not hasattr(pred, "head")  # no Linear(394 -> 384) output head
+    assert count(model.action_encoder) == 10 * 10 + 10
+    z, a = torch.randn(1, 3, 196, 384), torch.randn(1, 3, 10)
+    assert model.predict(z, a).shape == (1, 3, 196, 384)  # action slots dropped
+
+
+def test_dinowm_trains_with_its_own_recipe():
+    info = get_agent("dinowm")
+    paper = info.train_config_for(PROFILES["paper"])
+    assert (paper.batch_size, paper.lr, paper.weight_decay, paper.epochs, paper.grad_clip) == (32, 5e-4, 0.0, 10, 1.0)
+    assert paper.warmup_fraction == 0.0
+    for name in ("cpu", "smoke"):
+        cfg = info.train_config_for(PROFILES[name])
+        assert cfg != PROFILES[name].train and (cfg.lr, cfg.weight_decay) == (5e-4, 0.0)
+    assert get_agent("lewm").train_config_for(PROFILES["paper"]).lr == 5e-5
 
 
 def small_cfg() -> PatchEncoderConfig:
