@@ -162,9 +162,14 @@ class DinoWM(nn.Module):
         self.encoder = PatchViT(config.encoder)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
-        d, p = config.encoder.width, self.encoder.num_patches
-        self.action_encoder = nn.Linear(action_dim, config.action_embed_dim)
-        self.predictor = PatchPredictor(d + config.action_embed_dim, p, config.history, config.predictor)
+        self.action_encoder = nn.Linear(action_dim, config.action_embed_dim)  # DINO-WM's kernel-1 Conv1d
+        self.predictor = PatchPredictor(self.token_width(config) + config.action_embed_dim, self.encoder.num_patches,
+                                        config.history, config.predictor)
+
+    @staticmethod
+    def token_width(config: DinoWMConfig) -> int:
+        """Width of a frame's token before the action slots are appended (the encoder's)."""
+        return config.encoder.width
 
     # ------------------------------------------------------------------ world-model interface
     @property

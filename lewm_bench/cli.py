@@ -171,7 +171,7 @@ def cmd_agents(args: argparse.Namespace) -> None:
     for name, info in agents().items():
         cols = ["-"] * 4
         if info.kind == "world_model":
-            model = info.cls(info.config_for(profile.name), image_size, action_dim)
+            model = info.build(info.config_for(profile.name), image_size, action_dim, info_env.name)
             cols = [str(model.tokens_per_frame), str(model.encoder_tokens_per_frame),
                     f"{count_parameters(model, True):,}", f"{count_parameters(model, False):,}"]
         print(f"{name:10s} {info.kind:12s} {cols[0]:>12s} {cols[1]:>11s} {cols[2]:>11s} {cols[3]:>11s}  "
