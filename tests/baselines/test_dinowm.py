@@ -115,6 +115,68 @@ def test_dinov2_loader_reads_the_official_layout_and_names_mismatches(tmp_path):
         load_dinov2_weights(target, tmp_path / "missing.pth")
 
 
+def to_hugging_face(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our (torch hub) encoder state in transformers' Dinov2Model names: q, k, v split, LayerScale lambda1."""
+    top = {"cls_token": "embeddings.cls_token", "mask_token": "embeddings.mask_token",
+           "pos_embed": "embeddings.position_embeddings",
+           "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
+           "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
+           "norm.weight": "layernorm.weight", "norm.bias": "layernorm.bias"}
+    block = {"norm1": "norm1", "attn.proj": "attention.output.dense", "norm2": "norm2", "mlp.fc1": "mlp.fc1",
+             "mlp.fc2": "mlp.fc2", "ls1": "layer_scale1", "ls2": "layer_scale2"}
+    out = {}
+    for key, value in state.items():
+        if key in top:
+            out[top[key]] = value.clone()
+            continue
+        _, n, *rest = key.split(".")
+        module, param = ".".join(rest[:-1]), rest[-1]
+        prefix = f"encoder.layer.{n}"
+        if module == "attn.qkv":
+            for name, part in zip(("query", "key", "value"), value.chunk(3, 0)):
+                out[f"{prefix}.attention.attention.{name}.{param}"] = part.clone()
+        else:
+            out[f"{prefix}.{block[module]}.{'lambda1' if param == 'gamma' else param}"] = value.clone()
+    return out
+
+
+def test_dinov2_loader_reads_the_hugging_face_layout(tmp_path):
+    from safetensors.torch import save_file
+
+    source = PatchViT(small_cfg())
+    for block in source.blocks:  # LayerScale away from its init, so that a swapped mapping would show
+        block.ls1.gamma.data.uniform_(0.5, 1.5)
+        block.ls2.gamma.data.uniform_(0.5, 1.5)
+    hf = to_hugging_face(source.state_dict())
+    assert "encoder.layer.1.attention.attention.value.weight" in hf and "encoder.layer.0.layer_scale2.lambda1" in hf
+    save_file(hf, str(tmp_path / "model.safetensors"))
+    torch.save(hf, tmp_path / "pytorch_model.bin")
+    torch.save(source.state_dict(), tmp_path / "hub.pth")
+    x = torch.randn(2, 3, 28, 28)
+    for name, layout in (("model.safetensors", "Hugging Face"), ("pytorch_model.bin", "Hugging Face"),
+                         ("hub.pth", "torch hub")):
+        target = PatchViT(small_cfg())
+        assert load_dinov2_weights(target, tmp_path / name) == layout
+        assert torch.equal(target(x), source(x)), name
+
+    wrong = dict(hf)
+    wrong.pop("encoder.layer.0.attention.attention.key.weight")  # q / v without k cannot be fused
+    save_file(wrong, str(tmp_path / "wrong.safetensors"))
+    with pytest.raises(LewmBenchError, match=r"Hugging Face-layout DINOv2 checkpoint that does not fit .* missing "
+                                             r"\(1\): blocks.0.attn.qkv.weight; unexpected \(2\): "
+                                             r"encoder.layer.0.attention.attention.query.weight"):
+        load_dinov2_weights(PatchViT(small_cfg()), tmp_path / "wrong.safetensors")
+    save_file({"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.weight": torch.zeros(10, 8)},
+              str(tmp_path / "resnet.safetensors"))
+    with pytest.raises(LewmBenchError, match=r"neither the torch hub DINOv2 layout .* nor the Hugging Face one .* "
+                                             r"missing \(\d+\): cls_token, pos_embed, mask_token \.\.\.; "
+                                             r"unexpected \(2\): conv1.weight, fc.weight"):
+        load_dinov2_weights(PatchViT(small_cfg()), tmp_path / "resnet.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(LewmBenchError, match="junk.safetensors: not a readable safetensors file"):
+        load_dinov2_weights(PatchViT(small_cfg()), tmp_path / "junk.safetensors")
+
+
 def test_masked_pretraining_lowers_reconstruction_error():
     enc = PatchViT(PatchEncoderConfig(input_size=16, patch_size=4, width=32, depth=1, heads=2, pos_grid=4))
     frames = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
