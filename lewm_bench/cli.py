@@ -371,8 +371,10 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigreg-weight", type=float, default=None,
                    help="override lambda, the SIGReg weight (lewm; 0.09 by default; 0 shows collapse)")
     p.add_argument("--encoder-weights", default=None,
-                   help="dinowm: local DINOv2 ViT-S/14 checkpoint in the official state-dict layout (paper profile "
-                        "sizes); without it the frozen encoder is pre-trained on the env's frames")
+                   help="dinowm, dinowm-proprio: local DINOv2 ViT-S/14 checkpoint, torch hub layout "
+                        "(dinov2_vits14_pretrain.pth) or Hugging Face facebook/dinov2-small (model.safetensors, "
+                        "pytorch_model.bin), paper profile sizes; without it the frozen encoder is pre-trained on "
+                        "the env's frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _profile_opt(p)
     p.set_defaults(func=cmd_train)
