@@ -166,15 +166,17 @@ def cmd_agents(args: argparse.Namespace) -> None:
     action_dim = info_env.action_dim * profile.frameskip
     print(f"parameters and tokens of each world model at profile {profile.name}, built for {info_env.name} "
           f"({image_size} px frames, action blocks of {action_dim})")
-    print(f"{'agent':10s} {'kind':12s} {'tokens/frame':>12s} {'encoder tok':>11s} {'trainable':>11s} "
+    registered = agents()
+    w = max(10, *map(len, registered))
+    print(f"{'agent':{w}s} {'kind':12s} {'tokens/frame':>12s} {'encoder tok':>11s} {'trainable':>11s} "
           f"{'frozen':>11s}  source: description")
-    for name, info in agents().items():
+    for name, info in registered.items():
         cols = ["-"] * 4
         if info.kind == "world_model":
             model = info.build(info.config_for(profile.name), image_size, action_dim, info_env.name)
             cols = [str(model.tokens_per_frame), str(model.encoder_tokens_per_frame),
                     f"{count_parameters(model, True):,}", f"{count_parameters(model, False):,}"]
-        print(f"{name:10s} {info.kind:12s} {cols[0]:>12s} {cols[1]:>11s} {cols[2]:>11s} {cols[3]:>11s}  "
+        print(f"{name:{w}s} {info.kind:12s} {cols[0]:>12s} {cols[1]:>11s} {cols[2]:>11s} {cols[3]:>11s}  "
               f"{info.source}: {info.description}")
 
 
