@@ -115,3 +115,45 @@ def test_smoke_train_and_eval_with_proprio(tmp_path):
     rec = evaluate("two-room", "dinowm-proprio", SMOKE, root=tmp_path, protocol=protocol, timing_calls=1,
                    warmup_calls=0, gif_episodes=0).record
     assert rec.episodes == 4 and rec.encoder == "self-pretrained"
+
+
+def test_mpc_gives_the_context_and_goal_states_to_the_planner():
+    """The states the model encodes while planning are the env's at the context frames, then the goal's."""
+    import numpy as np
+
+    from lewm_bench.data.actions import ActionCodec
+    from lewm_bench.envs import make_env
+    from lewm_bench.evaluation.mpc import context_indices, run_mpc
+    from lewm_bench.evaluation.protocol import Task
+    from lewm_bench.planning.cem import CEM
+
+    model = get_agent("dinowm-proprio").build(DinoWMProprio.presets["smoke"], 16, 10, "two-room").eval()
+    env = make_env("two-room", image_size=16)
+    visited = []
+    step = env.step
+
+    def recording_step(action):
+        out = step(action)
+        visited.append(env.get_state().copy())
+        return out
+
+    env.step = recording_step
+    seen = []
+    encode = model.encode
+
+    def spy(frames, states=None):
+        seen.append((len(visited), states.clone()))
+        return encode(frames, states=states)
+
+    model.encode = spy
+    task = Task(0, 0, 1, np.array([10.0, 50.0]), np.array([50.0, 50.0]))
+    visited.append(task.start_state)
+    protocol = dataclasses.replace(PROTOCOLS["paper"], budget=12)
+    run_mpc([env], [task], protocol, model, CEM(SMOKE.cem), ActionCodec(np.zeros(2), np.ones(2), 5), 3, 1,
+            torch.device("cpu"))
+    assert len(seen) == 3  # planned at steps 0, 5 and 10
+    for n, states in seen:
+        assert states.shape == (1, 4, 2)
+        want = [visited[j] for j in context_indices(n - 1, 3, 5)] + [task.goal_state]
+        np.testing.assert_allclose(states[0].numpy(), np.stack(want), rtol=0, atol=1e-5)
+    assert not torch.equal(seen[1][1][0, -2], seen[0][1][0, -2])  # the agent moved between the plans
