@@ -1,9 +1,11 @@
 """A frozen patch-token ViT in the official DINOv2 state-dict layout, and its two sources of weights.
 
 1. Real DINOv2 weights (ViT-S/14: width 384, 12 layers, 6 heads, LayerScale, positional table for
-   a 37 x 37 grid) from a local file in the official layout (``cls_token``, ``pos_embed``,
+   a 37 x 37 grid) from a local file in the official torch hub layout (``cls_token``, ``pos_embed``,
    ``mask_token``, ``patch_embed.proj.*``, ``blocks.N.{norm1,attn.qkv,attn.proj,ls1,norm2,mlp.fc1,
-   mlp.fc2,ls2}.*``, ``norm.*``): :func:`load_dinov2_weights`. Nothing is downloaded.
+   mlp.fc2,ls2}.*``, ``norm.*``) or in the Hugging Face ``facebook/dinov2-small`` layout
+   (``model.safetensors`` / ``pytorch_model.bin``; converted on load): :func:`load_dinov2_weights`.
+   Nothing is downloaded.
 2. Without such a file, the suite pre-trains the same architecture (at the profile's size) on the
    environment's training frames by **masked-patch autoencoding**: half of the patch tokens are
    replaced by ``mask_token`` and a linear decoder reconstructs every patch's pixels from the final
@@ -158,24 +160,113 @@ def preprocess(frames: Tensor, size: int) -> Tensor:
     return (x - mean) / std
 
 
-def load_dinov2_weights(encoder: PatchViT, path: str | os.PathLike[str]) -> None:
-    """Load an official-layout DINOv2 state dict into ``encoder``; errors list the first mismatches."""
+HUB_LAYOUT = "torch hub"
+"""The official DINOv2 layout (``dinov2_vits14_pretrain.pth``): the encoder's own parameter names."""
+HF_LAYOUT = "Hugging Face"
+"""The ``transformers`` ``Dinov2Model`` layout (``facebook/dinov2-small``: ``model.safetensors`` or
+``pytorch_model.bin``): ``embeddings.*``, ``encoder.layer.N.*`` with separate query / key / value, ``layernorm.*``."""
+
+_HF_BLOCK = {  # Hugging Face name inside encoder.layer.N -> ours inside blocks.N (q / k / v handled apart)
+    "norm1": "norm1", "attention.output.dense": "attn.proj", "norm2": "norm2", "mlp.fc1": "mlp.fc1",
+    "mlp.fc2": "mlp.fc2",
+}
+_HF_TOP = {
+    "embeddings.cls_token": "cls_token", "embeddings.mask_token": "mask_token",
+    "embeddings.position_embeddings": "pos_embed", "embeddings.patch_embeddings.projection.weight":
+    "patch_embed.proj.weight", "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "layernorm.weight": "norm.weight", "layernorm.bias": "norm.bias",
+}
+
+
+def hf_to_hub(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A Hugging Face ``Dinov2Model`` state dict in the torch hub layout (q, k, v fused into ``qkv`` in that
+    order; ``layer_scaleK.lambda1`` -> ``lsK.gamma``). A leading ``dinov2.`` prefix (task heads' checkpoints)
+    is dropped; keys it does not know are kept as they are (and then reported as unexpected)."""
+    if any(k.startswith("dinov2.") for k in state):
+        state = {k.removeprefix("dinov2."): v for k, v in state.items() if k.startswith("dinov2.")}
+    out: dict[str, Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, Tensor]] = {}
+    for key, value in state.items():
+        if key in _HF_TOP:
+            out[_HF_TOP[key]] = value
+            continue
+        parts = key.split(".")
+        if len(parts) < 4 or parts[:2] != ["encoder", "layer"] or not parts[2].isdigit():
+            out[key] = value
+            continue
+        n, rest = parts[2], ".".join(parts[3:])
+        module, _, param = rest.rpartition(".")
+        if module.startswith("attention.attention.") and module.rsplit(".", 1)[1] in ("query", "key", "value"):
+            qkv.setdefault((n, param), {})[module.rsplit(".", 1)[1]] = value
+        elif module in ("layer_scale1", "layer_scale2") and param == "lambda1":
+            out[f"blocks.{n}.ls{module[-1]}.gamma"] = value
+        elif module in _HF_BLOCK:
+            out[f"blocks.{n}.{_HF_BLOCK[module]}.{param}"] = value
+        else:
+            out[key] = value
+    for (n, param), parts in qkv.items():
+        if set(parts) == {"query", "key", "value"}:
+            out[f"blocks.{n}.attn.qkv.{param}"] = torch.cat([parts["query"], parts["key"], parts["value"]], 0)
+        else:  # incomplete: keep what is there under its own name, so that the error names it
+            out.update({f"encoder.layer.{n}.attention.attention.{m}.{param}": v for m, v in parts.items()})
+    return out
+
+
+def dinov2_layout(state: dict[str, Tensor]) -> str | None:
+    """Which DINOv2 layout ``state`` is in (:data:`HUB_LAYOUT`, :data:`HF_LAYOUT`), or None."""
+    if "patch_embed.proj.weight" in state:
+        return HUB_LAYOUT
+    if any(k.removeprefix("dinov2.") == "embeddings.patch_embeddings.projection.weight" for k in state):
+        return HF_LAYOUT
+    return None
+
+
+def _read_state(path: Path) -> dict[str, Tensor]:
+    """A flat state dict from ``.safetensors`` (safetensors) or any other file (``torch.load``, weights only)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        kind = "safetensors file" if path.suffix == ".safetensors" else "PyTorch state dict"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise LewmBenchError(f"{path}: not a readable {kind} ({type(exc).__name__}: {reason}); give a DINOv2 "
+                             "checkpoint: dinov2_vits14_pretrain.pth (torch hub) or facebook/dinov2-small's "
+                             "model.safetensors / pytorch_model.bin (Hugging Face)") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise LewmBenchError(f"{path}: expected a flat state dict of tensors (a DINOv2 checkpoint in the torch hub "
+                             f"or Hugging Face layout); got {type(state).__name__}")
+    return state
+
+
+def load_dinov2_weights(encoder: PatchViT, path: str | os.PathLike[str]) -> str:
+    """Load DINOv2 weights into ``encoder`` from a local file in either layout; returns the layout found.
+
+    The layout is detected from the keys: torch hub (``dinov2_vits14_pretrain.pth``: ``patch_embed.*``,
+    ``blocks.N.*``) or Hugging Face (``facebook/dinov2-small``'s ``model.safetensors`` or
+    ``pytorch_model.bin``: ``embeddings.*``, ``encoder.layer.N.*``; converted, q / k / v fused). Errors
+    name the first missing, unexpected or mis-shaped keys.
+    """
     path = Path(path)
     if not path.exists():
         raise LewmBenchError(f"--encoder-weights {path}: no such file; give a local DINOv2 ViT-S/14 checkpoint "
-                             "(e.g. dinov2_vits14_pretrain.pth) or omit the option to use a self-pretrained encoder")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise LewmBenchError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise LewmBenchError(f"{path}: expected a flat state dict of tensors (official DINOv2 layout)")
-    problems = state_mismatches(encoder, state)
+                             "(dinov2_vits14_pretrain.pth, or facebook/dinov2-small's model.safetensors) or omit "
+                             "the option to use a self-pretrained encoder")
+    state = _read_state(path)
+    layout = dinov2_layout(state)
+    converted = hf_to_hub(state) if layout == HF_LAYOUT else state
+    problems = state_mismatches(encoder, converted)
     if problems:
-        raise LewmBenchError(f"{path}: not a DINOv2 checkpoint of the configured size (width "
-                             f"{encoder.config.width}, depth {encoder.config.depth}, positional grid "
-                             f"{encoder.config.pos_grid}): {problems}")
-    encoder.load_state_dict(state)
+        what = (f"a {layout}-layout DINOv2 checkpoint that does not fit" if layout else
+                "neither the torch hub DINOv2 layout (patch_embed.*, blocks.N.*) nor the Hugging Face one "
+                "(embeddings.*, encoder.layer.N.*); against the torch hub layout it has")
+        raise LewmBenchError(f"{path}: {what} the configured encoder (width {encoder.config.width}, depth "
+                             f"{encoder.config.depth}, positional grid {encoder.config.pos_grid}): {problems}")
+    encoder.load_state_dict(converted)
+    return layout or HUB_LAYOUT
 
 
 def patchify(x: Tensor, patch: int) -> Tensor:

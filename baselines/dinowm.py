@@ -1,12 +1,20 @@
 """DINO-WM-style world model (SPEC §5.4): frozen patch-token encoder, predictor over all patches.
 
-Each frame is encoded by a frozen ViT into P patch tokens (DINOv2 ViT-S/14 at 196 px: 196 tokens of
-width 384; CLS dropped). The action block is embedded to 10 dimensions, tiled over the frame's
-patches and concatenated to every token (width 394). A ViT predictor with a learned positional
-embedding over history x patches and a frame-block-causal mask (a token sees every token of its own
-and earlier frames) predicts the next frame's patch tokens; loss = MSE to the (frozen, hence
+Each frame is encoded by a frozen ViT into P patch tokens (DINOv2 ViT-S/14 on 224 px frames resized
+to 196 px, as DINO-WM does: 196 tokens of width 384; CLS dropped). The action block is embedded to 10
+dimensions (a linear map, DINO-WM's kernel-1 Conv1d), tiled over the frame's patches and concatenated
+to every token (width 394). A ViT predictor as DINO-WM's and stable-worldmodel's ``CausalPredictor``
+(learned positional embedding over history x patches drawn from a standard normal; pre-norm blocks
+with a bias-free qkv projection; a final LayerNorm; no output head: it predicts the full 394-wide
+token and the action slots are replaced by the next action's embedding, i.e. dropped, before the next
+step) with a frame-block-causal mask (a token sees every token of its own and earlier frames)
+predicts the next frame's patch tokens; loss = MSE over the visual slots against the (frozen, hence
 detached) next-frame tokens. Planning cost: mean squared error over all patches of the last
-predicted frame against the goal's patches.
+predicted frame against the goal's patches (stable-worldmodel's ``goal_mse_pixels``).
+
+Training recipe (``train_presets``): stable-worldmodel 0.1.1's ``prejepa.yaml`` -- AdamW, batch 32,
+lr 5e-4, weight decay 0, gradient clipping 1.0, 10 epochs, no warm-up and a cosine decay to 0 stepped
+per optimiser step (stable-pretraining's default ``CosineAnnealingLR`` when no scheduler is given).
 
 The encoder is either real DINOv2 (``encoder_weights``: a local official-layout checkpoint) or the
 same architecture pre-trained by the suite on the env's frames (see :mod:`lewm_bench.baselines.dinov2`);
@@ -24,9 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, preprocess, pretrain_masked
-from lewm_bench.models.layers import ViTBlock
+from lewm_bench.models.layers import Attention, Mlp
 from lewm_bench.models.lewm import PredictorConfig
 from lewm_bench.registry import LossTerms, register_agent
+from lewm_bench.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from lewm_bench.data.clips import ClipDataset
@@ -72,23 +81,55 @@ PRESETS: MappingProxyType[str, DinoWMConfig] = MappingProxyType({
 })
 
 
+TRAIN_PRESETS: MappingProxyType[str, TrainConfig] = MappingProxyType({
+    # stable-worldmodel 0.1.1 scripts/train/config/prejepa.yaml (DINO-WM): batch 32, AdamW lr 5e-4, weight
+    # decay 0, gradient clipping 1.0, 10 epochs; no scheduler given, so stable-pretraining's default cosine
+    # annealing to 0 stepped per optimiser step, without warm-up. (DINO-WM's own repo: 100 epochs, same lr.)
+    "paper": TrainConfig(epochs=10, batch_size=32, lr=5e-4, weight_decay=0.0, warmup_fraction=0.0, grad_clip=1.0),
+    # The cpu profile's 7 epochs, with DINO-WM's batch, lr and weight decay; 800 steps of 32 clips see as many
+    # clips per epoch as the profile's 200 steps of 128.
+    "cpu": TrainConfig(epochs=7, steps_per_epoch=800, batch_size=32, lr=5e-4, weight_decay=0.0,
+                       warmup_fraction=0.0, grad_clip=1.0, bf16="always"),
+    "smoke": TrainConfig(epochs=2, steps_per_epoch=4, batch_size=8, lr=5e-4, weight_decay=0.0,
+                         warmup_fraction=0.0, grad_clip=1.0, eval_clips=32),
+})
+"""DINO-WM's own optimisation recipe per profile (not LeWM's batch 128, lr 5e-5, weight decay 1e-3)."""
+
+
 def frame_block_causal_mask(frames: int, tokens_per_frame: int, device: torch.device | None = None) -> Tensor:
     """Boolean (frames * P, frames * P): True where the query's frame is at or after the key's frame."""
     frame = torch.arange(frames * tokens_per_frame, device=device) // tokens_per_frame
     return frame[:, None] >= frame[None, :]
 
 
-class PatchPredictor(nn.Module):
-    """ViT over (B, T, P, dim) tokens with a frame-block-causal mask -> (B, T, P, out_dim)."""
+class PredictorBlock(nn.Module):
+    """DINO-WM's pre-norm block: LayerNorm -> attention (qkv without bias) and LayerNorm -> MLP, each residual."""
 
-    def __init__(self, dim: int, out_dim: int, tokens_per_frame: int, history: int, cfg: PredictorConfig) -> None:
+    def __init__(self, dim: int, cfg: PredictorConfig) -> None:
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim)  # eps 1e-5 as the reference's
+        self.attn = Attention(dim, cfg.heads, cfg.head_dim, qkv_bias=False, dropout=cfg.dropout)
+        self.mlp_norm = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, cfg.mlp_dim, cfg.dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.attn(self.attn_norm(x), mask=mask)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class PatchPredictor(nn.Module):
+    """ViT over (B, T, P, dim) tokens with a frame-block-causal mask -> (B, T, P, dim) (no output head).
+
+    As the reference: positional embedding (1, history * P, dim) from a standard normal, PyTorch's
+    default init elsewhere, a final LayerNorm.
+    """
+
+    def __init__(self, dim: int, tokens_per_frame: int, history: int, cfg: PredictorConfig) -> None:
         super().__init__()
         self.tokens_per_frame, self.history = tokens_per_frame, history
-        self.pos = nn.Parameter(torch.randn(1, history * tokens_per_frame, dim) * 0.02)
-        self.blocks = nn.ModuleList(ViTBlock(dim, cfg.heads, head_dim=cfg.head_dim, mlp_dim=cfg.mlp_dim,
-                                             dropout=cfg.dropout) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.head = nn.Linear(dim, out_dim)
+        self.pos = nn.Parameter(torch.randn(1, history * tokens_per_frame, dim))
+        self.blocks = nn.ModuleList(PredictorBlock(dim, cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(dim)
         self.register_buffer("mask", frame_block_causal_mask(history, tokens_per_frame), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -100,7 +141,7 @@ class PatchPredictor(nn.Module):
         mask = self.mask[:n, :n]
         for blk in self.blocks:
             x = blk(x, mask=mask)
-        return self.head(self.norm(x)).view(b, t, p, -1)
+        return self.norm(x).view(b, t, p, -1)
 
 
 @register_agent("dinowm")
@@ -110,6 +151,7 @@ class DinoWM(nn.Module):
     kind = "world_model"
     config_class = DinoWMConfig
     presets = PRESETS
+    train_presets = TRAIN_PRESETS
     display_name, colour, in_grid, order = "DINO-WM", "C2", True, 2
     loss_terms = ("pred_loss",)
     check_collapse = False  # the encoder is frozen
@@ -120,9 +162,14 @@ class DinoWM(nn.Module):
         self.encoder = PatchViT(config.encoder)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
-        d, p = config.encoder.width, self.encoder.num_patches
-        self.action_encoder = nn.Linear(action_dim, config.action_embed_dim)
-        self.predictor = PatchPredictor(d + config.action_embed_dim, d, p, config.history, config.predictor)
+        self.action_encoder = nn.Linear(action_dim, config.action_embed_dim)  # DINO-WM's kernel-1 Conv1d
+        self.predictor = PatchPredictor(self.token_width(config) + config.action_embed_dim, self.encoder.num_patches,
+                                        config.history, config.predictor)
+
+    @staticmethod
+    def token_width(config: DinoWMConfig) -> int:
+        """Width of a frame's token before the action slots are appended (the encoder's)."""
+        return config.encoder.width
 
     # ------------------------------------------------------------------ world-model interface
     @property
@@ -158,9 +205,13 @@ class DinoWM(nn.Module):
         return tokens.reshape(b, t, self.tokens_per_frame, -1)
 
     def predict(self, embeddings: Tensor, actions: Tensor) -> Tensor:
-        """Next-frame patch tokens for every frame: (B, T, P, D), (B, T, A) -> (B, T, P, D)."""
+        """Next-frame patch tokens for every frame: (B, T, P, D), (B, T, A) -> (B, T, P, D).
+
+        The predictor's action slots are dropped (the reference replaces them by the next action's
+        embedding before the next step and leaves them out of the loss and the planning cost).
+        """
         a = self.action_encoder(actions)[:, :, None].expand(-1, -1, embeddings.shape[2], -1)
-        return self.predictor(torch.cat([embeddings, a.to(embeddings.dtype)], -1))
+        return self.predictor(torch.cat([embeddings, a.to(embeddings.dtype)], -1))[..., :embeddings.shape[-1]]
 
     def rollout(self, history: Tensor, actions: Tensor) -> Tensor:
         """(B, h, P, D) history and (B, h - 1 + H, A) action blocks -> (B, H, P, D) predicted frames."""

@@ -196,7 +196,9 @@ class CubeEnv(GoalEnv):
 
 
 # cpu: sized to collect in minutes on 2 cores (README: Benchmarks); smoke: seconds, for tests.
-SPEC = register_env(EnvSpec.of(CubeEnv, "cube", display_name="Cube", collector="oracle", data={
+# proprio: the arm's state, joint positions and velocities of the UR5e and its gripper (qpos[0:14], qvel[0:14]).
+SPEC = register_env(EnvSpec.of(CubeEnv, "cube", display_name="Cube", collector="oracle",
+                              proprio=(*range(14), *range(N_QPOS, N_QPOS + 14)), data={
     "paper": DataSizes(10_000, 200, 224),
     "cpu": DataSizes(160, 200, 64, {"fast_render": True}),
     "smoke": DataSizes(4, 40, 16, {"fast_render": True}),

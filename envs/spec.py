@@ -76,13 +76,18 @@ class EnvSpec:
     """Data sizes per profile; a missing profile is scaled from ``paper`` (:func:`scaled_sizes`)."""
     display_name: str = ""
     """Name in tables and plots (``Two-Room``)."""
+    proprio: tuple[int, ...] = ()
+    """Indices of the proprioceptive part of the state vector (what the agent knows of its own body),
+    given to world models that use proprioception (``uses_proprio``); empty: the env declares none."""
 
     @classmethod
     def of(cls, env_class: type, name: str, *, version: int = 0, collector: str = "random",
-           data: Mapping[str, DataSizes] | None = None, display_name: str | None = None) -> EnvSpec:
+           data: Mapping[str, DataSizes] | None = None, display_name: str | None = None,
+           proprio: tuple[int, ...] = ()) -> EnvSpec:
         """The spec of ``env_class`` under the short ``name``; the id is ``lewm_bench/<Class without Env>-v<version>``.
 
-        ``data`` must hold at least ``paper`` (the paper's dataset sizes).
+        ``data`` must hold at least ``paper`` (the paper's dataset sizes); ``proprio``: the state
+        indices of the proprioceptive state (distinct, each below ``state_dim``).
         """
         data = dict(data or {})
         if "paper" not in data:
@@ -94,10 +99,14 @@ class EnvSpec:
         if missing:
             raise ValueError(f"env {name!r}: {env_class.__qualname__} must define {', '.join(missing)} "
                              "(see lewm_bench.envs.base.GoalEnv)")
+        proprio = tuple(int(i) for i in proprio)
+        if len(set(proprio)) != len(proprio) or not all(0 <= i < int(env_class.state_dim) for i in proprio):
+            raise ValueError(f"env {name!r}: proprio must be distinct state indices in [0, {env_class.state_dim}); "
+                             f"got {proprio}")
         stem = env_class.__name__.removesuffix("Env")
         doc = (inspect.getdoc(env_class.is_success) or "").split("\n")[0].rstrip(".")
         return cls(name, f"lewm_bench/{stem}-v{version}", env_class, int(env_class.action_dim),
-                   int(env_class.state_dim), doc, collector, MappingProxyType(data), display_name or stem)
+                   int(env_class.state_dim), doc, collector, MappingProxyType(data), display_name or stem, proprio)
 
     def data_for(self, profile: str) -> DataSizes:
         """The data sizes of ``profile`` (given, or scaled from ``paper``)."""

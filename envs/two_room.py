@@ -175,7 +175,9 @@ class TwoRoomEnv(GoalEnv):
 
 
 # cpu: sized to collect in minutes on 2 cores (README: Benchmarks); smoke: seconds, for tests.
-SPEC = register_env(EnvSpec.of(TwoRoomEnv, "two-room", display_name="Two-Room", collector="expert", data={
+# proprio: the agent position (the whole state), as stable-worldmodel's tworoom ``proprio``.
+SPEC = register_env(EnvSpec.of(TwoRoomEnv, "two-room", display_name="Two-Room", collector="expert", proprio=(0, 1),
+                              data={
     "paper": DataSizes(10_000, 100, 224),
     "cpu": DataSizes(3_000, 100, 32),
     "smoke": DataSizes(12, 40, 16),

@@ -186,15 +186,17 @@ def cmd_agents(args: argparse.Namespace) -> None:
     action_dim = info_env.action_dim * profile.frameskip
     print(f"parameters and tokens of each world model at profile {profile.name}, built for {info_env.name} "
           f"({image_size} px frames, action blocks of {action_dim})")
-    print(f"{'agent':10s} {'kind':12s} {'tokens/frame':>12s} {'encoder tok':>11s} {'trainable':>11s} "
+    registered = agents()
+    w = max(10, *map(len, registered))
+    print(f"{'agent':{w}s} {'kind':12s} {'tokens/frame':>12s} {'encoder tok':>11s} {'trainable':>11s} "
           f"{'frozen':>11s}  source: description")
-    for name, info in agents().items():
+    for name, info in registered.items():
         cols = ["-"] * 4
         if info.kind == "world_model":
-            model = info.cls(info.config_for(profile.name), image_size, action_dim)
+            model = info.build(info.config_for(profile.name), image_size, action_dim, info_env.name)
             cols = [str(model.tokens_per_frame), str(model.encoder_tokens_per_frame),
                     f"{count_parameters(model, True):,}", f"{count_parameters(model, False):,}"]
-        print(f"{name:10s} {info.kind:12s} {cols[0]:>12s} {cols[1]:>11s} {cols[2]:>11s} {cols[3]:>11s}  "
+        print(f"{name:{w}s} {info.kind:12s} {cols[0]:>12s} {cols[1]:>11s} {cols[2]:>11s} {cols[3]:>11s}  "
               f"{info.source}: {info.description}")
 
 
@@ -391,8 +393,10 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigreg-weight", type=float, default=None,
                    help="override lambda, the SIGReg weight (lewm; 0.09 by default; 0 shows collapse)")
     p.add_argument("--encoder-weights", default=None,
-                   help="dinowm: local DINOv2 ViT-S/14 checkpoint in the official state-dict layout (paper profile "
-                        "sizes); without it the frozen encoder is pre-trained on the env's frames")
+                   help="dinowm, dinowm-proprio: local DINOv2 ViT-S/14 checkpoint, torch hub layout "
+                        "(dinov2_vits14_pretrain.pth) or Hugging Face facebook/dinov2-small (model.safetensors, "
+                        "pytorch_model.bin), paper profile sizes; without it the frozen encoder is pre-trained on "
+                        "the env's frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _profile_opt(p)
     p.set_defaults(func=cmd_train)

@@ -32,7 +32,11 @@ Optional: ``train_presets`` (profile name -> :class:`~lewm_bench.training.config
 agent's own optimisation recipe; default: the profile's), ``planning_cost(predicted, goal)``
 (default: squared L2 of the final embedding), ``prepare(train_set, device, seed, progress)``
 (called once before training starts, e.g. to pre-train a frozen encoder), ``encoder_kind``
-(recorded in results), ``check_collapse = False`` (for frozen encoders, which cannot collapse).
+(recorded in results), ``check_collapse = False`` (for frozen encoders, which cannot collapse),
+``uses_proprio = True`` (the model also sees the proprioceptive state: it is built with
+``proprio=`` the env's proprio state indices (:attr:`~lewm_bench.envs.spec.EnvSpec.proprio`) and
+given the clips' and episodes' physical states as ``states=`` in ``loss`` and ``encode``; every other
+agent never receives them).
 
 **Policies** (``kind = "policy"``) act without a world model and are not trained: ``__init__(action_dim,
 seed)`` and ``act(observation, goal) -> (k, action_dim)`` env actions to execute before the next call.
@@ -118,6 +122,23 @@ class AgentInfo:
     @property
     def order(self) -> int:
         return int(getattr(self.cls, "order", 100))
+
+    @property
+    def uses_proprio(self) -> bool:
+        """The world model also takes the proprioceptive state (``uses_proprio = True``)."""
+        return bool(getattr(self.cls, "uses_proprio", False))
+
+    def build(self, config: Any, image_size: int, action_dim: int, env: str) -> Any:
+        """A fresh world model for ``env``; one that ``uses_proprio`` gets the env's proprio indices."""
+        if not self.uses_proprio:
+            return self.cls(config, image_size, action_dim)
+        from lewm_bench.envs import env_spec
+
+        proprio = env_spec(env).proprio
+        if not proprio:
+            raise RegistryError(f"agent {self.name!r} uses proprioception but env {env!r} declares none; give "
+                                f"its EnvSpec.of(..., proprio=(state indices)) or choose another agent")
+        return self.cls(config, image_size, action_dim, proprio=proprio)
 
     def config_for(self, profile: str) -> Any:
         """The world model's architecture preset for ``profile``; the error names the presets it has."""

@@ -50,6 +50,9 @@ def analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile,
     if info.kind != "world_model":
         raise AnalysisSkipped(f"agent {agent!r} is a {info.kind} without an encoder or predictor: nothing to "
                               f"{'probe' if kind == 'probe' else 'surprise'}; skipped")
+    if info.uses_proprio:
+        raise AnalysisSkipped(f"agent {agent!r} embeds the proprioceptive state with the frames; the analyses "
+                              "replay frames only: skipped")
     root = Path(root)
     device = default_device()
     checkpoint = checkpoint or run_dir("train", env, agent, profile.name, seed, root)

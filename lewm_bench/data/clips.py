@@ -99,6 +99,11 @@ class ClipDataset(Dataset[Clip]):
     def __len__(self) -> int:
         return len(self.clip_episode)
 
+    @property
+    def frame_states(self) -> np.ndarray:
+        """(frames, state_dim) float32 physical states of every frame of the split (e.g. for statistics)."""
+        return self._states
+
     def __getitem__(self, i: int) -> Clip:
         e, t = int(self.clip_episode[i]), int(self.clip_start[i])
         fs, h = self.frameskip, self.history

@@ -21,7 +21,7 @@ from lewm_bench.data.actions import ActionCodec
 from lewm_bench.envs import GoalEnv
 from lewm_bench.evaluation.protocol import Protocol, Task
 from lewm_bench.planning.base import Planner
-from lewm_bench.protocols import WorldModel
+from lewm_bench.protocols import WorldModel, uses_proprio
 
 
 @dataclass
@@ -61,13 +61,15 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
     """
     if model is None and (policies is None or len(policies) != len(envs)):
         raise ValueError("run_mpc needs a world model with a planner, or one policy per env")
-    records, goals, history, actions_taken = [], [], [], []
+    proprio = uses_proprio(model)  # only such a model is given the physical states
+    records, goals, history, actions_taken, states = [], [], [], [], []
     for i, (env, task) in enumerate(zip(envs, tasks)):
         obs, _ = env.reset(options={"state": task.start_state, "goal_state": task.goal_state})
         records.append(EpisodeRecord(task.episode, task.start, task.goal))
         goals.append(env.render_state(task.goal_state))
         history.append([obs])
         actions_taken.append([])
+        states.append([env.get_state()] if proprio else [])
         if i < keep_frames:
             records[-1].frames.append(obs)
     active = list(range(len(envs)))
@@ -76,10 +78,15 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
             plans = {i: policies[i].act(history[i][-1], goals[i]) for i in active}
         else:
             ctx, past = zip(*(context_window(history[i], actions_taken[i], context, codec) for i in active))
+            ctx_states = None
+            if proprio:  # the context frames' states (same frames as context_window's), then the goal's
+                ctx_states = torch.from_numpy(np.stack([np.stack(
+                    [states[i][j] for j in context_indices(len(history[i]) - 1, context, codec.frameskip)]
+                    + [np.asarray(tasks[i].goal_state)]) for i in active]).astype(np.float32)).to(device)
             result = planner.solve(
                 model, torch.from_numpy(np.stack(ctx)).to(device), torch.from_numpy(np.stack(past)).to(device),
                 torch.from_numpy(np.stack([goals[i] for i in active]).transpose(0, 3, 1, 2)).to(device),
-                seeds=[episode_seed(seed, tasks[i]) + records[i].solves for i in active])
+                seeds=[episode_seed(seed, tasks[i]) + records[i].solves for i in active], states=ctx_states)
             if plan_times is not None:
                 plan_times.append(result.seconds)
             blocks = result.actions[:, :receding_horizon].float().cpu().numpy()
@@ -95,6 +102,8 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
                     rec.steps += 1
                     history[i].append(obs)
                     actions_taken[i].append(a)
+                    if proprio:
+                        states[i].append(env.get_state())
                     if i < keep_frames:
                         rec.frames.append(obs)
                     if info["is_success"]:
@@ -108,12 +117,16 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
     return records
 
 
+def context_indices(t: int, context: int, frameskip: int) -> list[int]:
+    """Indices of the last ``context`` frames up to step ``t``, ``frameskip`` apart (the first repeats before 0)."""
+    return [max(t - k * frameskip, 0) for k in range(context - 1, -1, -1)]
+
+
 def context_window(frames: list[np.ndarray], actions: list[np.ndarray], context: int,
                    codec: ActionCodec) -> tuple[np.ndarray, np.ndarray]:
     """The last ``context`` frames ``frameskip`` steps apart (CHW) and the z-scored blocks between them."""
     fs = codec.frameskip
-    t = len(frames) - 1
-    idx = [max(t - k * fs, 0) for k in range(context - 1, -1, -1)]
+    idx = context_indices(len(frames) - 1, context, fs)
     ctx = np.stack([frames[j] for j in idx]).transpose(0, 3, 1, 2)
     blocks = np.zeros((context - 1, fs * len(codec.mean)), np.float32)
     for k in range(context - 1):

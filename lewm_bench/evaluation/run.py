@@ -34,6 +34,7 @@ from lewm_bench.paths import data_root, run_dir, summary_path
 from lewm_bench.planning import Planner, describe, make_planner
 from lewm_bench.planning.cem import CEMConfig
 from lewm_bench.profiles import Profile
+from lewm_bench.protocols import uses_proprio
 from lewm_bench.provenance import default_device, device_name, git_commit
 from lewm_bench.registry import AgentInfo, get_agent
 from lewm_bench.training.checkpoint import LoadedModel, load_world_model
@@ -265,8 +266,12 @@ def _time_single_calls(model: torch.nn.Module, planner: Planner, env: GoalEnv, t
         obs, _ = env.reset(options={"state": task.start_state})
         ctx, past = context_window([obs], [], context, codec)
         goal = env.render_state(task.goal_state).transpose(2, 0, 1)
+        states = None  # physical states only for a model that uses proprioception: context (start) and goal
+        if uses_proprio(model):
+            states = torch.from_numpy(np.stack([np.asarray(task.start_state)] * len(ctx) + [
+                np.asarray(task.goal_state)]).astype(np.float32)[None]).to(device)
         res = planner.solve(model, torch.from_numpy(ctx[None]).to(device), torch.from_numpy(past[None]).to(device),
-                            torch.from_numpy(goal[None]).to(device), seeds=[k])
+                            torch.from_numpy(goal[None]).to(device), seeds=[k], states=states)
         if k >= warmup:
             times.append(res.seconds)
     return times

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lewm_bench.protocols import WorldModel
+from lewm_bench.protocols import WorldModel, proprio_kwargs
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Planner:
         self.bf16: bool = config.bf16
 
     def solve(self, model: WorldModel, context: Tensor, past_actions: Tensor, goal: Tensor,
-              seeds: list[int] | None = None) -> PlanResult:
+              seeds: list[int] | None = None, states: Tensor | None = None) -> PlanResult:
         """Plan from frames.
 
         Args:
@@ -63,6 +63,8 @@ class Planner:
             seeds: one seed per episode for the optimiser's randomness; each episode draws from its
                 own generator, so a plan does not depend on which other episodes share the call
                 (None: torch's global generator).
+            states: (B, c + 1, state_dim) physical states of the context frames and, last, of the goal;
+                required by (and given only to) a model that uses proprioception.
         """
         if context.dim() != 5 or goal.dim() != 4 or past_actions.shape[1] != context.shape[1] - 1:
             raise ValueError(f"solve expects context (B, c, 3, H, W), past_actions (B, c-1, A), goal (B, 3, H, W); "
@@ -74,7 +76,7 @@ class Planner:
         with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             with torch.no_grad():
                 frames = torch.cat([context, goal[:, None]], 1)  # one encoder pass for context and goal
-                z = model.encode(frames)
+                z = model.encode(frames, **proprio_kwargs(model, states))
                 history, goal_z = z[:, :-1], z[:, -1]
             gens = None if seeds is None else [torch.Generator(context.device).manual_seed(int(s)) for s in seeds]
             actions, costs = self.optimize(model, history, past_actions, goal_z, gens)

@@ -103,7 +103,7 @@ def load_world_model(checkpoint: str | os.PathLike[str], env: str, agent: str | 
     """
     ckpt = load_checkpoint(checkpoint, agent, env)
     run = RunConfig.from_dict(ckpt["config"])
-    model = get_agent(run.agent).cls(run.model, run.data.image_size, run.data.action_dim)
+    model = get_agent(run.agent).build(run.model, run.data.image_size, run.data.action_dim, run.env)
     load_state_checked(model, ckpt["model"], str(checkpoint))
     run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
     summary = run_dir / "summary.json"

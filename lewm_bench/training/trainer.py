@@ -35,6 +35,7 @@ from lewm_bench.metrics import effective_rank, embedding_std, straightness
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.paths import run_dir as run_dir_of
 from lewm_bench.profiles import Profile
+from lewm_bench.protocols import proprio_kwargs
 from lewm_bench.provenance import Provenance, default_device
 from lewm_bench.registry import LossTerms, get_agent
 from lewm_bench.training.checkpoint import load_checkpoint, load_run_config, load_state_checked, save_checkpoint
@@ -209,7 +210,7 @@ def _setup(cls: type, run: RunConfig, run_dir: Path, train_set: ClipDataset, hel
     """Build the model and optimiser (fresh, or from ``state``), write config.json and log row 0."""
     tcfg = run.train
     torch.manual_seed(run.seed)
-    model = cls(run.model, run.data.image_size, run.data.action_dim).to(device)
+    model = get_agent(run.agent).build(run.model, run.data.image_size, run.data.action_dim, run.env).to(device)
     prepare_time = None
     if state is None:
         prepare_time = 0.0
@@ -258,8 +259,9 @@ def _train_epoch(s: _Session, epoch: int, progress: bool) -> tuple[dict[str, flo
                disable=not progress or s.rank != 0, leave=False)
     for i in bar:
         global_idx = order[i * tcfg.batch_size:(i + 1) * tcfg.batch_size]
-        frames, actions = _collate(s.train_set, global_idx[s.rank * local_batch:(s.rank + 1) * local_batch], s.device)
-        terms = _step(s, frames, actions, epoch, use_bf16)
+        frames, actions, states = _collate(s.train_set, global_idx[s.rank * local_batch:(s.rank + 1) * local_batch],
+                                           s.device)
+        terms = _step(s, frames, actions, epoch, use_bf16, proprio_kwargs(model, states))
         sums["loss"] += terms.loss.detach().item()
         for k in model.loss_terms:
             sums[k] += terms.terms[k].detach().item()
@@ -268,15 +270,18 @@ def _train_epoch(s: _Session, epoch: int, progress: bool) -> tuple[dict[str, flo
     return sums, time.perf_counter() - start
 
 
-def _step(s: _Session, frames: torch.Tensor, actions: torch.Tensor, epoch: int, use_bf16: bool) -> LossTerms:
-    """One optimiser step at the scheduled learning rate; stops on a non-finite loss or out of memory."""
+def _step(s: _Session, frames: torch.Tensor, actions: torch.Tensor, epoch: int, use_bf16: bool,
+          extra: dict[str, torch.Tensor] | None = None) -> LossTerms:
+    """One optimiser step at the scheduled learning rate; stops on a non-finite loss or out of memory.
+
+    ``extra``: further keyword inputs of the loss (the states, for a model that uses proprioception)."""
     tcfg = s.tcfg
     for group in s.optimizer.param_groups:
         group["lr"] = lr_at(s.step, s.total_steps, tcfg)
     gen = torch.Generator(s.device).manual_seed(s.run.seed * 1_000_003 + s.step)
     try:
         with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            terms = s.ddp_model(frames, actions, gen)
+            terms = s.ddp_model(frames, actions, gen, **(extra or {}))
         if not torch.isfinite(terms.loss):
             raise TrainingStopped(
                 f"divergence at epoch {epoch}, step {s.step}: loss is {terms.loss.item()}; the last good "
@@ -350,11 +355,14 @@ def _epoch_order(n: int, needed: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.cat(perms)[:needed]
 
 
-def _collate(ds: ClipDataset, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _collate(ds: ClipDataset, idx: torch.Tensor, device: torch.device
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Frames, action blocks and physical states of clips ``idx``, on ``device``."""
     clips = [ds[int(i)] for i in idx]
     frames = torch.stack([c.frames for c in clips]).to(device, non_blocking=True)
     actions = torch.stack([c.actions for c in clips]).to(device, non_blocking=True)
-    return frames, actions
+    states = torch.stack([c.states for c in clips]).to(device, non_blocking=True)
+    return frames, actions, states
 
 
 @torch.no_grad()
@@ -365,8 +373,8 @@ def heldout_metrics(model: nn.Module, held: ClipDataset, idx: torch.Tensor, devi
     model.eval()
     embs, losses = [], []
     for chunk in idx.split(256):
-        frames, actions = _collate(held, chunk, device)
-        z = model.encode(frames)
+        frames, actions, states = _collate(held, chunk, device)
+        z = model.encode(frames, **proprio_kwargs(model, states))
         h = model.history  # predict over the last history + 1 frames, the clip length trained on
         pred = model.predict(z[:, -h - 1:-1], actions[:, -h:])
         losses.append(float(nn.functional.mse_loss(pred, z[:, -h:])) * len(chunk))

@@ -11,6 +11,7 @@ from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.protocol import PROTOCOLS
 from lewm_bench.evaluation.run import evaluate
 from lewm_bench.profiles import PROFILES
+from lewm_bench.registry import get_agent
 from lewm_bench.training import trainer
 from lewm_bench.training.checkpoint import save_checkpoint
 from lewm_bench.training.trainer import train
@@ -53,9 +54,41 @@ def test_paper_sizes_match_dinov2_and_spec():
     assert model.tokens_per_frame == 196 and model.encoder_tokens_per_frame == 197
     assert model.history * model.tokens_per_frame == 588
     assert model.predictor.pos.shape[-1] == 394  # 384 + 10-d action embedding
-    n_pred = sum(p.numel() for p in model.predictor.parameters()) + sum(
-        p.numel() for p in model.action_encoder.parameters())
-    assert n_pred == pytest.approx(20.1e6, rel=0.03)
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_paper_predictor_counts_exactly_the_reference():
+    """stable-worldmodel 0.1.1's / DINO-WM's CausalPredictor at ViT-S/14 (224 px frames -> 196 px, 196 patches),
+    3 frames, width 394, depth 6, 16 heads of 64, MLP 2048: 19,624,820 parameters."""
+    model = DinoWM(DinoWM.presets["paper"], 224, 10)
+    pred = model.predictor
+    assert count(pred) == 19_624_820
+    assert pred.pos.numel() == 3 * 196 * 394 == 231_672
+    assert count(pred.norm) == 788
+    block = pred.blocks[0]
+    assert len(pred.blocks) == 6 and count(pred.blocks) == 6 * count(block) == 19_392_360
+    assert block.attn.qkv.bias is None and tuple(block.attn.qkv.weight.shape) == (3072, 394)
+    assert count(block.attn) == 394 * 3072 + 1024 * 394 + 394 == 1_614_218
+    assert count(block.mlp) == 394 * 2048 + 2048 + 2048 * 394 + 394 == 1_616_266
+    assert count(block.attn_norm) == count(block.mlp_norm) == 788
+    assert not hasattr(pred, "head")  # no Linear(394 -> 384) output head
+    assert count(model.action_encoder) == 10 * 10 + 10
+    z, a = torch.randn(1, 3, 196, 384), torch.randn(1, 3, 10)
+    assert model.predict(z, a).shape == (1, 3, 196, 384)  # action slots dropped
+
+
+def test_dinowm_trains_with_its_own_recipe():
+    info = get_agent("dinowm")
+    paper = info.train_config_for(PROFILES["paper"])
+    assert (paper.batch_size, paper.lr, paper.weight_decay, paper.epochs, paper.grad_clip) == (32, 5e-4, 0.0, 10, 1.0)
+    assert paper.warmup_fraction == 0.0
+    for name in ("cpu", "smoke"):
+        cfg = info.train_config_for(PROFILES[name])
+        assert cfg != PROFILES[name].train and (cfg.lr, cfg.weight_decay) == (5e-4, 0.0)
+    assert get_agent("lewm").train_config_for(PROFILES["paper"]).lr == 5e-5
 
 
 def small_cfg() -> PatchEncoderConfig:
@@ -80,6 +113,68 @@ def test_dinov2_loader_reads_the_official_layout_and_names_mismatches(tmp_path):
         load_dinov2_weights(PatchViT(small_cfg()), tmp_path / "bad.pth")
     with pytest.raises(LewmBenchError, match="no such file"):
         load_dinov2_weights(target, tmp_path / "missing.pth")
+
+
+def to_hugging_face(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our (torch hub) encoder state in transformers' Dinov2Model names: q, k, v split, LayerScale lambda1."""
+    top = {"cls_token": "embeddings.cls_token", "mask_token": "embeddings.mask_token",
+           "pos_embed": "embeddings.position_embeddings",
+           "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
+           "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
+           "norm.weight": "layernorm.weight", "norm.bias": "layernorm.bias"}
+    block = {"norm1": "norm1", "attn.proj": "attention.output.dense", "norm2": "norm2", "mlp.fc1": "mlp.fc1",
+             "mlp.fc2": "mlp.fc2", "ls1": "layer_scale1", "ls2": "layer_scale2"}
+    out = {}
+    for key, value in state.items():
+        if key in top:
+            out[top[key]] = value.clone()
+            continue
+        _, n, *rest = key.split(".")
+        module, param = ".".join(rest[:-1]), rest[-1]
+        prefix = f"encoder.layer.{n}"
+        if module == "attn.qkv":
+            for name, part in zip(("query", "key", "value"), value.chunk(3, 0)):
+                out[f"{prefix}.attention.attention.{name}.{param}"] = part.clone()
+        else:
+            out[f"{prefix}.{block[module]}.{'lambda1' if param == 'gamma' else param}"] = value.clone()
+    return out
+
+
+def test_dinov2_loader_reads_the_hugging_face_layout(tmp_path):
+    from safetensors.torch import save_file
+
+    source = PatchViT(small_cfg())
+    for block in source.blocks:  # LayerScale away from its init, so that a swapped mapping would show
+        block.ls1.gamma.data.uniform_(0.5, 1.5)
+        block.ls2.gamma.data.uniform_(0.5, 1.5)
+    hf = to_hugging_face(source.state_dict())
+    assert "encoder.layer.1.attention.attention.value.weight" in hf and "encoder.layer.0.layer_scale2.lambda1" in hf
+    save_file(hf, str(tmp_path / "model.safetensors"))
+    torch.save(hf, tmp_path / "pytorch_model.bin")
+    torch.save(source.state_dict(), tmp_path / "hub.pth")
+    x = torch.randn(2, 3, 28, 28)
+    for name, layout in (("model.safetensors", "Hugging Face"), ("pytorch_model.bin", "Hugging Face"),
+                         ("hub.pth", "torch hub")):
+        target = PatchViT(small_cfg())
+        assert load_dinov2_weights(target, tmp_path / name) == layout
+        assert torch.equal(target(x), source(x)), name
+
+    wrong = dict(hf)
+    wrong.pop("encoder.layer.0.attention.attention.key.weight")  # q / v without k cannot be fused
+    save_file(wrong, str(tmp_path / "wrong.safetensors"))
+    with pytest.raises(LewmBenchError, match=r"Hugging Face-layout DINOv2 checkpoint that does not fit .* missing "
+                                             r"\(1\): blocks.0.attn.qkv.weight; unexpected \(2\): "
+                                             r"encoder.layer.0.attention.attention.query.weight"):
+        load_dinov2_weights(PatchViT(small_cfg()), tmp_path / "wrong.safetensors")
+    save_file({"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.weight": torch.zeros(10, 8)},
+              str(tmp_path / "resnet.safetensors"))
+    with pytest.raises(LewmBenchError, match=r"neither the torch hub DINOv2 layout .* nor the Hugging Face one .* "
+                                             r"missing \(\d+\): cls_token, pos_embed, mask_token \.\.\.; "
+                                             r"unexpected \(2\): conv1.weight, fc.weight"):
+        load_dinov2_weights(PatchViT(small_cfg()), tmp_path / "resnet.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(LewmBenchError, match="junk.safetensors: not a readable safetensors file"):
+        load_dinov2_weights(PatchViT(small_cfg()), tmp_path / "junk.safetensors")
 
 
 def test_masked_pretraining_lowers_reconstruction_error():
