@@ -118,8 +118,18 @@ def register_env(spec: EnvSpec) -> EnvSpec:
         raise LewmBenchError(f"env {spec.name!r} is already registered (id {old.gym_id}); choose another name")
     _ENVS[spec.name] = spec
     if spec.gym_id not in gym.registry:
-        gym.register(id=spec.gym_id, entry_point=spec.entry_point, disable_env_checker=True)
+        gym.register(id=spec.gym_id, entry_point=entry_point_string(spec.entry_point), disable_env_checker=True)
     return spec
+
+
+def entry_point_string(env_class: type) -> str | type:
+    """``"module:Class"`` for Gymnasium's registry, as Gymnasium packages register their envs.
+
+    A class defined inside a function has no importable name and is registered as the class itself.
+    """
+    if "<locals>" in env_class.__qualname__:
+        return env_class
+    return f"{env_class.__module__}:{env_class.__qualname__}"
 
 
 def unregister_env(name: str) -> None:

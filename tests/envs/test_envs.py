@@ -25,7 +25,8 @@ def test_check_env(env):
 
 def test_gym_make_by_id():
     for info in ENVS.values():
-        assert gym.spec(info.gym_id).entry_point == info.entry_point
+        ep = gym.spec(info.gym_id).entry_point
+        assert ep == f"{info.entry_point.__module__}:{info.entry_point.__qualname__}"
 
 
 def test_spaces(env):
