@@ -116,5 +116,5 @@ def test_wrong_state_shape_and_unknown_options(env):
 
 
 def test_unknown_env_lists_valid_names():
-    with pytest.raises(LewmBenchError, match="valid names: two-room, pusht, cube"):
-        env_spec("reacher")
+    with pytest.raises(LewmBenchError, match="valid names: two-room, pusht, cube, reacher"):
+        env_spec("reach")

@@ -21,7 +21,8 @@ def test_import_lewm_bench_registers_ids_without_importing_simulators():
         "print(json.dumps({'heavy': heavy, 'ids': ids, 'names': names}))"
     )
     assert got["heavy"] == []
-    assert {"lewm_bench/TwoRoom-v0", "lewm_bench/PushT-v0", "lewm_bench/Cube-v0"} <= set(got["ids"])
+    assert {"lewm_bench/TwoRoom-v0", "lewm_bench/PushT-v0", "lewm_bench/Cube-v0",
+            "lewm_bench/Reacher-v0"} <= set(got["ids"])
     assert len(got["ids"]) == len(got["names"])
 
 
