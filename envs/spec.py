@@ -34,11 +34,15 @@ class DataSizes:
     """Side of the square RGB frames in pixels."""
     env_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """Extra environment arguments (recorded in the dataset), e.g. Cube's ``fast_render``."""
+    collector_params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """Parameters of the env's default collector at this profile (recorded in the dataset), e.g. the
+    SAC expert's ``train_steps``."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.max_steps < 1 or self.image_size < 8:
             raise ValueError(f"data sizes need episodes >= 1, max_steps >= 1 and image_size >= 8; got {self}")
         object.__setattr__(self, "env_kwargs", MappingProxyType(dict(self.env_kwargs)))
+        object.__setattr__(self, "collector_params", MappingProxyType(dict(self.collector_params)))
 
 
 def scaled_sizes(paper: DataSizes, profile: str) -> DataSizes:
@@ -50,9 +54,10 @@ def scaled_sizes(paper: DataSizes, profile: str) -> DataSizes:
     if profile == "paper":
         return paper
     if profile == "cpu":
-        return DataSizes(min(paper.episodes, 2_000), paper.max_steps, min(paper.image_size, 64), paper.env_kwargs)
+        return DataSizes(min(paper.episodes, 2_000), paper.max_steps, min(paper.image_size, 64), paper.env_kwargs,
+                         paper.collector_params)
     if profile == "smoke":
-        return DataSizes(8, min(paper.max_steps, 40), 16, paper.env_kwargs)
+        return DataSizes(8, min(paper.max_steps, 40), 16, paper.env_kwargs, paper.collector_params)
     raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILE_NAMES)}")
 
 
