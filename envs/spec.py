@@ -10,6 +10,7 @@ registers the Gymnasium id, so ``gymnasium.make("lewm_bench/MyEnv-v0")`` works.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -130,9 +131,13 @@ def register_env(spec: EnvSpec) -> EnvSpec:
 def entry_point_string(env_class: type) -> str | type:
     """``"module:Class"`` for Gymnasium's registry, as Gymnasium packages register their envs.
 
-    A class defined inside a function has no importable name and is registered as the class itself.
+    A class that its module name and qualified name do not lead back to (defined in a function, in
+    ``exec``'d code, in a test module outside ``sys.modules``) is registered as the class itself.
     """
-    if "<locals>" in env_class.__qualname__:
+    found: Any = sys.modules.get(env_class.__module__)
+    for part in env_class.__qualname__.split("."):
+        found = getattr(found, part, None)
+    if found is not env_class:
         return env_class
     return f"{env_class.__module__}:{env_class.__qualname__}"
 
