@@ -162,8 +162,10 @@ class ReacherEnv(GoalEnv):
         return self._redraw(draw, lambda s: distance(s, state) >= 0.5, "arm teleport")
 
     def physical_quantities(self, state: np.ndarray) -> dict[str, np.ndarray]:
-        """Joint angles (rad) and the fingertip position (m)."""
-        return {"joint angles": np.asarray(state[:2], np.float64), "fingertip position": fingertip(state)}
+        """Joint angles as (sin, cos) pairs (continuous across the wrap at pi) and the fingertip position (m)."""
+        q = np.asarray(state[:2], np.float64)
+        return {"joint angles (sin, cos)": np.concatenate([np.sin(q), np.cos(q)]),
+                "fingertip position": fingertip(state)}
 
     def close(self) -> None:
         if self._renderer is not None:
@@ -175,6 +177,6 @@ class ReacherEnv(GoalEnv):
 # cpu: collected in minutes on 2 cores; smoke: seconds (a SAC "expert" of 200 steps: a check, not an expert).
 SPEC = register_env(EnvSpec.of(ReacherEnv, "reacher", display_name="Reacher", collector="sac", data={
     "paper": DataSizes(10_000, 200, 224, collector_params={"train_steps": 100_000}),
-    "cpu": DataSizes(1_000, 100, 32, collector_params={"train_steps": 20_000}),
+    "cpu": DataSizes(1_000, 100, 32, collector_params={"train_steps": 10_000}),
     "smoke": DataSizes(8, 40, 16, collector_params={"train_steps": 200}),
 }))
