@@ -36,6 +36,7 @@ from lewm_bench.envs import two_room  # noqa: E402, F401, I001
 from lewm_bench.envs import pusht  # noqa: E402, F401
 from lewm_bench.envs import cube  # noqa: E402, F401
 from lewm_bench.envs import reacher  # noqa: E402, F401
+from lewm_bench.envs.goal_view import GoalView, make_goal_env  # noqa: E402
 
-__all__ = ["ENVS", "DataSizes", "EnvSpec", "GoalEnv", "env_names", "env_spec", "make_env", "register_env",
-           "unregister_env"]
+__all__ = ["ENVS", "DataSizes", "EnvSpec", "GoalEnv", "GoalView", "env_names", "env_spec", "make_env", "make_goal_env",
+           "register_env", "unregister_env"]
