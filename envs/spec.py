@@ -10,6 +10,7 @@ registers the Gymnasium id, so ``gymnasium.make("lewm_bench/MyEnv-v0")`` works.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -34,11 +35,15 @@ class DataSizes:
     """Side of the square RGB frames in pixels."""
     env_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """Extra environment arguments (recorded in the dataset), e.g. Cube's ``fast_render``."""
+    collector_params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """Parameters of the env's default collector at this profile (recorded in the dataset), e.g. the
+    SAC expert's ``train_steps``."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.max_steps < 1 or self.image_size < 8:
             raise ValueError(f"data sizes need episodes >= 1, max_steps >= 1 and image_size >= 8; got {self}")
         object.__setattr__(self, "env_kwargs", MappingProxyType(dict(self.env_kwargs)))
+        object.__setattr__(self, "collector_params", MappingProxyType(dict(self.collector_params)))
 
 
 def scaled_sizes(paper: DataSizes, profile: str) -> DataSizes:
@@ -50,9 +55,10 @@ def scaled_sizes(paper: DataSizes, profile: str) -> DataSizes:
     if profile == "paper":
         return paper
     if profile == "cpu":
-        return DataSizes(min(paper.episodes, 2_000), paper.max_steps, min(paper.image_size, 64), paper.env_kwargs)
+        return DataSizes(min(paper.episodes, 2_000), paper.max_steps, min(paper.image_size, 64), paper.env_kwargs,
+                         paper.collector_params)
     if profile == "smoke":
-        return DataSizes(8, min(paper.max_steps, 40), 16, paper.env_kwargs)
+        return DataSizes(8, min(paper.max_steps, 40), 16, paper.env_kwargs, paper.collector_params)
     raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILE_NAMES)}")
 
 
@@ -127,8 +133,22 @@ def register_env(spec: EnvSpec) -> EnvSpec:
         raise LewmBenchError(f"env {spec.name!r} is already registered (id {old.gym_id}); choose another name")
     _ENVS[spec.name] = spec
     if spec.gym_id not in gym.registry:
-        gym.register(id=spec.gym_id, entry_point=spec.entry_point, disable_env_checker=True)
+        gym.register(id=spec.gym_id, entry_point=entry_point_string(spec.entry_point), disable_env_checker=True)
     return spec
+
+
+def entry_point_string(env_class: type) -> str | type:
+    """``"module:Class"`` for Gymnasium's registry, as Gymnasium packages register their envs.
+
+    A class that its module name and qualified name do not lead back to (defined in a function, in
+    ``exec``'d code, in a test module outside ``sys.modules``) is registered as the class itself.
+    """
+    found: Any = sys.modules.get(env_class.__module__)
+    for part in env_class.__qualname__.split("."):
+        found = getattr(found, part, None)
+    if found is not env_class:
+        return env_class
+    return f"{env_class.__module__}:{env_class.__qualname__}"
 
 
 def unregister_env(name: str) -> None:

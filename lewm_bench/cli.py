@@ -61,7 +61,9 @@ def cmd_collect(args: argparse.Namespace) -> None:
         raise ValueError("--collector applies to one env: use it with a single --env")
     for env in envs:
         sizes = profile.data_for(env)
-        cfg = CollectConfig(env=env, collector=make_collector(env, args.collector),
+        # the profile's collector parameters (e.g. the SAC expert's budget) go with the env's default collector
+        collector = make_collector(env, args.collector, **({} if args.collector else sizes.collector_params))
+        cfg = CollectConfig(env=env, collector=collector,
                             episodes=args.episodes or sizes.episodes, max_steps=args.max_steps or sizes.max_steps,
                             image_size=args.image_size or sizes.image_size, env_kwargs=dict(sizes.env_kwargs),
                             seed=args.seed, held_out_fraction=args.held_out_fraction)
@@ -337,12 +339,13 @@ def _parser_envs(sub: argparse._SubParsersAction) -> None:
 
 
 def _parser_collect(sub: argparse._SubParsersAction) -> None:
-    p = _add(sub, "collect", "Collect reward-free offline datasets (HDF5) with scripted or random policies. "
+    p = _add(sub, "collect", "Collect reward-free offline datasets (HDF5) with scripted, SB3 or random policies. "
                        "Interrupted runs resume when the same command is run again.")
     p.add_argument("--env", required=True, help=f"environment short name ({_envs_help()}), a comma list, or all")
     p.add_argument("--collector", default=None,
-                   help="data policy: expert (two-room), pusher (pusht), oracle (cube) or random; default: the "
-                        "env's scripted collector")
+                   help="data policy: expert (two-room), pusher (pusht), oracle (cube), sac (reacher: a trained "
+                        "SB3 SAC expert), random, or sb3:PATH (any saved stable-baselines3 model, any env); "
+                        "default: the env's own collector")
     p.add_argument("--episodes", type=int, default=None, help="episodes to collect (default: the profile's)")
     p.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the profile's)")
     p.add_argument("--image-size", type=int, default=None, help="frame side in pixels (default: the profile's)")

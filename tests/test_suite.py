@@ -36,7 +36,7 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     summary = pd.read_csv(runs / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert len(summary) == 12 and set(summary.agent) == {"lewm", "pldm", "dinowm", "random"}
-    assert set(summary.env) == {"two-room", "pusht", "cube"} and set(summary.profile) == {"smoke"}
+    assert set(summary.env) == {"two-room", "pusht", "cube", "reacher"} and set(summary.profile) == {"smoke"}
     assert set(summary[summary.agent == "dinowm"].encoder) == {"self-pretrained"}
     for name in ("results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"):
         assert (runs / "report" / name).stat().st_size > 0

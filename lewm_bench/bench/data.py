@@ -26,7 +26,7 @@ from lewm_bench.envs import ENVS
 from lewm_bench.profiles import Profile
 
 # Episodes and steps per env for one collection measurement (about 10-20 s each on 2 cores).
-COLLECT_SIZES = {"two-room": (4000, 100), "pusht": (64, 100), "cube": (12, 60)}
+COLLECT_SIZES = {"two-room": (4000, 100), "pusht": (64, 100), "cube": (12, 60), "reacher": (40, 100)}
 
 
 def bench_collection(profile: Profile, envs: list[str] | None = None, scale: float = 1.0,
@@ -36,8 +36,10 @@ def bench_collection(profile: Profile, envs: list[str] | None = None, scale: flo
         for name in envs or list(ENVS):
             episodes, steps = COLLECT_SIZES[name]
             sizes = profile.data_for(name)
-            cfg = CollectConfig(env=name, collector=make_collector(name), episodes=max(2, int(episodes * scale)),
-                                max_steps=steps, image_size=sizes.image_size, env_kwargs=dict(sizes.env_kwargs))
+            cfg = CollectConfig(env=name, collector=make_collector(name, **sizes.collector_params),
+                                episodes=max(2, int(episodes * scale)), max_steps=steps, image_size=sizes.image_size,
+                                env_kwargs=dict(sizes.env_kwargs))
+            cfg.collector.prepare()  # e.g. Reacher's SAC expert is trained (or found) before the clock starts
             row: dict[str, Any] = {"env": name, "image_size": sizes.image_size, "episodes": cfg.episodes}
             for w in workers:
                 row[f"frames_per_s_{w}w"], row[f"seconds_{w}w"] = collection_rate(cfg, w, Path(tmp))

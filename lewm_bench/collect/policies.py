@@ -41,6 +41,9 @@ class CollectorConfig:
     def policy(self) -> Policy:
         raise NotImplementedError(f"{type(self).__name__} must implement policy() -> Policy")
 
+    def prepare(self) -> None:
+        """One-time work in the collecting process before workers start (e.g. train an expert); default none."""
+
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
@@ -251,20 +254,31 @@ class _CubeOraclePolicy:
 
 
 # ---------------------------------------------------------------------------------- registry
+from lewm_bench.collect.sb3 import SACExpert, SB3Collector  # noqa: E402  (they build on CollectorConfig)
+
 COLLECTORS: dict[str, type[CollectorConfig]] = {
-    c.name: c for c in (RandomCollector, TwoRoomExpert, PushTPusher, CubeOracle)  # type: ignore[misc]
+    c.name: c for c in (RandomCollector, TwoRoomExpert, PushTPusher, CubeOracle,  # type: ignore[misc]
+                        SB3Collector, SACExpert)
 }
 
 
 def make_collector(env: str, name: str | None = None, **params: Any) -> CollectorConfig:
-    """The collector config for ``env`` (its spec's default collector when ``name`` is None)."""
+    """The collector config for ``env`` (its spec's default collector when ``name`` is None).
+
+    ``name`` may be ``sb3:PATH``: collect with the saved stable-baselines3 model at ``PATH``.
+    """
     name = env_spec(env).collector if name is None else name
+    if name.startswith("sb3:"):
+        name, params = "sb3", {**params, "path": name.removeprefix("sb3:")}
     valid = [c.name for c in COLLECTORS.values() if c.supports(env)]
     if name not in valid:
-        raise ValueError(f"unknown collector {name!r} for env {env!r}; valid collectors: {', '.join(valid)}")
+        raise ValueError(f"unknown collector {name!r} for env {env!r}; valid collectors: "
+                         f"{', '.join(v if v != 'sb3' else 'sb3:PATH' for v in valid)}")
     cls = COLLECTORS[name]
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(params) - fields
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)} for collector {name!r}; valid: {sorted(fields)}")
+    if "env" in fields:
+        params = {"env": env, **params}
     return cls(**params)

@@ -88,7 +88,8 @@ class CollectConfig:
     def from_profile(cls, env: str, profile: Any) -> CollectConfig:
         """The dataset a :class:`lewm_bench.profiles.Profile` trains on: its sizes, the env's scripted collector."""
         sizes = profile.data_for(env)
-        return cls(env=env, collector=make_collector(env), episodes=sizes.episodes, max_steps=sizes.max_steps,
+        return cls(env=env, collector=make_collector(env, **sizes.collector_params), episodes=sizes.episodes,
+                   max_steps=sizes.max_steps,
                    image_size=sizes.image_size, env_kwargs=dict(sizes.env_kwargs))
 
     def default_path(self, root: str | os.PathLike[str] = "runs/data") -> Path:
@@ -221,6 +222,8 @@ def _collect_locked(config: CollectConfig, path: Path, workers: int, force: bool
     for stale in spool.glob(".tmp-*"):
         stale.unlink()
     todo = [i for i in range(config.episodes) if not _spool_file(spool, i).exists()]
+    if todo:
+        config.collector.prepare()  # e.g. train the SAC expert once, before the workers load it
     bar = tqdm(total=config.episodes, initial=config.episodes - len(todo), unit="ep", disable=not progress,
                desc=f"collect {config.env}/{config.collector.name}")
     for _ in _run(config, spool, todo, workers):

@@ -88,6 +88,10 @@ def test_teleports_are_valid_and_visible(name):
             elif name == "pusht":
                 assert np.hypot(*(jumped[2:4] - state[2:4])) >= 60 and np.hypot(*(jumped[2:4] - jumped[:2])) >= 70
                 np.testing.assert_array_equal(jumped[[0, 1, 4]], state[[0, 1, 4]])
+            elif name == "reacher":
+                from lewm_bench.envs.reacher import WRIST_LIMIT, distance
+                assert distance(jumped, state) >= 0.5 and abs(jumped[1]) <= WRIST_LIMIT
+                np.testing.assert_array_equal(jumped[2:], 0.0)
             else:
                 from lewm_bench.envs.cube import CUBE_AREA, CUBE_POS
                 xy = jumped[CUBE_POS][:2]
@@ -95,7 +99,8 @@ def test_teleports_are_valid_and_visible(name):
                 assert np.linalg.norm(jumped[CUBE_POS] - state[CUBE_POS]) >= 0.08
             assert set(env.physical_quantities(state)) == {
                 "two-room": {"agent position"}, "pusht": {"agent position", "block position", "block angle (sin, cos)"},
-                "cube": {"effector position", "cube position"}}[name]
+                "cube": {"effector position", "cube position"},
+                "reacher": {"joint angles (sin, cos)", "fingertip position"}}[name]
     finally:
         env.close()
 

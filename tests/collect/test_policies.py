@@ -7,7 +7,7 @@ from lewm_bench.envs import make_env
 
 
 @pytest.mark.parametrize("env_name,collector", [("two-room", "random"), ("pusht", "pusher"), ("pusht", "random"),
-                                                ("cube", "oracle"), ("cube", "random")])
+                                                ("cube", "oracle"), ("cube", "random"), ("reacher", "random")])
 def test_collectors_produce_valid_episodes(env_name, collector):
     env = make_env(env_name, image_size=16, **({"fast_render": True} if env_name == "cube" else {}))
     ep = run_episode(env, make_collector(env_name, collector).policy(), seed=1, max_steps=12)

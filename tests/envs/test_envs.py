@@ -25,7 +25,8 @@ def test_check_env(env):
 
 def test_gym_make_by_id():
     for info in ENVS.values():
-        assert gym.spec(info.gym_id).entry_point == info.entry_point
+        ep = gym.spec(info.gym_id).entry_point
+        assert ep == f"{info.entry_point.__module__}:{info.entry_point.__qualname__}"
 
 
 def test_spaces(env):
@@ -115,5 +116,5 @@ def test_wrong_state_shape_and_unknown_options(env):
 
 
 def test_unknown_env_lists_valid_names():
-    with pytest.raises(LewmBenchError, match="valid names: two-room, pusht, cube"):
-        env_spec("reacher")
+    with pytest.raises(LewmBenchError, match="valid names: two-room, pusht, cube, reacher"):
+        env_spec("reach")
