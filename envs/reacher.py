@@ -175,7 +175,9 @@ class ReacherEnv(GoalEnv):
 
 # Paper: 10,000 episodes of 200 steps from a SAC policy (SPEC 3.4); the expert's SAC budget per profile.
 # cpu: collected in minutes on 2 cores; smoke: seconds (a SAC "expert" of 200 steps: a check, not an expert).
-SPEC = register_env(EnvSpec.of(ReacherEnv, "reacher", display_name="Reacher", collector="sac", data={
+# proprio: the whole state (both joint angles and velocities): the arm is the agent's own body.
+SPEC = register_env(EnvSpec.of(ReacherEnv, "reacher", display_name="Reacher", collector="sac", proprio=(0, 1, 2, 3),
+                              data={
     "paper": DataSizes(10_000, 200, 224, collector_params={"train_steps": 100_000}),
     "cpu": DataSizes(1_000, 100, 32, collector_params={"train_steps": 10_000}),
     "smoke": DataSizes(8, 40, 16, collector_params={"train_steps": 200}),

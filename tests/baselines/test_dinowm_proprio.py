@@ -30,6 +30,7 @@ def test_each_env_declares_its_proprio_once():
     assert env_spec("two-room").proprio == (0, 1)  # agent position
     assert env_spec("pusht").proprio == (0, 1, 5, 6)  # agent position and velocity
     assert env_spec("cube").proprio == (*range(14), *range(21, 35))  # arm + gripper qpos and qvel
+    assert env_spec("reacher").proprio == (0, 1, 2, 3)  # both joint angles and velocities
     data = {"paper": env_spec("two-room").data["paper"]}
     with pytest.raises(ValueError, match=r"proprio must be distinct state indices in \[0, 2\); got \(0, 2\)"):
         EnvSpec.of(TwoRoomEnv, "bad", data=data, proprio=(0, 2))
