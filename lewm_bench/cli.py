@@ -80,6 +80,9 @@ def cmd_datasets(args: argparse.Namespace) -> None:
     if not paths:
         print(f"no datasets under {args.data_root}; create them with: lewm-bench collect --env all")
         return
+    if args.verify:
+        _verify_datasets(paths, progress=not args.no_progress)
+        return
     summaries = []
     for p in paths:
         with open_dataset(p) as ds:
@@ -94,6 +97,25 @@ def cmd_datasets(args: argparse.Namespace) -> None:
               f"[{s['episode_length_min']}, {s['episode_length_max']}], {s['size_mb']} MB\n"
               f"  action mean {s['action_mean']} std {s['action_std']}  seed {s['seed']}  "
               f"schema {s['schema_version']}  lewm-bench {s['lewm_bench_version']}  created {s['created']}")
+
+
+def _verify_datasets(paths: list[Path], progress: bool) -> None:
+    """``datasets --verify``: read every chunk of each file; one line per file or per problem."""
+    from lewm_bench.data.dataset import verify_dataset
+
+    damaged = []
+    for path in paths:
+        problems = verify_dataset(path, progress=progress)
+        if not problems:
+            print(f"{path}: OK", flush=True)
+            continue
+        damaged.append(path)
+        for problem in problems:
+            # a whole-file problem's message already starts with the path
+            print(str(problem) if problem.episode is None else f"{path}: {problem}", flush=True)
+    if damaged:
+        raise LewmBenchError(f"{len(damaged)} of {len(paths)} dataset files damaged (listed above); delete each and "
+                             "recollect it with the same lewm-bench collect command")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -343,6 +365,10 @@ def _parser_datasets(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", help="dataset files (default: every DATA_ROOT/*/*.h5)")
     p.add_argument("--data-root", default=str(DATA_ROOT), help="folder searched when no path is given")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    p.add_argument("--verify", action="store_true",
+                   help="read and checksum every chunk; print PATH: OK or one line per damaged episode and array "
+                        "(exit status 2 if any file is damaged)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (--verify)")
     p.set_defaults(func=cmd_datasets)
 
 
