@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.io import atomic_path
+from lewm_bench.io import atomic_path, read_json
 from lewm_bench.registry import get_agent
 from lewm_bench.training.run_config import RunConfig
 
@@ -107,5 +107,6 @@ def load_world_model(checkpoint: str | os.PathLike[str], env: str, agent: str | 
     load_state_checked(model, ckpt["model"], str(checkpoint))
     run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
     summary = run_dir / "summary.json"
-    train_time = json.loads(summary.read_text())["train_time_s"] if summary.exists() else None
+    train_time = read_json(summary, "delete it and rerun the same train command with --resume")["train_time_s"] \
+        if summary.exists() else None
     return LoadedModel(model.to(device).eval(), run, run_dir, train_time)
