@@ -37,6 +37,18 @@ def atomic_path(path: str | os.PathLike[str], fsync: bool = False) -> Iterator[P
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:
+    """Delete the temporary files of :func:`atomic_path` that a killed writer left in ``folder``.
+
+    Call only while holding ``folder``'s lock (:func:`lewm_bench.locks.lock_output`): no live writer then
+    has a temporary file there.
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def read_json(path: str | os.PathLike[str], fix: str) -> Any:
     """The JSON in ``path``; a truncated or garbage file is a one-line :class:`LewmBenchError` naming it.
 

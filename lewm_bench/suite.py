@@ -29,8 +29,9 @@ from lewm_bench import __version__
 from lewm_bench.analysis.run import AnalysisSkipped
 from lewm_bench.envs import env_names, env_spec
 from lewm_bench.errors import LewmBenchError
+from lewm_bench.faults import fault_point
 from lewm_bench.identity import content_hash
-from lewm_bench.io import check_output_folder, read_json, write_csv, write_json
+from lewm_bench.io import check_output_folder, read_json, remove_stale_temporaries, write_csv, write_json
 from lewm_bench.locks import lock_output
 from lewm_bench.paths import data_root, run_dir
 from lewm_bench.profiles import Profile
@@ -160,6 +161,8 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
     root = Path(root)
     check_output_folder(root)
     with lock_output(root):  # one suite per folder; its jobs run here and take their own outputs' locks too
+        for folder in (root, root / "jobs"):  # left by a killed run
+            remove_stale_temporaries(folder)
         return _run_suite(spec, suite, profile, root, envs, agents, seeds, force, progress, workers)
 
 
@@ -206,6 +209,7 @@ def _run_suite(spec: SuiteSpec, suite: str, profile: Profile, root: Path, envs: 
             record.seconds = time.perf_counter() - t0
             record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S")
             _save(root, record)
+            fault_point("suite-job-done")
     finally:  # also when interrupted: the table lists what finished and what is still pending
         bar.close()
         pending = [JobRecord(j.name, j.stage, j.key) for j in jobs if j.name not in records]

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 from lewm_bench.collect.runner import CollectConfig
 from lewm_bench.data.clips import ClipDataset
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.io import check_output_folder, read_json, write_csv, write_json
+from lewm_bench.faults import fault_point
+from lewm_bench.io import check_output_folder, read_json, remove_stale_temporaries, write_csv, write_json
 from lewm_bench.locks import lock_output
 from lewm_bench.metrics import effective_rank, embedding_std, straightness
 from lewm_bench.models.layers import count_parameters
@@ -145,6 +146,8 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
     if rank == 0:  # before any work: a folder we could not write, or one another process is writing, fails now
         check_output_folder(run_dir)
     with lock_output(run_dir) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:  # e.g. a checkpoint half-written when a run was killed
+            remove_stale_temporaries(run_dir)
         model_config = model_config if model_config is not None else info.config_for(profile.name)
         tcfg = train_config or info.train_config_for(profile)
         train_set, held_set, run = _resolve_run(agent, env, profile, seed, data_path, run_dir, model_config, tcfg,
@@ -294,6 +297,7 @@ def _step(s: _Session, frames: torch.Tensor, actions: torch.Tensor, epoch: int, 
                              f"{tcfg.batch_size}) on {s.device}; use a smaller --batch-size or --profile "
                              "cpu/smoke") from None
     s.step += 1
+    fault_point("train-step")
     return terms
 
 
