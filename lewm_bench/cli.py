@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -18,6 +19,76 @@ from lewm_bench import __version__
 from lewm_bench.errors import LewmBenchError
 
 DATA_ROOT = Path("runs/data")
+
+
+# ------------------------------------------------------------------------- option validators
+def _number(kind: type, minimum: float, strict: bool, what: str):
+    """An argparse ``type=``: a finite ``kind`` at least (``strict``: above) ``minimum``, else a one-line error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, 1, False, "a whole number >= 1")
+"""``type=`` of counts and sizes: 0 is rejected (it never means "the profile's value")."""
+non_negative_int = _number(int, 0, False, "a whole number >= 0")
+"""``type=`` of seeds and of counts where 0 means none."""
+positive_float = _number(float, 0.0, True, "a finite number > 0")
+non_negative_float = _number(float, 0.0, False, "a finite number >= 0")
+
+
+def fraction(text: str) -> float:
+    """``type=`` of fractions: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1); got {text!r}")
+    return value
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """``type=`` of ``--seeds``: a comma list of distinct whole numbers >= 0."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        seeds = tuple(non_negative_int(p) for p in parts)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of whole numbers >= 0 (e.g. 0,1,2); got {text!r}") \
+            from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds; got {text!r}")
+    return seeds
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    """``type=`` of ``--agents``: a comma list of non-empty names."""
+    names = tuple(v.strip() for v in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected names separated by commas; got {text!r} (an empty name)")
+    return names
+
+
+def _given(value, default):
+    """An option's value, or the profile's ``default`` when the option was not given (never when it is 0)."""
+    return default if value is None else value
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (no usage block) and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        command = self.prog.partition(" ")[2]
+        self.exit(2, f"lewm-bench: error: {command + ': ' if command else ''}{message}; see: {self.prog} --help\n")
 
 
 def _profile(args: argparse.Namespace):
@@ -64,8 +135,9 @@ def cmd_collect(args: argparse.Namespace) -> None:
         # the profile's collector parameters (e.g. the SAC expert's budget) go with the env's default collector
         collector = make_collector(env, args.collector, **({} if args.collector else sizes.collector_params))
         cfg = CollectConfig(env=env, collector=collector,
-                            episodes=args.episodes or sizes.episodes, max_steps=args.max_steps or sizes.max_steps,
-                            image_size=args.image_size or sizes.image_size, env_kwargs=dict(sizes.env_kwargs),
+                            episodes=_given(args.episodes, sizes.episodes),
+                            max_steps=_given(args.max_steps, sizes.max_steps),
+                            image_size=_given(args.image_size, sizes.image_size), env_kwargs=dict(sizes.env_kwargs),
                             seed=args.seed, held_out_fraction=args.held_out_fraction)
         path = collect(cfg, args.out or cfg.default_path(args.data_root), workers=args.workers, force=args.force,
                        progress=not args.no_progress)
@@ -82,6 +154,9 @@ def cmd_datasets(args: argparse.Namespace) -> None:
     if not paths:
         print(f"no datasets under {args.data_root}; create them with: lewm-bench collect --env all")
         return
+    if args.verify:
+        _verify_datasets(paths, progress=not args.no_progress)
+        return
     summaries = []
     for p in paths:
         with open_dataset(p) as ds:
@@ -96,6 +171,25 @@ def cmd_datasets(args: argparse.Namespace) -> None:
               f"[{s['episode_length_min']}, {s['episode_length_max']}], {s['size_mb']} MB\n"
               f"  action mean {s['action_mean']} std {s['action_std']}  seed {s['seed']}  "
               f"schema {s['schema_version']}  lewm-bench {s['lewm_bench_version']}  created {s['created']}")
+
+
+def _verify_datasets(paths: list[Path], progress: bool) -> None:
+    """``datasets --verify``: read every chunk of each file; one line per file or per problem."""
+    from lewm_bench.data.dataset import verify_dataset
+
+    damaged = []
+    for path in paths:
+        problems = verify_dataset(path, progress=progress)
+        if not problems:
+            print(f"{path}: OK", flush=True)
+            continue
+        damaged.append(path)
+        for problem in problems:
+            # a whole-file problem's message already starts with the path
+            print(str(problem) if problem.episode is None else f"{path}: {problem}", flush=True)
+    if damaged:
+        raise LewmBenchError(f"{len(damaged)} of {len(paths)} dataset files damaged (listed above); delete each and "
+                             "recollect it with the same lewm-bench collect command")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -139,12 +233,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from lewm_bench.evaluation.run import evaluate
 
     profile = _profile(args)
-    protocol = dataclasses.replace(PROTOCOLS[args.protocol], episodes=args.episodes or profile.eval_episodes,
+    protocol = dataclasses.replace(PROTOCOLS[args.protocol], episodes=_given(args.episodes, profile.eval_episodes),
                                    split=args.split)
     cem = profile.cem
     if args.iterations is not None or args.candidates is not None:
-        cem = dataclasses.replace(cem, iterations=args.iterations or cem.iterations,
-                                  candidates=args.candidates or cem.candidates)
+        cem = dataclasses.replace(cem, iterations=_given(args.iterations, cem.iterations),
+                                  candidates=_given(args.candidates, cem.candidates))
     result = evaluate(args.env, args.agent, profile, checkpoint=args.checkpoint, data=args.data, out=args.out,
                       seed=args.seed, protocol=protocol, context=args.context, cem=cem, root=args.root,
                       timing_calls=args.timing_calls, batch=args.batch, planner_name=args.planner)
@@ -222,12 +316,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     if spec.profile is not None:
         args.profile = spec.profile
     profile = _profile(args)
-    split = (lambda v: tuple(x.strip() for x in v.split(",")) if v else None)  # noqa: E731
-    seeds = tuple(int(s) for s in split(args.seeds)) if args.seeds else None
-    envs = tuple(_env_names(args.envs)) if args.envs else None
-    if args.workers is not None and args.workers < 1:
-        raise LewmBenchError(f"--workers must be >= 1 (1 collects in this process); got {args.workers}")
-    result = run_suite(args.suite, profile, args.out, envs=envs, agents=split(args.agents), seeds=seeds,
+    envs = tuple(_env_names(args.envs)) if args.envs is not None else None
+    result = run_suite(args.suite, profile, args.out, envs=envs, agents=args.agents, seeds=args.seeds,
                        force=args.force, progress=not args.no_progress, workers=args.workers)
     counts = {s: sum(r.status == s for r in result.records)
               for s in ("done", "skipped", "failed", "blocked", "not-applicable")}
@@ -252,7 +342,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from lewm_bench.analysis.run import analysis_dir, analyze
 
     profile = _profile(args)
-    voe = dataclasses.replace(profile.voe, trajectories=args.trajectories or profile.voe.trajectories)
+    voe = dataclasses.replace(profile.voe, trajectories=_given(args.trajectories, profile.voe.trajectories))
     table = analyze(args.kind, args.env, args.agent, profile, checkpoint=args.checkpoint, root=args.root,
                     seed=args.seed, voe=voe)
     out = analysis_dir(args.root, args.env, args.agent, profile, args.seed)
@@ -346,13 +436,16 @@ def _parser_collect(sub: argparse._SubParsersAction) -> None:
                    help="data policy: expert (two-room), pusher (pusht), oracle (cube), sac (reacher: a trained "
                         "SB3 SAC expert), random, or sb3:PATH (any saved stable-baselines3 model, any env); "
                         "default: the env's own collector")
-    p.add_argument("--episodes", type=int, default=None, help="episodes to collect (default: the profile's)")
-    p.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the profile's)")
-    p.add_argument("--image-size", type=int, default=None, help="frame side in pixels (default: the profile's)")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed; episode i uses a seed derived from (seed, i)")
-    p.add_argument("--held-out-fraction", type=float, default=0.1,
+    p.add_argument("--episodes", type=positive_int, default=None, help="episodes to collect (default: the profile's)")
+    p.add_argument("--max-steps", type=positive_int, default=None,
+                   help="step budget per episode (default: the profile's)")
+    p.add_argument("--image-size", type=positive_int, default=None,
+                   help="frame side in pixels (default: the profile's)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="dataset seed; episode i uses a seed derived from (seed, i)")
+    p.add_argument("--held-out-fraction", type=fraction, default=0.1,
                    help="fraction of episodes kept out of training for evaluation")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                    help="worker processes (1 collects in this process)")
     p.add_argument("--out", default=None, help="dataset file (default: DATA_ROOT/ENV/COLLECTOR-SIZEpx-Nep-seedS.h5)")
     p.add_argument("--data-root", default=str(DATA_ROOT), help="folder for default dataset paths")
@@ -368,6 +461,10 @@ def _parser_datasets(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", help="dataset files (default: every DATA_ROOT/*/*.h5)")
     p.add_argument("--data-root", default=str(DATA_ROOT), help="folder searched when no path is given")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    p.add_argument("--verify", action="store_true",
+                   help="read and checksum every chunk; print PATH: OK or one line per damaged episode and array "
+                        "(exit status 2 if any file is damaged)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (--verify)")
     p.set_defaults(func=cmd_datasets)
 
 
@@ -386,14 +483,14 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="dataset file (default: the profile's dataset under DATA_ROOT)")
     p.add_argument("--data-root", default=str(DATA_ROOT), help="folder of the default dataset paths")
     p.add_argument("--out", default=None, help="run folder (default: runs/train/ENV/AGENT-PROFILE-seedS)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (data order, init, dropout, SIGReg)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (data order, init, dropout, SIGReg)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--force", action="store_true", help="delete an existing run in the folder and start over")
-    p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="override the profile's steps per epoch")
-    p.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size (clips)")
-    p.add_argument("--lr", type=float, default=None, help="override the profile's peak learning rate")
-    p.add_argument("--sigreg-weight", type=float, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the profile's epochs")
+    p.add_argument("--steps-per-epoch", type=positive_int, default=None, help="override the profile's steps per epoch")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="override the profile's batch size (clips)")
+    p.add_argument("--lr", type=positive_float, default=None, help="override the profile's peak learning rate")
+    p.add_argument("--sigreg-weight", type=non_negative_float, default=None,
                    help="override lambda, the SIGReg weight (lewm; 0.09 by default; 0 shows collapse)")
     p.add_argument("--encoder-weights", default=None,
                    help="dinowm, dinowm-proprio: local DINOv2 ViT-S/14 checkpoint, torch hub layout "
@@ -419,21 +516,23 @@ def _parser_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="dataset (default: the one the checkpoint was trained on)")
     p.add_argument("--root", default="runs", help="working folder: train/, data/, eval/ and summary.csv")
     p.add_argument("--out", default=None, help="evaluation folder (default: ROOT/eval/ENV/AGENT-PROFILE-seedS)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the agent (and of the checkpoint's run folder)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the agent (and of the checkpoint's run folder)")
     p.add_argument("--protocol", choices=list(PROTOCOLS), default="paper",
                    help="paper: goal 25 steps ahead, budget 50; paper-v1-two-room: 100 / 150")
-    p.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default: the profile's, 50)")
+    p.add_argument("--episodes", type=positive_int, default=None,
+                   help="evaluation episodes (default: the profile's, 50)")
     p.add_argument("--split", choices=["held_out", "train"], default="held_out",
                    help="episodes the start/goal pairs come from (the reference code used train)")
-    p.add_argument("--context", type=int, default=1,
+    p.add_argument("--context", type=positive_int, default=1,
                    help="context frames given to the planner: 1 (the reference evaluation) up to the trained history")
     p.add_argument("--planner", choices=list(PLANNERS), default="cem",
                    help="cem (the paper's) or adam (gradient descent on the action sequence, SPEC §8 ablation)")
-    p.add_argument("--iterations", type=int, default=None, help="override the profile's CEM iterations")
-    p.add_argument("--candidates", type=int, default=None, help="override the profile's CEM candidates")
-    p.add_argument("--batch", type=int, default=None,
+    p.add_argument("--iterations", type=positive_int, default=None, help="override the profile's CEM iterations")
+    p.add_argument("--candidates", type=positive_int, default=None, help="override the profile's CEM candidates")
+    p.add_argument("--batch", type=positive_int, default=None,
                    help="episodes planned per batched call (default: all, at most the env's max_parallel: 10 for cube)")
-    p.add_argument("--timing-calls", type=int, default=20,
+    p.add_argument("--timing-calls", type=non_negative_int, default=20,
                    help="one-episode planning calls timed after 3 warm-up calls (the paper's setting)")
     _profile_opt(p)
     p.set_defaults(func=cmd_eval)
@@ -450,13 +549,13 @@ def _parser_run(sub: argparse._SubParsersAction) -> None:
                    help="; ".join(f"{k}: {v}" for k, v in suites.items()) + " (grid agents: every registered agent "
                         "with in_grid, see: lewm-bench agents)")
     p.add_argument("--envs", default=None, help="only these environments (comma list)")
-    p.add_argument("--agents", default=None, help="only these agents (comma list; plugins allowed)")
-    p.add_argument("--seeds", default=None, help="seeds (comma list; default 0)")
+    p.add_argument("--agents", type=name_list, default=None, help="only these agents (comma list; plugins allowed)")
+    p.add_argument("--seeds", type=seed_list, default=None, help="seeds (comma list; default 0)")
     p.add_argument("--out", default="runs", help="working folder: data/, train/, eval/, jobs/, summary.csv, report/")
     p.add_argument("--force", action="store_true", help="redo every job, even finished ones")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="collection worker processes (default: one per CPU core; 1 collects in this process)")
-    p.add_argument("--calls", type=int, default=None,
+    p.add_argument("--calls", type=positive_int, default=None,
                    help="planning-speed: timed calls per agent (default 20 on CUDA, 3 on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _profile_opt(p)
@@ -473,8 +572,8 @@ def _parser_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agent", default="lewm", help="world-model agent (lewm, pldm, dinowm or a plugin)")
     p.add_argument("--checkpoint", default=None, help="run folder (default: ROOT/train/ENV/AGENT-PROFILE-seedS)")
     p.add_argument("--root", default="runs", help="working folder; results go to ROOT/analysis/")
-    p.add_argument("--seed", type=int, default=0, help="seed of the trained run")
-    p.add_argument("--trajectories", type=int, default=None,
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the trained run")
+    p.add_argument("--trajectories", type=positive_int, default=None,
                    help="voe: trajectories (default: the profile's, 40; at least 30 for a meaningful test)")
     _profile_opt(p)
     p.set_defaults(func=cmd_analyze)
@@ -496,11 +595,11 @@ def _parser_bench(sub: argparse._SubParsersAction) -> None:
                         "(all profiles unless --profile), fp32 and bf16; planning: one CEM call of LeWM at the paper "
                         "architecture and the profile's, one episode at a time and batched")
     p.add_argument("--env", default="all", help="environment short name, comma list, or all")
-    p.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="image sizes for 'bench envs'")
-    p.add_argument("--seconds", type=float, default=1.0, help="minimum timing window per figure")
-    p.add_argument("--batch", type=int, default=None,
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[64, 224], help="image sizes for 'bench envs'")
+    p.add_argument("--seconds", type=positive_float, default=1.0, help="minimum timing window per figure")
+    p.add_argument("--batch", type=positive_int, default=None,
                    help="episodes per batched planning call (default: 50; 4 for the paper architecture on CPU)")
-    p.add_argument("--calls", type=int, default=None,
+    p.add_argument("--calls", type=positive_int, default=None,
                    help="timed one-episode planning calls after 2 warm-ups (default: 20; 5 for paper on CPU)")
     p.add_argument("--json", default=None, help="also write every figure, with the machine, to this JSON file")
     _profile_opt(p)
@@ -516,8 +615,8 @@ def _parser_import(sub: argparse._SubParsersAction) -> None:
     d.add_argument("path", help="the .h5 file (e.g. tworoom.h5, pusht_expert_train.h5)")
     d.add_argument("--env", default=None, help=f"our environment ({_envs_help()}); default: from the file name")
     d.add_argument("--out", default=None, help="dataset file (default: DATA_ROOT/ENV/swm-<name>.h5)")
-    d.add_argument("--held-out-fraction", type=float, default=0.1, help="fraction of episodes held out")
-    d.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split")
+    d.add_argument("--held-out-fraction", type=fraction, default=0.1, help="fraction of episodes held out")
+    d.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train/held-out split")
     d.add_argument("--state-key", default=None,
                    help="source column for the env's physical state (default: state, proprio or observation, the "
                         "first whose width is the env's state size)")
@@ -537,7 +636,7 @@ def _parser_import(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-parser per command (``_parser_NAME``); choices come from the registries."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lewm-bench", description="Benchmark suite for reward-free world models that plan in latent space.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lewm-bench {__version__}")
@@ -546,6 +645,12 @@ def build_parser() -> argparse.ArgumentParser:
                        _parser_run, _parser_analyze, _parser_report, _parser_bench, _parser_import):
         add_parser(sub)
     return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (the first line of a multi-line message, e.g. from a library)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__) + (" [...]" if len(lines) > 1 else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -559,7 +664,11 @@ def main(argv: list[str] | None = None) -> int:
         print("lewm-bench: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
     except (LewmBenchError, ValueError, TypeError) as exc:
-        print(f"lewm-bench: error: {exc}", file=sys.stderr)
+        print(f"lewm-bench: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the system refused (disk full, permission, a file that went away): still one line
+        print(f"lewm-bench: error: {_one_line(exc)}; fix the cause and rerun the same command (finished work is "
+              "kept)", file=sys.stderr)
         return 2
     return 0
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from lewm_bench.errors import LewmBenchError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str], fsync: bool = False) -> Iterator[Path]:
@@ -33,6 +35,31 @@ def atomic_path(path: str | os.PathLike[str], fsync: bool = False) -> Iterator[P
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:
+    """Delete the temporary files of :func:`atomic_path` that a killed writer left in ``folder``.
+
+    Call only while holding ``folder``'s lock (:func:`lewm_bench.locks.lock_output`): no live writer then
+    has a temporary file there.
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def read_json(path: str | os.PathLike[str], fix: str) -> Any:
+    """The JSON in ``path``; a truncated or garbage file is a one-line :class:`LewmBenchError` naming it.
+
+    ``fix`` is the advice appended to the message (what to delete or rerun).
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise LewmBenchError(f"{path}: not valid JSON (truncated or overwritten: {exc.__class__.__name__}); "
+                             f"{fix}") from None
 
 
 def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
@@ -65,7 +92,28 @@ def upsert_csv(path: str | os.PathLike[str], rows: pd.DataFrame, keys: dict[str,
     if path.exists():
         old = pd.read_csv(path)
         same = pd.Series(True, index=old.index)
-        for k, v in keys.items():
-            same &= old[k].astype(str) == str(v)
+        for k, v in keys.items():  # a row without a key column (an older file) never matches
+            same &= old[k].astype(str) == str(v) if k in old else False
         rows = pd.concat([old[~same], rows], ignore_index=True)
     write_csv(path, rows)
+
+
+def check_output_folder(path: str | os.PathLike[str], option: str = "--out") -> None:
+    """Fail with a one-line :class:`LewmBenchError` unless ``path`` is (or can be created as) a writable folder.
+
+    Called before any work starts, so that a run never computes for an hour and then fails to save:
+    ``path`` must not be a file nor lie under one, and it (or its nearest existing parent) must be
+    writable. ``option`` names the command-line option that chose the path, for the advice.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise LewmBenchError(f"{path} is an existing file; expected a folder to write into: remove the file or "
+                             f"choose another {option}")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LewmBenchError(f"{path} lies under the file {existing}; expected a folder path: choose another {option}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LewmBenchError(f"{existing} is not writable (needed for {path}); expected a writable folder: make it "
+                             f"writable (chmod u+w {existing}) or choose another {option}")

@@ -28,6 +28,7 @@ import shlex
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -71,9 +72,9 @@ _held: dict[Path, list] = {}  # lock file -> [fd, depth, pid]; re-entrance withi
 _held_guard = threading.Lock()
 
 
-def lock_output(output: str | os.PathLike[str], command: str | None = None) -> OutputLock:
+def lock_output(output: str | os.PathLike[str], command: str | None = None, wait_s: float = 0.0) -> OutputLock:
     """The exclusive write lock of ``output``, to hold with ``with`` (see :class:`OutputLock`)."""
-    return OutputLock(output, command)
+    return OutputLock(output, command, wait_s)
 
 
 class OutputLock:
@@ -87,10 +88,13 @@ class OutputLock:
     Args:
         output: the output path to own.
         command: recorded as the holder's command (default: this process's command line).
+        wait_s: how long to wait for another holder to release the lock before failing (default 0: fail at
+            once). For outputs that many processes update briefly, such as a shared ``summary.csv``.
     """
 
-    def __init__(self, output: str | os.PathLike[str], command: str | None = None) -> None:
+    def __init__(self, output: str | os.PathLike[str], command: str | None = None, wait_s: float = 0.0) -> None:
         self.output = Path(output)
+        self.wait_s = wait_s
         self.path = Path(os.path.abspath(lock_path(self.output)))
         self.command = command if command is not None else _command_line()
         self._acquired = False
@@ -104,7 +108,15 @@ class OutputLock:
                 entry[1] += 1
                 self._acquired = True
                 return self
-            fd = self._take()
+            deadline = time.monotonic() + self.wait_s
+            while True:
+                try:
+                    fd = self._take()
+                    break
+                except OutputLockedError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
             _held[self.path] = [fd, 1, os.getpid()]
         self._acquired = True
         return self

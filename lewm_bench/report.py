@@ -34,8 +34,9 @@ import pandas as pd
 from lewm_bench.envs.spec import env_names, env_spec
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.protocol import wilson_interval
+from lewm_bench.io import check_output_folder, write_csv, write_text
 from lewm_bench.io import save_figure as _save
-from lewm_bench.io import write_csv, write_text
+from lewm_bench.locks import lock_output
 from lewm_bench.paper import paper_plan_time, paper_plan_time_agents, paper_success
 from lewm_bench.registry import AgentInfo, default_colour, get_agent
 
@@ -89,11 +90,13 @@ def build_report(root: str | os.PathLike[str] = "runs", out: str | os.PathLike[s
     logs = logs[logs.profile.isin(profiles)]
     files = [out_dir / name for name in ("results.csv", "results.md", "success.png", "planning_time.png",
                                          "straightness.png")]
-    write_csv(files[0], table)
-    write_text(files[1], results_markdown(table) + analysis_markdown(root, profiles))
-    _save(_plot_success(table, profiles), files[2])
-    _save(_plot_planning_time(table, profiles), files[3])
-    _save(_plot_straightness(logs, profiles, root / "train"), files[4])
+    check_output_folder(out_dir)
+    with lock_output(out_dir):  # one writer per report folder
+        write_csv(files[0], table)
+        write_text(files[1], results_markdown(table) + analysis_markdown(root, profiles))
+        _save(_plot_success(table, profiles), files[2])
+        _save(_plot_planning_time(table, profiles), files[3])
+        _save(_plot_straightness(logs, profiles, root / "train"), files[4])
     return Report(out_dir, table, files)
 
 
@@ -108,6 +111,9 @@ def load_summary(root: str | os.PathLike[str]) -> pd.DataFrame:
         summary = pd.read_csv(path, dtype=_STRINGS)
     except pd.errors.EmptyDataError:
         summary = pd.DataFrame()
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+        raise LewmBenchError(f"{path}: not a readable CSV table ({exc.__class__.__name__}); expected the summary "
+                             "lewm-bench eval writes: move it away and rerun the evaluations (or the suite)") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in summary.columns]
     if missing:
         raise LewmBenchError(f"{path} lacks the columns {', '.join(missing)}; expected at least "

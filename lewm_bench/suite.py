@@ -29,8 +29,10 @@ from lewm_bench import __version__
 from lewm_bench.analysis.run import AnalysisSkipped
 from lewm_bench.envs import env_names, env_spec
 from lewm_bench.errors import LewmBenchError
+from lewm_bench.faults import fault_point
 from lewm_bench.identity import content_hash
-from lewm_bench.io import write_csv, write_json
+from lewm_bench.io import check_output_folder, read_json, remove_stale_temporaries, write_csv, write_json
+from lewm_bench.locks import lock_output
 from lewm_bench.paths import data_root, run_dir
 from lewm_bench.profiles import Profile
 from lewm_bench.registry import get_agent, grid_agents
@@ -157,9 +159,20 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
     """Run (or continue) a suite under ``root``; see the module docstring."""
     spec = resolve_suite(suite)
     root = Path(root)
-    _check_folder(root)
+    check_output_folder(root)
+    with lock_output(root):  # one suite per folder; its jobs run here and take their own outputs' locks too
+        for folder in (root, root / "jobs"):  # left by a killed run
+            remove_stale_temporaries(folder)
+        return _run_suite(spec, suite, profile, root, envs, agents, seeds, force, progress, workers)
+
+
+def _run_suite(spec: SuiteSpec, suite: str, profile: Profile, root: Path, envs: tuple[str, ...] | None,
+               agents: tuple[str, ...] | None, seeds: tuple[int, ...] | None, force: bool, progress: bool,
+               workers: int | None) -> SuiteResult:
     jobs = plan_jobs(profile, envs or spec.envs or env_names(), agents or spec.agents or grid_agents(),
                      seeds or spec.seeds)
+    _check_folder(root)  # after planning: a bad name leaves no folder stamped
+    previous_records = {job.name: _load(root, job) for job in jobs}  # a damaged record fails before any job runs
     start = time.perf_counter()
     records: dict[str, JobRecord] = {}
     bar = tqdm(jobs, desc=f"suite {suite} ({profile.name})", unit="job", disable=not progress, position=0)
@@ -172,7 +185,7 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
             if blocked:  # not saved: a record on disk always describes what is on disk
                 record.status, record.error = "blocked", f"depends on {', '.join(blocked)}, which did not finish"
                 continue
-            previous = _load(root, job)
+            previous = previous_records[job.name]
             if previous is not None and previous.get("status") == "done" and not force:
                 if previous.get("key") == job.key:  # keep when and how long the run that did it took
                     record.status, record.seconds = "skipped", previous.get("seconds", 0.0)
@@ -196,6 +209,7 @@ def run_suite(suite: str, profile: Profile, root: str | os.PathLike[str] = "runs
             record.seconds = time.perf_counter() - t0
             record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S")
             _save(root, record)
+            fault_point("suite-job-done")
     finally:  # also when interrupted: the table lists what finished and what is still pending
         bar.close()
         pending = [JobRecord(j.name, j.stage, j.key) for j in jobs if j.name not in records]
@@ -245,7 +259,12 @@ def _record_path(root: Path, name: str) -> Path:
 
 def _load(root: Path, job: Job) -> dict[str, Any] | None:
     path = _record_path(root, job.name)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    record = read_json(path, f"delete it to redo {job.name}, or use another --out")
+    if not isinstance(record, dict):
+        raise LewmBenchError(f"{path}: not a job record (expected a JSON object); delete it to redo {job.name}")
+    return record
 
 
 def _save(root: Path, record: JobRecord) -> None:
@@ -259,7 +278,7 @@ def _check_folder(root: Path) -> None:
     if manifest.exists():
         try:
             fmt = json.loads(manifest.read_text()).get("suite_format")
-        except json.JSONDecodeError:
+        except (ValueError, AttributeError):  # garbage, or JSON that is not an object
             fmt = "unreadable"
         if fmt != SUITE_FORMAT:
             raise LewmBenchError(f"{root} holds runs written with suite format {fmt} (this lewm-bench {__version__} "

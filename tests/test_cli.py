@@ -50,7 +50,7 @@ def test_collect_and_inspect_smoke_profile(tmp_path):
      "agent 'random' is a policy without an encoder or predictor: nothing to probe; skipped"),
     (["run", "--suite", "everything"], "unknown suite 'everything'; valid suites: all, smoke, planning-speed"),
     (["collect", "--env", "two-room", "--image-size", "4"], "image_size must be >= 8"),
-    (["collect", "--env", "two-room", "--held-out-fraction", "1.5"], "held_out_fraction must be in [0, 1)"),
+    (["collect", "--env", "two-room", "--held-out-fraction", "1.5"], "expected a fraction in [0, 1)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = run(*args, check=False)

@@ -1,5 +1,7 @@
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -130,3 +132,78 @@ def test_planning_speed_table_has_ratios(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     estimated = planning_speed(SMOKE, tmp_path / "est", calls=1, warmup=0, full_limit_s=0.0)
     assert estimated.measured.str.startswith("extrapolated").all()
+
+
+RERUN = """
+import dataclasses, sys
+from lewm_bench.analysis.run import analyze
+from lewm_bench.envs import env_names
+from lewm_bench.evaluation.protocol import PROTOCOLS
+from lewm_bench.evaluation.run import evaluate
+from lewm_bench.profiles import PROFILES
+
+smoke = PROFILES["smoke"]
+protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=smoke.eval_episodes)  # as the suite evaluates
+for env in env_names():
+    for agent in ("random", "lewm"):
+        evaluate(env, agent, smoke, root=sys.argv[1], protocol=protocol)
+    for kind in ("voe", "probe"):
+        analyze(kind, env, "lewm", smoke, root=sys.argv[1])
+"""
+
+
+def _result_tables(root):
+    """Every result table whose bytes must not depend on the process: episodes, VoE and probe tables."""
+    names = ("episodes.csv", "voe_surprise.csv", "voe_tests.csv", "probe.csv")
+    return {str(p.relative_to(root)): p.read_bytes() for name in names for p in sorted(root.rglob(name))}
+
+
+def test_same_command_same_numbers_across_fresh_processes_in_every_env(smoke_suite, tmp_path):
+    """The smoke suite's evaluations (random and LeWM) and analyses of every env, redone in two fresh processes
+    (VoE replays re-simulated, not read from the cache), are byte-identical to each other and to the suite's."""
+    from lewm_bench.envs import env_names
+
+    runs, _ = smoke_suite
+    tables = []
+    for copy in ("a", "b"):
+        root = tmp_path / copy
+        shutil.copytree(runs, root)
+        for cache in root.glob("analysis/*/voe_replays-*.npz"):
+            cache.unlink()
+        proc = subprocess.run([sys.executable, "-c", RERUN, str(root)], capture_output=True, text=True,
+                              env=dict(os.environ, MUJOCO_GL="egl"))
+        assert proc.returncode == 0, proc.stderr
+        tables.append(_result_tables(root))
+    original = _result_tables(runs)
+    expected = {f"eval/{env}/{agent}-smoke-seed0/episodes.csv" for env in env_names() for agent in ("random", "lewm")}
+    expected |= {f"analysis/{env}/lewm-smoke-seed0/{name}" for env in env_names()
+                 for name in ("voe_surprise.csv", "voe_tests.csv", "probe.csv")}
+    assert expected <= set(tables[0])
+    for name in sorted(expected):
+        assert tables[0][name] == tables[1][name], f"{name} differs between two fresh processes"
+        assert tables[0][name] == original[name], f"{name} differs from the suite's"
+
+
+def test_a_moved_suite_folder_just_works_from_another_directory(smoke_suite, tmp_path, monkeypatch, capsys):
+    """Renamed, moved and reached through a relative path from another working directory: every job is skipped as
+    done, and eval, analyze and report read it."""
+    runs, _ = smoke_suite
+    moved = tmp_path / "elsewhere" / "renamed-runs"
+    shutil.copytree(runs, moved)  # a moved copy (the fixture's folder stays for the other tests)
+    cwd = tmp_path / "somewhere"
+    cwd.mkdir()
+    proc = lewm_bench("run", "--suite", "smoke", "--out", "../elsewhere/renamed-runs", "--no-progress", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    counts = re.search(r"(\d+) jobs — 0 done, (\d+) skipped, 0 failed, 0 blocked, (\d+) not-applicable", proc.stdout)
+    assert counts and int(counts[1]) == int(counts[2]) + int(counts[3]) > 0, proc.stdout  # all skipped as done
+    monkeypatch.chdir(cwd)
+    rel = "../elsewhere/renamed-runs"
+    assert cli.main(["eval", "--env", "two-room", "--agent", "lewm", "--profile", "smoke", "--root", rel,
+                     "--out", "ad-hoc", "--timing-calls", "0"]) == 0
+    assert cli.main(["analyze", "probe", "--env", "two-room", "--agent", "lewm", "--profile", "smoke",
+                     "--root", rel]) == 0
+    assert cli.main(["report", "--root", rel]) == 0
+    capsys.readouterr()
+    assert (cwd / "ad-hoc" / "episodes.csv").read_bytes() == \
+        (runs / "eval" / "two-room" / "lewm-smoke-seed0" / "episodes.csv").read_bytes()
+    assert not list(tmp_path.rglob("*.lock"))  # every lock was released

@@ -18,7 +18,8 @@ from lewm_bench.analysis.config import ProbeConfig, VoEConfig
 from lewm_bench.analysis.probe import probe
 from lewm_bench.analysis.voe import plot_surprise, violation_of_expectation
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.io import upsert_csv, write_csv
+from lewm_bench.io import check_output_folder, upsert_csv, write_csv
+from lewm_bench.locks import lock_output
 from lewm_bench.paths import run_dir
 from lewm_bench.profiles import Profile
 from lewm_bench.provenance import default_device
@@ -54,12 +55,19 @@ def analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile,
         raise AnalysisSkipped(f"agent {agent!r} embeds the proprioceptive state with the frames; the analyses "
                               "replay frames only: skipped")
     root = Path(root)
+    out = analysis_dir(root, env, agent, profile, seed)
+    check_output_folder(out, "--root")  # before the work
+    with lock_output(out):  # one writer per analysis folder
+        return _analyze(kind, env, agent, profile, checkpoint, root, seed, voe, probe_config, out)
+
+
+def _analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None,
+             root: Path, seed: int, voe: VoEConfig, probe_config: ProbeConfig, out: Path) -> pd.DataFrame:
     device = default_device()
     checkpoint = checkpoint or run_dir("train", env, agent, profile.name, seed, root)
     loaded = load_world_model(checkpoint, env, agent, device)
     loaded.run.check_frameskip(profile.frameskip, str(checkpoint))
     model, data_path = loaded.model, loaded.run.data.resolve(loaded.run_dir)
-    out = analysis_dir(root, env, agent, profile, seed)
     keys = {"env": env, "agent": agent, "profile": profile.name, "seed": seed}
     if kind == "voe":
         table, tests = violation_of_expectation(model, env, data_path, loaded.run.frameskip, voe, device,
@@ -72,5 +80,7 @@ def analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile,
     else:
         result = probe(model, env, data_path, probe_config, device)
         write_csv(out / "probe.csv", result)
-    upsert_csv(root / "analysis" / f"{kind}.csv", result.assign(**keys), keys)
+    table_path = root / "analysis" / f"{kind}.csv"
+    with lock_output(table_path, wait_s=60):  # shared by every analysis under root: update in turn
+        upsert_csv(table_path, result.assign(**keys), keys)
     return result

@@ -69,9 +69,9 @@ def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frames
                         ) -> tuple[list[Trajectory], ActionCodec]:
     """Draw ``cfg.trajectories`` (episode, start) pairs of ``split`` and replay each in the three variants.
 
-    With ``cache_dir`` the replays are kept in ``cache_dir/voe_replays-KEY.npz`` (KEY hashes the dataset
-    file, ``frameskip``, ``split`` and ``cfg``), so that every model of an env is shown the same frames
-    from one simulation.
+    With ``cache_dir`` the replays are kept in ``cache_dir/voe_replays-KEY.npz`` (KEY hashes the dataset's
+    content identity and size, ``frameskip``, ``split`` and ``cfg``, never its path), so that every model of
+    an env is shown the same frames from one simulation.
     """
     if not 1 <= cfg.perturb_frame < cfg.frames:
         raise ValueError(f"perturb_frame must be in [1, frames); got {cfg.perturb_frame} with frames {cfg.frames}")
@@ -137,10 +137,11 @@ def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frames
 
 
 def _replay_key(data_path: str | os.PathLike[str], frameskip: int, cfg: VoEConfig, split: str) -> str:
-    path = Path(data_path).resolve()
-    stat = path.stat()
-    ident = {"data": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "frameskip": frameskip,
-             "split": split, "voe": asdict(cfg)}
+    # the dataset's content identity, not its path: a moved or copied run folder keeps its cache
+    with open_dataset(data_path) as ds:
+        data = ds.meta.identity
+    ident = {"data": data, "size": Path(data_path).stat().st_size, "frameskip": frameskip, "split": split,
+             "voe": asdict(cfg)}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 

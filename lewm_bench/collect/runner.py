@@ -39,6 +39,7 @@ from lewm_bench.data.dataset import Episode, open_dataset, write_dataset
 from lewm_bench.envs import GoalEnv, env_spec, make_env
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.identity import dataset_identity
+from lewm_bench.io import check_output_folder, read_json
 from lewm_bench.locks import lock_output
 
 
@@ -187,6 +188,9 @@ def collect(config: CollectConfig, out: str | os.PathLike[str] | None = None, wo
         progress: show a progress bar.
     """
     path = Path(out) if out is not None else config.default_path()
+    if path.is_dir():
+        raise LewmBenchError(f"{path} is a folder; expected a dataset file path (.h5): choose another --out")
+    check_output_folder(path.parent)  # before the work: the dataset's folder must be writable
     with lock_output(path):  # one writer per dataset: a second collect of the same --out fails at once
         _collect_locked(config, path, workers, force, progress)
     return path
@@ -211,7 +215,7 @@ def _collect_locked(config: CollectConfig, path: Path, workers: int, force: bool
     spool.mkdir(parents=True, exist_ok=True)
     cfg_file = spool / "config.json"
     if cfg_file.exists():
-        previous = json.loads(cfg_file.read_text())
+        previous = read_json(cfg_file, "pass --force to discard the interrupted collection")
         if previous != json.loads(json.dumps(meta)):
             raise LewmBenchError(f"{spool} holds an interrupted collection with other settings ({previous}); "
                                  "rerun that command to finish it, or pass --force to discard it")

@@ -39,6 +39,14 @@ class Clip(NamedTuple):
     """Index of the first frame within its episode."""
 
 
+def unreadable(path: str | os.PathLike[str], episode: int | None, array: str, exc: OSError) -> DatasetError:
+    """The one-line error for a read that failed inside a dataset that opened fine (a damaged chunk)."""
+    where = f"episode {episode} ({array})" if episode is not None else array
+    detail = (str(exc).splitlines() or [type(exc).__name__])[0].strip()
+    return DatasetError(f"{path}: {where} unreadable ({detail}); the file is damaged: list every damaged episode with "
+                        f"`lewm-bench datasets --verify {path}`, then delete it and recollect")
+
+
 def clip_starts(lengths: np.ndarray, history: int, frameskip: int) -> tuple[np.ndarray, np.ndarray]:
     """All valid (episode position, start frame) pairs for episodes of the given lengths, in order."""
     span = history * frameskip
@@ -85,14 +93,20 @@ class ClipDataset(Dataset[Clip]):
             self.in_memory = in_memory
             rows = np.concatenate([np.arange(s, s + n) for s, n in zip(self._file_start, lengths)])
             # actions and states are small: always in memory, already z-scored
-            self._actions = codec.normalise(ds.actions[:][rows])
-            self._states = ds.states[:][rows].astype(np.float32)
+            try:
+                self._actions = codec.normalise(ds.actions[:][rows])
+                self._states = ds.states[:][rows].astype(np.float32)
+            except OSError as exc:
+                raise unreadable(path, None, "actions or states", exc) from None
             self._mem_start = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
             self._pixels = None
             if in_memory:
                 self._pixels = np.empty((len(rows), *ds.pixels.shape[1:]), np.uint8)
-                for s, m, n in zip(self._file_start, self._mem_start, lengths):
-                    ds.pixels.read_direct(self._pixels, np.s_[s:s + n], np.s_[m:m + n])
+                for e, s, m, n in zip(self.episodes, self._file_start, self._mem_start, lengths):
+                    try:
+                        ds.pixels.read_direct(self._pixels, np.s_[s:s + n], np.s_[m:m + n])
+                    except OSError as exc:
+                        raise unreadable(path, int(e), "pixels", exc) from None
         self._file: object | None = None
         self._pid = -1
 
@@ -114,7 +128,10 @@ class ClipDataset(Dataset[Clip]):
         else:
             file_base = int(self._file_start[e]) + t
             # one contiguous read, then the stride in numpy: h5py's strided selection is ~10x slower
-            frames = self._disk_pixels()[file_base:file_base + h * fs + 1][::fs]
+            try:
+                frames = self._disk_pixels()[file_base:file_base + h * fs + 1][::fs]
+            except OSError as exc:  # a damaged chunk met mid-training: name the episode, not an HDF5 stack
+                raise unreadable(self.path, int(self.episodes[e]), "pixels", exc) from None
         actions = self._actions[base:base + h * fs].reshape(h, -1)
         return Clip(torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),
                     torch.from_numpy(actions), torch.from_numpy(self._states[frame_rows]),

@@ -28,7 +28,8 @@ from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.mpc import EpisodeRecord, context_window, episode_seed, run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, Task, sample_tasks, wilson_interval
 from lewm_bench.identity import content_hash
-from lewm_bench.io import atomic_path, upsert_csv, write_csv, write_json
+from lewm_bench.io import atomic_path, check_output_folder, upsert_csv, write_csv, write_json
+from lewm_bench.locks import lock_output
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.paths import data_root, run_dir, summary_path
 from lewm_bench.planning import Planner, describe, make_planner
@@ -138,8 +139,21 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     cem = cem or profile.cem
     if batch is not None and batch < 1:
         raise LewmBenchError(f"batch must be >= 1 episodes per planning call; got {batch}")
-    st = _set_up(env, agent, profile, checkpoint, data, seed, protocol, context, cem, planner_name, root)
     out_dir = Path(out) if out else run_dir("eval", env, agent, profile.name, seed, root)
+    check_output_folder(root, "--root")  # before the work: summary.csv is written there at the end
+    check_output_folder(out_dir)
+    _check_summary(summary_path(root))
+    with lock_output(out_dir):  # one writer per evaluation folder
+        return _evaluate(env, agent, profile, checkpoint, data, out_dir, seed, protocol, context, cem,
+                         receding_horizon, timing_calls, planner_name, warmup_calls, gif_episodes, root, batch,
+                         start_time)
+
+
+def _evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None,
+              data: str | os.PathLike[str] | None, out_dir: Path, seed: int, protocol: Protocol, context: int,
+              cem: CEMConfig, receding_horizon: int, timing_calls: int, planner_name: str, warmup_calls: int,
+              gif_episodes: int, root: str | os.PathLike[str], batch: int | None, start_time: float) -> EvalResult:
+    st = _set_up(env, agent, profile, checkpoint, data, seed, protocol, context, cem, planner_name, root)
     out_dir.mkdir(parents=True, exist_ok=True)
     aux_env = make_env(env, **st.env_kwargs)  # one env for the timed one-episode calls and the GIF's goal frames
     batch = batch or min(len(st.tasks), aux_env.max_parallel or len(st.tasks))
@@ -157,9 +171,25 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
               pd.DataFrame([{k: v for k, v in dataclasses.asdict(r).items() if k != "frames"} for r in records]))
     write_json(out_dir / "result.json", dataclasses.asdict(record))
     row = {c: getattr(record, c) for c in SUMMARY_COLUMNS}
-    upsert_csv(summary_path(root), pd.DataFrame([row]), {k: row[k] for k in SUMMARY_KEYS})
+    with lock_output(summary_path(root), wait_s=60):  # shared by every evaluation under root: update in turn
+        upsert_csv(summary_path(root), pd.DataFrame([row]), {k: row[k] for k in SUMMARY_KEYS})
     _write_gif(out_dir / "episodes.gif", records, gif_goals)
     return EvalResult(out_dir, record)
+
+
+def _check_summary(path: Path) -> None:
+    """Fail before the work, not after it, when the ``summary.csv`` this evaluation will add a row to is damaged."""
+    if not path.exists():
+        return
+    try:
+        columns = set(pd.read_csv(path, nrows=1).columns)
+    except pd.errors.EmptyDataError:
+        return
+    except (ValueError, UnicodeDecodeError) as exc:
+        columns = {f"unreadable: {exc.__class__.__name__}"}
+    if not {"env", "agent", "profile", "seed"} <= columns:
+        raise LewmBenchError(f"{path}: not a summary table (expected the columns env, agent, profile, seed, ...); "
+                             "move it away (each evaluation's result.json keeps its row) and rerun") from None
 
 
 def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None,

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.io import atomic_path
+from lewm_bench.faults import fault_point
+from lewm_bench.io import atomic_path, read_json
 from lewm_bench.registry import get_agent
 from lewm_bench.training.run_config import RunConfig
 
@@ -29,6 +30,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write a checkpoint atomically and flushed to disk: a kill leaves the previous one intact."""
     with atomic_path(path, fsync=True) as tmp:
         torch.save(dict(payload, checkpoint_version=CHECKPOINT_VERSION), tmp)
+        fault_point("checkpoint-tmp")
 
 
 def load_checkpoint(path: str | os.PathLike[str], agent: str | None = None, env: str | None = None) -> dict[str, Any]:
@@ -107,5 +109,6 @@ def load_world_model(checkpoint: str | os.PathLike[str], env: str, agent: str | 
     load_state_checked(model, ckpt["model"], str(checkpoint))
     run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
     summary = run_dir / "summary.json"
-    train_time = json.loads(summary.read_text())["train_time_s"] if summary.exists() else None
+    train_time = read_json(summary, "delete it and rerun the same train command with --resume")["train_time_s"] \
+        if summary.exists() else None
     return LoadedModel(model.to(device).eval(), run, run_dir, train_time)

@@ -13,7 +13,7 @@ finished, ``summary.json``.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
 import time
@@ -30,7 +30,9 @@ from tqdm.auto import tqdm
 from lewm_bench.collect.runner import CollectConfig
 from lewm_bench.data.clips import ClipDataset
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.io import write_csv, write_json
+from lewm_bench.faults import fault_point
+from lewm_bench.io import check_output_folder, read_json, remove_stale_temporaries, write_csv, write_json
+from lewm_bench.locks import lock_output
 from lewm_bench.metrics import effective_rank, embedding_std, straightness
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.paths import run_dir as run_dir_of
@@ -142,25 +144,30 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
     device = default_device(local_rank)
     data_path = Path(data) if data is not None else CollectConfig.from_profile(env, profile).default_path(data_root)
     run_dir = Path(out) if out is not None else run_dir_of("train", env, agent, profile.name, seed)
-    model_config = model_config if model_config is not None else info.config_for(profile.name)
-    tcfg = train_config or info.train_config_for(profile)
-    train_set, held_set, run = _resolve_run(agent, env, profile, seed, data_path, run_dir, model_config, tcfg,
-                                            world, device, explicit_data=data is not None)
-    finished, state = _existing_run(run_dir, run, resume, force, rank)
-    if finished is not None:
-        return TrainResult(run_dir, False, finished)
-    s = _setup(info.cls, run, run_dir, train_set, held_set, state, device, rank, world, local_rank, progress)
-    for epoch in range(s.start_epoch, s.tcfg.epochs + 1):
-        sums, elapsed = _train_epoch(s, epoch, progress)
-        if rank == 0:
-            _end_epoch(s, epoch, sums, elapsed)
-    if world > 1:  # every rank leaves together: a rank exiting while rank 0 still writes can abort gloo's teardown
-        dist.barrier()
-        if owns_group:
-            dist.destroy_process_group()
-    if rank != 0:
-        return TrainResult(run_dir, True, {})
-    return TrainResult(run_dir, True, _write_summary(s))
+    if rank == 0:  # before any work: a folder we could not write, or one another process is writing, fails now
+        check_output_folder(run_dir)
+    with lock_output(run_dir) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:  # e.g. a checkpoint half-written when a run was killed
+            remove_stale_temporaries(run_dir)
+        model_config = model_config if model_config is not None else info.config_for(profile.name)
+        tcfg = train_config or info.train_config_for(profile)
+        train_set, held_set, run = _resolve_run(agent, env, profile, seed, data_path, run_dir, model_config, tcfg,
+                                                world, device, explicit_data=data is not None)
+        finished, state = _existing_run(run_dir, run, resume, force, rank)
+        if finished is not None:
+            return TrainResult(run_dir, False, finished)
+        s = _setup(info.cls, run, run_dir, train_set, held_set, state, device, rank, world, local_rank, progress)
+        for epoch in range(s.start_epoch, s.tcfg.epochs + 1):
+            sums, elapsed = _train_epoch(s, epoch, progress)
+            if rank == 0:
+                _end_epoch(s, epoch, sums, elapsed)
+        if world > 1:  # every rank leaves together: a rank exiting while rank 0 still writes can abort gloo's teardown
+            dist.barrier()
+            if owns_group:
+                dist.destroy_process_group()
+        if rank != 0:
+            return TrainResult(run_dir, True, {})
+        return TrainResult(run_dir, True, _write_summary(s))
 
 
 def _resolve_run(agent: str, env: str, profile: Profile, seed: int, data_path: Path, run_dir: Path, model_config: Any,
@@ -193,7 +200,7 @@ def _existing_run(run_dir: Path, run: RunConfig, resume: bool, force: bool, rank
             p.unlink(missing_ok=True)
     if summary_path.exists():
         _check_same_run(run_dir, load_run_config(run_dir), run)
-        return json.loads(summary_path.read_text()), None
+        return read_json(summary_path, "delete it and rerun with --resume to finish the run"), None
     if not ckpt_path.exists():
         return None, None
     if not resume:
@@ -295,6 +302,7 @@ def _step(s: _Session, frames: torch.Tensor, actions: torch.Tensor, epoch: int, 
                              f"{tcfg.batch_size}) on {s.device}; use a smaller --batch-size or --profile "
                              "cpu/smoke") from None
     s.step += 1
+    fault_point("train-step")
     return terms
 
 

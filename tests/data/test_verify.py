@@ -90,3 +90,21 @@ def test_a_failed_write_leaves_the_previous_dataset_and_no_temporary_file(datase
         write_dataset(dataset, META, dies_in_the_second_episode(), np.array(LENGTHS))
     assert dataset.read_bytes() == before and verify_dataset(dataset) == []
     assert sorted(p.name for p in dataset.parent.iterdir()) == ["d.h5"]
+
+
+def test_datasets_verify_command_prints_ok_or_the_damaged_episode_and_exits_2(dataset, tmp_path, capsys):
+    from lewm_bench import cli
+
+    good = tmp_path / "good.h5"
+    write_dataset(good, META, _episodes(), np.array(LENGTHS))
+    assert cli.main(["datasets", "--verify", "--no-progress", str(good)]) == 0
+    assert capsys.readouterr().out == f"{good}: OK\n"
+    _flip_chunk(dataset, "pixels", 8)
+    assert cli.main(["datasets", "--verify", "--no-progress", str(good), str(dataset)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == f"{good}: OK"
+    assert len(lines) == 2 and lines[1].startswith(f"{dataset}: episode 1 (pixels): rows 8-15 unreadable")
+    assert captured.err.strip().splitlines() == [
+        "lewm-bench: error: 1 of 2 dataset files damaged (listed above); delete each and recollect it with the same "
+        "lewm-bench collect command"]
