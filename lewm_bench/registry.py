@@ -13,9 +13,9 @@ or is registered in the running process with the decorator (or a plain call)::
     class MyWorldModel(torch.nn.Module):
         ...
 
-The built-in agents (``lewm``, ``pldm``, ``dinowm``, ``random``) are entry points of lewm-bench's
-own ``pyproject.toml``; the core never names them. Registration checks the class against its
-kind's contract and names what is missing.
+The built-in agents (``lewm``, ``pldm``, ``dinowm``, ``gcbc``, ``gciql``, ``gcivl``, ``random``) are
+entry points of lewm-bench's own ``pyproject.toml``; the core never names them. Registration
+checks the class against its kind's contract and names what is missing.
 
 **World models** (``kind = "world_model"``) are ``torch.nn.Module`` classes with
 
