@@ -124,8 +124,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     final = result.summary["final"]
     state = "trained" if result.finished else "already finished (pass --force to retrain)"
+    held = "held-out action error" if info.kind == "policy" else "held-out pred loss"
     print(f"{result.run_dir}: {state}; {result.summary['epochs']} epochs, {result.summary['steps']} steps, "
-          f"{result.summary['train_time_s']:.0f} s; held-out pred loss {final['val_pred_loss']:.4f}, embedding std "
+          f"{result.summary['train_time_s']:.0f} s; {held} {final['val_pred_loss']:.4f}, embedding std "
           f"{final['emb_std_mean']:.3f}, effective rank {final['effective_rank']:.1f}, straightness "
           f"{final['straightness']:.3f}")
 
