@@ -200,7 +200,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     profile = _profile(args)
     info = get_agent(args.agent)
-    model_config = info.config_for(profile.name) if info.kind == "world_model" else None
+    model_config = info.config_for(profile.name) if info.trainable else None
     for option, value in (("sigreg_weight", args.sigreg_weight), ("encoder_weights", args.encoder_weights)):
         if value is None:
             continue
@@ -220,8 +220,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     final = result.summary["final"]
     state = "trained" if result.finished else "already finished (pass --force to retrain)"
+    held = "held-out action error" if info.kind == "policy" else "held-out pred loss"
     print(f"{result.run_dir}: {state}; {result.summary['epochs']} epochs, {result.summary['steps']} steps, "
-          f"{result.summary['train_time_s']:.0f} s; held-out pred loss {final['val_pred_loss']:.4f}, embedding std "
+          f"{result.summary['train_time_s']:.0f} s; {held} {final['val_pred_loss']:.4f}, embedding std "
           f"{final['emb_std_mean']:.3f}, effective rank {final['effective_rank']:.1f}, straightness "
           f"{final['straightness']:.3f}")
 
@@ -246,7 +247,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     timing = "" if r.plan_time_median_s is None else (
         f"; planning {r.plan_time_median_s:.3f} s per call one episode at a time (p10 {r.plan_time_p10_s:.3f}, "
         f"p90 {r.plan_time_p90_s:.3f}), {r.plan_time_batched_median_s:.2f} s per batched call of "
-        f"{r.batched_episodes_per_call}")
+        f"{r.batched_episodes_per_call}") if r.timed_call == "planning call" else (
+        f"; {1e3 * r.plan_time_median_s:.2f} ms per decision (p10 {1e3 * r.plan_time_p10_s:.2f}, p90 "
+        f"{1e3 * r.plan_time_p90_s:.2f}), no planner")
     print(f"{result.run_dir}: {r.env} {r.agent} success {r.success_rate:.0%} "
           f"[{r.success_ci_low:.0%}, {r.success_ci_high:.0%}] over {r.episodes} episodes{timing}")
 
@@ -280,7 +283,7 @@ def cmd_agents(args: argparse.Namespace) -> None:
     info_env = env_spec(args.env)
     image_size = profile.data_for(info_env.name).image_size
     action_dim = info_env.action_dim * profile.frameskip
-    print(f"parameters and tokens of each world model at profile {profile.name}, built for {info_env.name} "
+    print(f"parameters and tokens of each trainable agent at profile {profile.name}, built for {info_env.name} "
           f"({image_size} px frames, action blocks of {action_dim})")
     registered = agents()
     w = max(10, *map(len, registered))
@@ -288,9 +291,9 @@ def cmd_agents(args: argparse.Namespace) -> None:
           f"{'frozen':>11s}  source: description")
     for name, info in registered.items():
         cols = ["-"] * 4
-        if info.kind == "world_model":
+        if info.trainable:
             model = info.build(info.config_for(profile.name), image_size, action_dim, info_env.name)
-            cols = [str(model.tokens_per_frame), str(model.encoder_tokens_per_frame),
+            cols = [str(getattr(model, "tokens_per_frame", "-")), str(getattr(model, "encoder_tokens_per_frame", "-")),
                     f"{count_parameters(model, True):,}", f"{count_parameters(model, False):,}"]
         print(f"{name:{w}s} {info.kind:12s} {cols[0]:>12s} {cols[1]:>11s} {cols[2]:>11s} {cols[3]:>11s}  "
               f"{info.source}: {info.description}")

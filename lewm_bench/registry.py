@@ -13,9 +13,9 @@ or is registered in the running process with the decorator (or a plain call)::
     class MyWorldModel(torch.nn.Module):
         ...
 
-The built-in agents (``lewm``, ``pldm``, ``dinowm``, ``random``) are entry points of lewm-bench's
-own ``pyproject.toml``; the core never names them. Registration checks the class against its
-kind's contract and names what is missing.
+The built-in agents (``lewm``, ``pldm``, ``dinowm``, ``gcbc``, ``gciql``, ``gcivl``, ``random``) are
+entry points of lewm-bench's own ``pyproject.toml``; the core never names them. Registration
+checks the class against its kind's contract and names what is missing.
 
 **World models** (``kind = "world_model"``) are ``torch.nn.Module`` classes with
 
@@ -38,8 +38,25 @@ agent's own optimisation recipe; default: the profile's), ``planning_cost(predic
 given the clips' and episodes' physical states as ``states=`` in ``loss`` and ``encode``; every other
 agent never receives them).
 
-**Policies** (``kind = "policy"``) act without a world model and are not trained: ``__init__(action_dim,
-seed)`` and ``act(observation, goal) -> (k, action_dim)`` env actions to execute before the next call.
+**Policies** (``kind = "policy"``) act without a world model or a planner: ``act(observation, goal) ->
+(k, action_dim)`` env actions to execute before the next call (the harness times every call as one
+*decision*). A policy is either
+
+- untrained (e.g. ``random``): ``__init__(action_dim, seed)``, one instance per episode; or
+- **trainable** (it defines ``loss``; e.g. ``gcbc``): trained by ``lewm-bench train`` like a world model,
+  into the same run folder (config.json, log.csv, checkpoint.pt, summary.json) and resumable. It has
+  ``config_class``/``presets`` (its config needs no ``history`` field), ``loss_terms``, optional
+  ``train_presets``, ``__init__(config, image_size, action_dim)`` (``action_dim`` = one action block) and:
+
+  - ``prepare(train_set, device, seed, progress)``: once, before the first step (e.g. a frozen encoder);
+  - ``attach_data(train_set, device, progress)``: at every start and resume, before training: build what
+    ``training_batch`` draws from; returns the number of training samples (an epoch's worth);
+  - ``training_batch(indices, generator) -> batch`` and ``loss(batch, generator) -> LossTerms``;
+  - ``after_step()``: after every optimiser step (e.g. target-network updates);
+  - ``heldout_metrics(held_set, indices, device) -> dict``: ``log.csv``'s held-out columns
+    (``val_pred_loss`` is then the policy's held-out action error);
+  - ``set_action_codec(codec)``: the harness gives the run's :class:`~lewm_bench.data.actions.ActionCodec`
+    before the first ``act``; one trained instance serves every episode, so ``act`` keeps no state.
 
 **Every agent** may declare how tables show it: ``display_name`` (default: its registered name),
 ``colour`` (a matplotlib colour; default: one derived from the name), ``in_grid`` (``True``: part
@@ -75,6 +92,9 @@ REQUIRED = {
                     "tokens_per_frame", "encoder_tokens_per_frame"),
     "policy": ("act",),
 }
+TRAINABLE_POLICY = ("config_class", "presets", "loss_terms", "prepare", "attach_data", "training_batch", "after_step",
+                    "heldout_metrics", "set_action_codec")
+"""What a policy that defines ``loss`` must also define (see the module docstring)."""
 
 T = TypeVar("T", bound=type)
 
@@ -99,7 +119,7 @@ class AgentInfo:
     name: str
     cls: type
     kind: AgentKind
-    """``world_model`` (trained, plans with CEM) or ``policy`` (acts directly)."""
+    """``world_model`` (trained, plans with CEM) or ``policy`` (acts directly; trained or not: ``trainable``)."""
     source: str
     """Where it came from: ``built-in``, ``plugin DIST`` or the registering module."""
 
@@ -140,8 +160,13 @@ class AgentInfo:
                                 f"its EnvSpec.of(..., proprio=(state indices)) or choose another agent")
         return self.cls(config, image_size, action_dim, proprio=proprio)
 
+    @property
+    def trainable(self) -> bool:
+        """Trained by ``lewm-bench train`` before evaluation: every world model, and policies that define ``loss``."""
+        return self.kind == "world_model" or hasattr(self.cls, "loss")
+
     def config_for(self, profile: str) -> Any:
-        """The world model's architecture preset for ``profile``; the error names the presets it has."""
+        """The trainable agent's architecture preset for ``profile``; the error names the presets it has."""
         presets: Mapping[str, Any] = self.cls.presets
         if profile not in presets:
             raise RegistryError(f"agent {self.name!r} has no preset for profile {profile!r}; it has "
@@ -181,9 +206,14 @@ def register_agent(name: str, cls: T | None = None, *, source: str | None = None
         label = f"agent {name!r} ({klass.__module__}.{klass.__qualname__})"
         if kind not in KINDS:
             raise RegistryError(f"{label}: class attribute 'kind' must be one of {', '.join(KINDS)}; got {kind!r}")
-        missing = [m for m in REQUIRED[kind] if not hasattr(klass, m)]
+        required = REQUIRED[kind] + (TRAINABLE_POLICY if kind == "policy" and hasattr(klass, "loss") else ())
+        missing = [m for m in required if not hasattr(klass, m)]
         if missing:
             raise RegistryError(f"{label}: a {kind} must define {', '.join(missing)} (see lewm_bench.registry)")
+        if kind == "policy" and hasattr(klass, "loss"):
+            wrong = [p for p, c in klass.presets.items() if not isinstance(c, klass.config_class)]
+            if wrong:
+                raise RegistryError(f"{label}: presets {wrong} are not {klass.config_class.__name__} instances")
         if kind == "world_model":
             cfg = klass.config_class
             if not (dataclasses.is_dataclass(cfg) and "history" in {f.name for f in dataclasses.fields(cfg)}):

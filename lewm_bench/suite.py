@@ -137,7 +137,7 @@ def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], 
         for agent, info in infos.items():
             for seed in seeds:
                 upstream = collect_job
-                if info.kind == "world_model":
+                if info.trainable:
                     key = train_identity(agent, env, profile.name, seed, profile.frameskip,
                                          info.config_for(profile.name), info.train_config_for(profile), data_id)
                     upstream = Job("train", env, agent, seed, key, (collect_job.name,))

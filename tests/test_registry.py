@@ -43,8 +43,8 @@ def test_register_as_decorator_and_call_then_duplicate_is_an_error():
             register_agent("lewm", Other)
     finally:
         unregister_agent("test-policy")
-    with pytest.raises(RegistryError,
-                       match="unknown agent 'test-policy'; valid agents: dinowm, dinowm-proprio, lewm, pldm, random"):
+    with pytest.raises(RegistryError, match="unknown agent 'test-policy'; valid agents: dinowm, dinowm-proprio, "
+                                            "gcbc, gciql, gcivl, lewm, pldm, random"):
         get_agent("test-policy")
 
 

@@ -44,7 +44,8 @@ def write_summary(root: Path, drop: tuple[str, ...] = ()) -> pd.DataFrame:
                      "straightness": straight, "params_trainable": 0 if agent == "random" else 4_500_000,
                      "params_frozen": 21_000_000 if agent == "myplug" else 0, "train_time_s": 100.0 + seed,
                      "eval_time_s": 10.0, "device": "cpu (2 cores)", "commit": f"abc{seed}",
-                     "encoder": "dinov2" if agent == "myplug" else ""})
+                     "encoder": "dinov2" if agent == "myplug" else "",
+                     "timed_call": "decision" if agent == "random" else "planning call"})
     summary = pd.DataFrame(rows).drop(columns=list(drop))
     root.mkdir(parents=True, exist_ok=True)
     summary.to_csv(root / "summary.csv", index=False)
@@ -134,9 +135,10 @@ def test_markdown_tables(report):
     lewm = f"{100 * 115 / 140:.0f}"  # 82%, the mean over seeds (0.8167) rounds the same way
     assert f"| Two-Room | {lewm}% [{100 * lo:.0f}%, {100 * hi:.0f}%] (3 seeds, sd 7.6) | 87% | 96% [" in text
     assert "| Cube | — | 74% | — | 65% | 40% [" in text  # LeWM and PLDM not run on Cube: ours missing, paper shown
-    assert "| LeWM | Two-Room | 2 s | 0.98 s | 1 | 1 | 4.50 M | 0 | — |" in text
-    assert "| PLDM | Two-Room | 0.5 s | — |" in text
-    assert "| myplug | Cube | 3 s | — | 1 | 1 | 4.50 M | 21.00 M | dinov2 |" in text
+    assert "| LeWM | Two-Room | 2 s | planning call | 0.98 s | 1 | 1 | 4.50 M | 0 | — |" in text
+    assert "| PLDM | Two-Room | 0.5 s | planning call | — |" in text
+    assert "| Random | Two-Room | — | decision | — |" in text
+    assert "| myplug | Cube | 3 s | planning call | — | 1 | 1 | 4.50 M | 21.00 M | dinov2 |" in text
     assert "device(s): cpu (2 cores); commit(s): abc0; abc1; abc2." in text
 
 
@@ -206,3 +208,18 @@ def test_results_table_single_seed_uses_pooled_interval():
     table = results_table(summary)
     assert (table.success_ci_low[0], table.success_ci_high[0]) == pytest.approx(wilson_interval(25, 50))
     assert np.isnan(table.paper_success[0]) and "encoder" not in table
+
+
+def test_policy_columns_sit_beside_the_paper_and_say_they_time_decisions(tmp_path):
+    summary = write_summary(tmp_path)
+    lewm = summary.iloc[0]
+    policies = [dict(lewm, agent=a, success_rate=r, plan_time_median_s=0.002, timed_call="decision",
+                     tokens_per_frame=np.nan) for a, r in (("gcbc", 0.6), ("gciql", 0.5), ("gcivl", 0.4))]
+    pd.concat([summary, pd.DataFrame(policies)]).to_csv(tmp_path / "summary.csv", index=False)
+    report = build_report(tmp_path, profile="smoke")
+    text = (report.out_dir / "results.md").read_text()
+    assert ("| PLDM (ours) | PLDM (paper) | GCBC (ours) | GCBC (paper) | GCIQL (ours) | GCIQL (paper) | GCIVL (ours) "
+            "| GCIVL (paper) | myplug (ours)") in text  # the paper's column order
+    assert "| 60% [" in text and "| 100% | 50% [" in text  # ours beside the paper's 100% on Two-Room
+    assert "| GCIQL | Two-Room | 0.002 s | decision | — |" in text
+    assert set(report.table[report.table.agent.str.startswith("gc")].timed_call) == {"decision"}

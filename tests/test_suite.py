@@ -34,18 +34,26 @@ def smoke_suite(tmp_path_factory):
 def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     runs, proc = smoke_suite
     assert proc.returncode == 0, proc.stderr
-    assert "48 jobs — 42 done, 0 skipped, 0 failed, 0 blocked, 6 not-applicable" in proc.stdout
+    assert "112 jobs — 80 done, 0 skipped, 0 failed, 0 blocked, 32 not-applicable" in proc.stdout
     summary = pd.read_csv(runs / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
-    assert len(summary) == 12 and set(summary.agent) == {"lewm", "pldm", "dinowm", "random"}
+    assert len(summary) == 28 and set(summary.agent) == {"lewm", "pldm", "dinowm", "gcbc", "gciql", "gcivl", "random"}
+    policies = summary.agent.isin(["gcbc", "gciql", "gcivl", "random"])
+    assert set(summary[policies].timed_call) == {"decision"} and set(summary[~policies].timed_call) == {"planning call"}
+    assert (summary[policies].plan_time_median_s > 0).all() and summary.plan_calls.min() > 0
+    trained = summary[summary.agent.isin(["gcbc", "gciql", "gcivl"])]
+    assert (trained.train_time_s > 0).all() and (trained.params_trainable > 0).all()
+    assert set(trained.encoder) == {"self-pretrained"}
     assert set(summary.env) == {"two-room", "pusht", "cube", "reacher"} and set(summary.profile) == {"smoke"}
     assert set(summary[summary.agent == "dinowm"].encoder) == {"self-pretrained"}
     for name in ("results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"):
         assert (runs / "report" / name).stat().st_size > 0
     jobs = pd.read_csv(runs / "suite.csv")
-    assert len(jobs) == 48 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
+    assert len(jobs) == 84 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
+    assert set(jobs[jobs.stage == "train"].name.str.split("/").str[2]) == {"lewm", "pldm", "dinowm", "gcbc", "gciql",
+                                                                            "gcivl"}
     na = jobs[jobs.status == "not-applicable"]
-    assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/").all()
+    assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/|/gc").all()
     assert na.error.str.contains("policy without an encoder").all()
     voe = pd.read_csv(runs / "analysis" / "voe.csv")
     assert len(voe) == 18 and set(voe.variant) == {"teleport", "colour"} and voe.p_value.between(0, 1).all()
@@ -59,7 +67,7 @@ def test_rerun_skips_finished_jobs(smoke_suite):
     runs, _ = smoke_suite
     proc = lewm_bench("run", "--suite", "smoke", "--out", str(runs), "--no-progress", cwd=runs.parent)
     assert proc.returncode == 0, proc.stderr
-    assert "48 jobs — 0 done, 42 skipped, 0 failed, 0 blocked, 6 not-applicable" in proc.stdout
+    assert "112 jobs — 0 done, 80 skipped, 0 failed, 0 blocked, 32 not-applicable" in proc.stdout
     assert (pd.read_csv(runs / "suite.csv").seconds > 0).all()  # the times of the run that did the work
 
 
@@ -105,8 +113,8 @@ def test_bad_input(tmp_path):
         run_suite("everything", SMOKE, tmp_path)
     with pytest.raises(LewmBenchError, match="unknown environment 'mars'; valid names: two-room, pusht, cube"):
         plan_jobs(SMOKE, ("mars",), ("lewm",), (0,))
-    with pytest.raises(LewmBenchError,
-                       match="unknown agent 'dreamer'; valid agents: dinowm, dinowm-proprio, lewm, pldm, random"):
+    with pytest.raises(LewmBenchError, match="unknown agent 'dreamer'; valid agents: dinowm, dinowm-proprio, "
+                                             "gcbc, gciql, gcivl, lewm, pldm, random"):
         plan_jobs(SMOKE, ("pusht",), ("dreamer",), (0,))
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "suite.json").write_text(json.dumps({"suite_format": 0}))

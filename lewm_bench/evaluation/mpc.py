@@ -11,6 +11,7 @@ blocks, per call). Every episode's randomness (planner noise, policy) is seeded 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,7 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
         receding_horizon: planned blocks executed before replanning.
         policies: one policy agent (``act(observation, goal)``) per env, used when ``model`` is None.
         keep_frames: keep the observed frames of the first ``keep_frames`` episodes (for a video).
-        plan_times: when given, the seconds of every planning call are appended to it.
+        plan_times: when given, the seconds of every planning call (or policy decision) are appended to it.
     """
     if model is None and (policies is None or len(policies) != len(envs)):
         raise ValueError("run_mpc needs a world model with a planner, or one policy per env")
@@ -75,7 +76,12 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
     active = list(range(len(envs)))
     while active:
         if model is None or planner is None:
-            plans = {i: policies[i].act(history[i][-1], goals[i]) for i in active}
+            plans = {}
+            for i in active:  # one decision per episode, each timed
+                start = time.perf_counter()
+                plans[i] = policies[i].act(history[i][-1], goals[i])
+                if plan_times is not None:
+                    plan_times.append(time.perf_counter() - start)
         else:
             ctx, past = zip(*(context_window(history[i], actions_taken[i], context, codec) for i in active))
             ctx_states = None

@@ -5,6 +5,10 @@ Outputs in the run folder (``runs/eval/ENV/AGENT-PROFILE-seedS/`` by default): `
 ``episodes.gif`` (a few episodes, observation beside goal), and one row in ``<root>/summary.csv``
 (SPEC §11 columns, keyed by env, agent, profile, seed and the evaluation's ``config_id``, so an
 evaluation with other settings adds a row instead of replacing one).
+
+A world model plans with CEM; a policy (trained by ``lewm-bench train`` or not) acts without a
+planner. The ``plan_time_*`` columns hold the time of what the agent does per call: one planning call
+(world models) or one decision, ``act`` (policies); the ``timed_call`` column says which.
 """
 
 from __future__ import annotations
@@ -73,6 +77,9 @@ class EvalRecord:
     plan_time_batched_median_s: float | None
     predictor_tokens_per_call: int | None
     encoder: str | None
+    timed_call: str
+    """What ``plan_time_*`` measure: ``planning call`` (a world model's CEM solve) or ``decision`` (one ``act`` of a
+    policy)."""
     config_id: str
     """Hash of everything that changes the result (protocol, planner, context, receding horizon, the trained
     run's identity or the policy); rows of ``summary.csv`` are keyed by it beside env, agent, profile and seed."""
@@ -123,6 +130,17 @@ class _Setting:
     env_kwargs: dict[str, Any]
     device: torch.device
 
+    @property
+    def world_model(self) -> torch.nn.Module | None:
+        """The trained world model (None for a policy)."""
+        return self.loaded.model if self.loaded is not None and self.info.kind == "world_model" else None
+
+    def policies(self, action_dim: int, seeds: list[int]) -> list[Any]:
+        """One policy per episode: the trained one (stateless) for every episode, or a fresh untrained one each."""
+        if self.loaded is not None:
+            return [self.loaded.model] * len(seeds)
+        return [self.info.cls(action_dim, s) for s in seeds]
+
 
 def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None = None,
              data: str | os.PathLike[str] | None = None, out: str | os.PathLike[str] | None = None, seed: int = 0,
@@ -157,11 +175,13 @@ def _evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathL
     out_dir.mkdir(parents=True, exist_ok=True)
     aux_env = make_env(env, **st.env_kwargs)  # one env for the timed one-episode calls and the GIF's goal frames
     batch = batch or min(len(st.tasks), aux_env.max_parallel or len(st.tasks))
-    model = st.loaded.model if st.loaded else None
+    model = st.world_model
     if model is not None:  # warm-up, not counted
         _time_single_calls(model, st.planner, aux_env, st.tasks, st.codec, context, st.device, warmup_calls, 0)
+    else:
+        _time_decisions(st, aux_env, warmup_calls)
     records, batched_times = _run_episodes(env, st, protocol, context, receding_horizon, seed, batch, gif_episodes)
-    single_times = [] if model is None else _time_single_calls(
+    single_times = _time_decisions(st, aux_env, timing_calls) if model is None else _time_single_calls(
         model, st.planner, aux_env, st.tasks, st.codec, context, st.device, 0, timing_calls)
     gif_goals = [aux_env.render_state(t.goal_state) for t in st.tasks[:gif_episodes]]
     aux_env.close()
@@ -199,11 +219,12 @@ def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLik
     info = get_agent(agent)
     device = default_device()
     loaded, planner = None, None
-    if info.kind == "world_model":
-        planner = make_planner(planner_name, cem)
+    if info.trainable:
         checkpoint = checkpoint or run_dir("train", env, agent, profile.name, seed, root)
         loaded = load_world_model(checkpoint, env, agent, device)
         loaded.run.check_frameskip(profile.frameskip, f"{checkpoint}")
+    if info.kind == "world_model":
+        planner = make_planner(planner_name, cem)
         if not 1 <= context <= loaded.model.history:
             raise LewmBenchError(f"context must be between 1 and the model's history {loaded.model.history}; "
                                  f"got {context}")
@@ -218,9 +239,11 @@ def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLik
     with open_dataset(data_path, env) as ds:
         tasks = sample_tasks(ds, protocol)
         meta = ds.meta
-        # a world model plans with the statistics it was trained with; a policy only needs the frameskip
+        # a trained agent acts with the statistics it was trained with; an untrained policy only needs the frameskip
         codec = ActionCodec.from_dataset(ds, profile.frameskip) if loaded is None else \
             ActionCodec.from_stats(*loaded.run.action_stats(), loaded.run.frameskip)
+    if loaded is not None and info.kind == "policy":
+        loaded.model.set_action_codec(codec)
     if loaded is not None and loaded.run.data.image_size != meta.image_size:
         raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
                              f"{loaded.run.data.image_size} px")
@@ -232,12 +255,12 @@ def _run_episodes(env: str, st: _Setting, protocol: Protocol, context: int, rece
     """Every task, ``batch`` episodes (simulators) at a time; returns the records and the batched call times."""
     records: list[EpisodeRecord] = []
     batched_times: list[float] = []
-    model = st.loaded.model if st.loaded else None
+    model = st.world_model
     for lo in range(0, len(st.tasks), batch):
         chunk = st.tasks[lo:lo + batch]
         envs = [make_env(env, **st.env_kwargs) for _ in chunk]
-        policies = None if model is not None else [st.info.cls(envs[0].action_dim, episode_seed(seed, t))
-                                                   for t in chunk]
+        seeds = [episode_seed(seed, t) for t in chunk]
+        policies = None if model is not None else st.policies(envs[0].action_dim, seeds)
         try:
             records += run_mpc(envs, chunk, protocol, model, st.planner, st.codec, context, receding_horizon,
                                st.device, policies=policies, seed=seed, keep_frames=gif_episodes if lo == 0 else 0,
@@ -251,7 +274,8 @@ def _run_episodes(env: str, st: _Setting, protocol: Protocol, context: int, rece
 def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, protocol: Protocol, context: int,
             cem: CEMConfig, receding_horizon: int, records: list[EpisodeRecord], single_times: list[float],
             batched_times: list[float], batch: int, eval_time: float) -> EvalRecord:
-    model = st.loaded.model if st.loaded else None
+    model = st.world_model
+    trained = st.loaded.model if st.loaded else None  # a world model or a trained policy
     successes = sum(r.success for r in records)
     low, high = wilson_interval(successes, len(records))
     straight = None
@@ -270,15 +294,16 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
         plan_calls=len(single_times),
         tokens_per_frame=model.tokens_per_frame if model else None,
         encoder_tokens_per_frame=model.encoder_tokens_per_frame if model else None,
-        straightness=straight, params_trainable=count_parameters(model, True) if model else 0,
-        params_frozen=count_parameters(model, False) if model else 0,
+        straightness=straight, params_trainable=count_parameters(trained, True) if trained else 0,
+        params_frozen=count_parameters(trained, False) if trained else 0,
         train_time_s=st.loaded.train_time_s if st.loaded else None, eval_time_s=eval_time,
         device=device_name(st.device), commit=git_commit(), protocol=protocol.name, split=protocol.split,
         context=context if model else None, planner=planner,
         plan_time_batched_median_s=_pct(batched_times, 50),
         predictor_tokens_per_call=predictor_tokens_per_call(cem, context, model.history, model.tokens_per_frame)
         if model else None,
-        encoder=getattr(model, "encoder_kind", None), config_id=content_hash(setting),
+        encoder=getattr(trained, "encoder_kind", None), timed_call="planning call" if model else "decision",
+        config_id=content_hash(setting),
         variant=f"{protocol.name}, {protocol.split}, {len(records)} episodes" + (f", {planner}" if planner else ""),
         plan_time_p10_s=_pct(single_times, 10), plan_time_batched_p10_s=_pct(batched_times, 10),
         plan_time_batched_p90_s=_pct(batched_times, 90), plan_calls_batched=len(batched_times),
@@ -304,6 +329,20 @@ def _time_single_calls(model: torch.nn.Module, planner: Planner, env: GoalEnv, t
                             torch.from_numpy(goal[None]).to(device), seeds=[k], states=states)
         if k >= warmup:
             times.append(res.seconds)
+    return times
+
+
+def _time_decisions(st: _Setting, env: GoalEnv, calls: int) -> list[float]:
+    """Seconds of one policy decision (``act`` on one observation and goal), on the tasks' start states."""
+    policy = st.policies(env.action_dim, [0])[0]
+    times = []
+    for k in range(calls):
+        task = st.tasks[k % len(st.tasks)]
+        obs, _ = env.reset(options={"state": task.start_state})
+        goal = env.render_state(task.goal_state)
+        start = time.perf_counter()
+        policy.act(obs, goal)
+        times.append(time.perf_counter() - start)
     return times
 
 

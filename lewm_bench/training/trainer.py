@@ -1,4 +1,8 @@
-"""The trainer: ``lewm-bench train --env ENV --agent AGENT`` for every registered world model.
+"""The trainer: ``lewm-bench train --env ENV --agent AGENT`` for every trainable agent.
+
+World models train on clips (frames and action blocks); trainable policies (``gcbc``, ...) on the
+batches they draw themselves from the data they attach (see :mod:`lewm_bench.registry`), with the
+same optimiser, schedule, logging, checkpoints and resume.
 
 AdamW, linear warm-up then cosine decay stepped per optimiser step, gradient clipping, bf16
 autocast (on CUDA; on CPU when the profile asks), seeded data order, dropout and SIGReg directions,
@@ -97,6 +101,10 @@ class _Session:
     rank: int
     world: int
     steps_per_epoch: int
+    num_samples: int
+    """Training samples an epoch draws from: clips (world models) or the policy's ``attach_data`` count."""
+    policy: bool = False
+    """A trainable policy (batches from ``training_batch``) rather than a world model (clips)."""
     rows: list[dict[str, Any]] = field(default_factory=list)
     """``log.csv`` so far (row 0: before training)."""
     start_epoch: int = 1
@@ -134,7 +142,7 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         train_config: optimisation settings (default: the agent's recipe for the profile, else the profile's).
     """
     info = get_agent(agent)
-    if info.kind != "world_model":
+    if not info.trainable:
         raise LewmBenchError(f"agent {agent!r} is a {info.kind} with nothing to train; evaluate it directly: "
                              f"lewm-bench eval --env {env} --agent {agent}")
     rank, world, local_rank = _dist_info()
@@ -177,9 +185,10 @@ def _resolve_run(agent: str, env: str, profile: Profile, seed: int, data_path: P
     if not data_path.exists():
         raise LewmBenchError(f"no dataset for {env} at {data_path}; create it with: lewm-bench collect --env {env} "
                              f"--profile {profile.name}" + (f" --out {data_path}" if explicit_data else ""))
-    train_set = ClipDataset(data_path, "train", model_config.history, profile.frameskip, env=env)
+    history = getattr(model_config, "history", 1)  # a policy's config has none: its clips are transitions
+    train_set = ClipDataset(data_path, "train", history, profile.frameskip, env=env)
     # held-out clips have at least 3 frames, so that straightness is defined for any history
-    held_set = ClipDataset(data_path, "held_out", max(model_config.history, 2), profile.frameskip, env=env)
+    held_set = ClipDataset(data_path, "held_out", max(history, 2), profile.frameskip, env=env)
     meta = train_set.meta
     record = DataRecord(
         path=os.path.relpath(data_path.resolve(), run_dir.resolve()), identity=meta.identity,
@@ -228,7 +237,7 @@ def _setup(cls: type, run: RunConfig, run_dir: Path, train_set: ClipDataset, hel
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr,
                                   weight_decay=tcfg.weight_decay)
     s = _Session(run, run_dir, model, model, optimizer, train_set, held_set, torch.empty(0, dtype=torch.long),
-                 device, rank, world, tcfg.steps_per_epoch or max(1, len(train_set) // tcfg.batch_size),
+                 device, rank, world, 0, len(train_set), policy=getattr(cls, "kind", None) == "policy",
                  train_time=prepare_time or 0.0, prepare_time=prepare_time)
     if state is not None:
         load_state_checked(model, state["model"], str(run_dir / "checkpoint.pt"))
@@ -238,6 +247,11 @@ def _setup(cls: type, run: RunConfig, run_dir: Path, train_set: ClipDataset, hel
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    if s.policy:  # its training data (e.g. frozen features), built at every start and resume (timed as training)
+        start = time.perf_counter()
+        s.num_samples = model.attach_data(train_set, device, progress and rank == 0)
+        s.train_time += time.perf_counter() - start
+    s.steps_per_epoch = tcfg.steps_per_epoch or max(1, s.num_samples // tcfg.batch_size)
     if world > 1:
         if device.type == "cuda":  # SyncBatchNorm is CUDA-only; on CPU (gloo) BatchNorm stays per rank
             s.model = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -256,7 +270,7 @@ def _setup(cls: type, run: RunConfig, run_dir: Path, train_set: ClipDataset, hel
 def _train_epoch(s: _Session, epoch: int, progress: bool) -> tuple[dict[str, float], float]:
     """One epoch of optimiser steps; returns the summed loss terms and the wall time."""
     tcfg, model = s.tcfg, s.model
-    order = _epoch_order(len(s.train_set), s.steps_per_epoch * tcfg.batch_size, s.run.seed, epoch)
+    order = _epoch_order(s.num_samples, s.steps_per_epoch * tcfg.batch_size, s.run.seed, epoch)
     local_batch = tcfg.batch_size // s.world
     use_bf16 = tcfg.bf16 == "always" or (tcfg.bf16 == "cuda" and s.device.type == "cuda")
     model.train()
@@ -266,9 +280,15 @@ def _train_epoch(s: _Session, epoch: int, progress: bool) -> tuple[dict[str, flo
                disable=not progress or s.rank != 0, leave=False)
     for i in bar:
         global_idx = order[i * tcfg.batch_size:(i + 1) * tcfg.batch_size]
-        frames, actions, states = _collate(s.train_set, global_idx[s.rank * local_batch:(s.rank + 1) * local_batch],
-                                           s.device)
-        terms = _step(s, frames, actions, epoch, use_bf16, proprio_kwargs(model, states))
+        local_idx = global_idx[s.rank * local_batch:(s.rank + 1) * local_batch]
+        extra: dict[str, torch.Tensor] = {}
+        if s.policy:  # seeded per step, so a resumed run draws the same goals
+            goals_gen = torch.Generator().manual_seed(s.run.seed * 1_000_033 + s.step)
+            inputs: tuple = (model.training_batch(local_idx, goals_gen),)
+        else:
+            frames, actions, states = _collate(s.train_set, local_idx, s.device)
+            inputs, extra = (frames, actions), proprio_kwargs(model, states)
+        terms = _step(s, inputs, epoch, use_bf16, extra)
         sums["loss"] += terms.loss.detach().item()
         for k in model.loss_terms:
             sums[k] += terms.terms[k].detach().item()
@@ -277,9 +297,10 @@ def _train_epoch(s: _Session, epoch: int, progress: bool) -> tuple[dict[str, flo
     return sums, time.perf_counter() - start
 
 
-def _step(s: _Session, frames: torch.Tensor, actions: torch.Tensor, epoch: int, use_bf16: bool,
+def _step(s: _Session, inputs: tuple, epoch: int, use_bf16: bool,
           extra: dict[str, torch.Tensor] | None = None) -> LossTerms:
-    """One optimiser step at the scheduled learning rate; stops on a non-finite loss or out of memory.
+    """One optimiser step at the scheduled learning rate on ``inputs`` (a world model's (frames, actions), a
+    policy's (batch,)); stops on a non-finite loss or out of memory.
 
     ``extra``: further keyword inputs of the loss (the states, for a model that uses proprioception)."""
     tcfg = s.tcfg
@@ -288,7 +309,7 @@ def _step(s: _Session, frames: torch.Tensor, actions: torch.Tensor, epoch: int, 
     gen = torch.Generator(s.device).manual_seed(s.run.seed * 1_000_003 + s.step)
     try:
         with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            terms = s.ddp_model(frames, actions, gen, **(extra or {}))
+            terms = s.ddp_model(*inputs, gen, **(extra or {}))
         if not torch.isfinite(terms.loss):
             raise TrainingStopped(
                 f"divergence at epoch {epoch}, step {s.step}: loss is {terms.loss.item()}; the last good "
@@ -297,6 +318,8 @@ def _step(s: _Session, frames: torch.Tensor, actions: torch.Tensor, epoch: int, 
         terms.loss.backward()
         nn.utils.clip_grad_norm_(s.model.parameters(), tcfg.grad_clip)
         s.optimizer.step()
+        if hasattr(s.model, "after_step"):  # e.g. a policy's target networks
+            s.model.after_step()
     except torch.OutOfMemoryError:
         raise LewmBenchError(f"out of memory training {s.run.agent} with profile {s.run.profile} (batch "
                              f"{tcfg.batch_size}) on {s.device}; use a smaller --batch-size or --profile "
@@ -376,7 +399,10 @@ def _collate(ds: ClipDataset, idx: torch.Tensor, device: torch.device
 @torch.no_grad()
 def heldout_metrics(model: nn.Module, held: ClipDataset, idx: torch.Tensor, device: torch.device) -> dict[str, float]:
     """Prediction loss and representation metrics (std, effective rank, straightness) on clips ``idx`` of
-    ``held``, in eval mode; patch embeddings count as one vector per frame."""
+    ``held``, in eval mode; patch embeddings count as one vector per frame. A model with its own
+    ``heldout_metrics`` (a trainable policy) computes them itself (same keys)."""
+    if hasattr(model, "heldout_metrics"):
+        return model.heldout_metrics(held, idx, device)
     was_training = model.training
     model.eval()
     embs, losses = [], []

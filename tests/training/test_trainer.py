@@ -106,8 +106,8 @@ def test_divergence_stops_with_a_clear_message(data, tmp_path, monkeypatch):
 def test_bad_input(data, tmp_path):
     with pytest.raises(LewmBenchError, match="create it with: lewm-bench collect --env two-room --profile smoke"):
         train("two-room", SMOKE, data_root=tmp_path, out=tmp_path / "x", progress=False)
-    with pytest.raises(LewmBenchError,
-                       match="unknown agent 'dreamer'; valid agents: dinowm, dinowm-proprio, lewm, pldm, random"):
+    with pytest.raises(LewmBenchError, match="unknown agent 'dreamer'; valid agents: dinowm, dinowm-proprio, "
+                                             "gcbc, gciql, gcivl, lewm, pldm, random"):
         _train(data, tmp_path / "y", agent="dreamer")
     with pytest.raises(LewmBenchError, match="agent 'random' is a policy with nothing to train"):
         _train(data, tmp_path / "y", agent="random")
