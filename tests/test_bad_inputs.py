@@ -78,6 +78,12 @@ TRAIN = ["train", "--env", "two-room", "--profile", "smoke", "--no-progress"]
 SUITE = ["run", "--suite", "smoke", "--envs", "two-room", "--no-progress"]
 FILE_ROWS = [pytest.param(args, message, id=name) for name, args, message in [
     ("datasets missing", ["datasets", "{W}/missing.h5"], "missing.h5: no such dataset"),
+    ("import dataset missing", ["import", "dataset", "{W}/missing.h5", "--env", "two-room"],
+     "missing.h5: no such file"),
+    ("import dataset foreign", ["import", "dataset", "{W}/foreign.h5", "--env", "two-room", "--out", "{W}/imp.h5"],
+     "foreign.h5: not a readable HDF5 file"),
+    ("import checkpoint no config", ["import", "checkpoint", "{W}/foreign.h5", "--data", "{W}/data.h5"],
+     "config.json: missing"),
     ("datasets truncated", ["datasets", "{W}/truncated.h5"], "truncated.h5: not a readable HDF5 file"),
     ("datasets foreign", ["datasets", "{W}/foreign.h5"], "foreign.h5: not a readable HDF5 file"),
     ("datasets not-lewm", ["datasets", "{W}/other.h5"], "other.h5: not a lewm-bench dataset"),
