@@ -56,7 +56,7 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/|/gc").all()
     assert na.error.str.contains("policy without an encoder").all()
     voe = pd.read_csv(runs / "analysis" / "voe.csv")
-    assert len(voe) == 18 and set(voe.variant) == {"teleport", "colour"} and voe.p_value.between(0, 1).all()
+    assert len(voe) == 24 and set(voe.variant) == {"teleport", "colour"} and voe.p_value.between(0, 1).all()
     assert set(voe.perturbation) == {"teleport", "colour (object)"}
     probe = pd.read_csv(runs / "analysis" / "probe.csv")
     assert set(probe.agent) == {"lewm", "pldm", "dinowm"} and set(probe.probe) == {"linear", "mlp"}
