@@ -94,7 +94,11 @@ class CubeEnv(GoalEnv):
         self._sim = _OGCube(env_type="single", ob_type="pixels", width=self.image_size, height=self.image_size,
                             mode="data_collection", visualize_info=False, terminate_at_goal=False,
                             permute_blocks=False)
-        self._sim.reset(seed=0)  # builds the model (with OGBench's pixel colours) and the renderer
+        # The first reset builds the model with OGBench's pixel colours; its pixel observation (a render with a
+        # renderer we may replace at once) is skipped: the renderer is made on the first render.
+        self._sim.compute_observation = lambda: None
+        self._sim.reset(seed=0)
+        del self._sim.compute_observation
         # From here on OGBench's step must not render (we render once, from consistent kinematics).
         self._sim._ob_type = "states"
         if self._sim.model.nq != N_QPOS or self._sim.model.nv != N_QVEL:
@@ -173,7 +177,8 @@ class CubeEnv(GoalEnv):
 
         sim = self._sim
         sim.model.vis.quality.offsamples = 0
-        sim._renderer.close()
+        if sim._renderer is not None:
+            sim._renderer.close()
         sim._initialize_renderer()
         sim._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
 

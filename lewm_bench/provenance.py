@@ -26,9 +26,26 @@ def default_device(local_rank: int = 0) -> torch.device:
 
 
 def device_name(device: torch.device | str) -> str:
-    """Human name of a device: the GPU's model, or ``cpu (N cores)``."""
+    """Human name of a device: the GPU's model, or ``cpu (N cores, ISA)`` with the vector instructions torch uses."""
     device = torch.device(device)
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()})"
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` has fast bf16 kernels: a CUDA GPU that supports bf16, or a CPU on which oneDNN has bf16
+    kernels (AVX-512 / AMX). Elsewhere bf16 autocast falls back to slow reference kernels: on an AVX2-only CPU a
+    cpu-profile LeWM training step measured 12x slower in bf16 than in fp32 (its patch convolution alone 9x)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
 
 
 def git_commit() -> str:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from lewm_bench.protocols import WorldModel, proprio_kwargs
+from lewm_bench.provenance import native_bf16
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,18 @@ class Planner:
     """Base class: encode once, optimise, time. Subclasses implement :meth:`optimize`.
 
     ``config`` is the planner's frozen config; it must have ``horizon`` (action blocks planned)
-    and ``bf16`` (run the model's forward passes under bf16 autocast).
+    and ``bf16`` (run the model's forward passes under bf16 autocast where the device has fast bf16 kernels:
+    :func:`lewm_bench.provenance.native_bf16`; fp32 elsewhere).
     """
 
     def __init__(self, config: Any) -> None:
         self.config = config
         self.horizon: int = config.horizon
         self.bf16: bool = config.bf16
+
+    def uses_bf16(self, device: torch.device) -> bool:
+        """Whether the model runs under bf16 autocast on ``device`` (asked for, and fast there)."""
+        return self.bf16 and native_bf16(device)
 
     def solve(self, model: WorldModel, context: Tensor, past_actions: Tensor, goal: Tensor,
               seeds: list[int] | None = None, states: Tensor | None = None) -> PlanResult:
@@ -73,7 +79,7 @@ class Planner:
         if sync:
             torch.cuda.synchronize(context.device)
         start = time.perf_counter()
-        with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=self.uses_bf16(context.device)):
             with torch.no_grad():
                 frames = torch.cat([context, goal[:, None]], 1)  # one encoder pass for context and goal
                 z = model.encode(frames, **proprio_kwargs(model, states))
