@@ -212,14 +212,21 @@ def cmd_train(args: argparse.Namespace) -> None:
         model_config = dataclasses.replace(model_config, **{option: value})
     overrides = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "lr")
                  if getattr(args, k) is not None}
+    if overrides and info.learns_online:
+        raise ValueError(f"--{next(iter(overrides)).replace('_', '-')} does not apply to agent {args.agent!r}: it "
+                         "learns online, for the env-step budget of its config")
     tcfg = dataclasses.replace(info.train_config_for(profile), **overrides)
     result = train(args.env, profile, agent=args.agent, data=args.data, out=args.out, seed=args.seed,
                    resume=args.resume, force=args.force, progress=not args.no_progress, model_config=model_config,
                    train_config=tcfg, data_root=args.data_root)
     if not result.summary:  # a non-zero rank under torchrun: rank 0 reports
         return
-    final = result.summary["final"]
     state = "trained" if result.finished else "already finished (pass --force to retrain)"
+    if info.learns_online:
+        print(f"{result.run_dir}: {state}; {result.summary['online_env_steps']} env steps online, "
+              f"{result.summary['train_time_s']:.0f} s")
+        return
+    final = result.summary["final"]
     held = "held-out action error" if info.kind == "policy" else "held-out pred loss"
     print(f"{result.run_dir}: {state}; {result.summary['epochs']} epochs, {result.summary['steps']} steps, "
           f"{result.summary['train_time_s']:.0f} s; {held} {final['val_pred_loss']:.4f}, embedding std "
@@ -535,8 +542,9 @@ def _parser_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=positive_int, default=None, help="override the profile's CEM candidates")
     p.add_argument("--batch", type=positive_int, default=None,
                    help="episodes planned per batched call (default: all, at most the env's max_parallel: 10 for cube)")
-    p.add_argument("--timing-calls", type=non_negative_int, default=20,
-                   help="one-episode planning calls timed after 3 warm-up calls (the paper's setting)")
+    p.add_argument("--timing-calls", type=non_negative_int, default=None,
+                   help="one-episode planning calls (or policy decisions) timed after the profile's warm-up calls "
+                        "(default: the profile's; paper and cpu: 20 after 3, the paper's setting; smoke: 3 after 1)")
     _profile_opt(p)
     p.set_defaults(func=cmd_eval)
 

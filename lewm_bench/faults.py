@@ -5,7 +5,8 @@ The points are where a crash is most likely to lose or corrupt work:
 
 - ``train-step``: after an optimiser step (during an epoch);
 - ``checkpoint-tmp``: a checkpoint fully written to its temporary file, before the rename;
-- ``suite-job-done``: a suite job finished and its record saved, before the next job starts.
+- ``suite-job-done``: a suite job finished and its record saved, before the next job starts;
+- ``online-checkpoint``: an online learner (``sac-her``) saved a complete checkpoint, mid-training.
 
 The variable is read here only; unset (always, outside tests) a point costs one dictionary lookup.
 """

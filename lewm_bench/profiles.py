@@ -37,6 +37,9 @@ class Profile:
     """Planner settings (paper: 300 candidates x 30 iterations, top 30, horizon 5)."""
     eval_episodes: int = 50
     """Evaluation episodes (the paper's 50)."""
+    timing_calls: int = 20
+    """Planning calls (or policy decisions) timed one episode at a time, after ``warmup_calls`` untimed ones."""
+    warmup_calls: int = 3
     voe: VoEConfig = field(default_factory=VoEConfig)
     """Violation-of-expectation sizes (trajectories, frames, perturbation step)."""
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -51,10 +54,12 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile("paper"),
     # 7 epochs and 8 CEM iterations (from 10 and 10) bring the whole cpu suite under 2 hours on 2 cores
     # (README: Results).
-    "cpu": Profile("cpu", train=TrainConfig(epochs=7, steps_per_epoch=200, batch_size=128, lr=1e-3, bf16="always"),
+    # bf16 where the CPU has fast bf16 kernels (AVX-512 / AMX), fp32 on others (where bf16 is an order slower)
+    "cpu": Profile("cpu", train=TrainConfig(epochs=7, steps_per_epoch=200, batch_size=128, lr=1e-3, bf16="auto"),
                    cem=CEMConfig(iterations=8)),
     "smoke": Profile("smoke", train=TrainConfig(epochs=2, steps_per_epoch=4, batch_size=16, lr=1e-3, eval_clips=32),
                      cem=CEMConfig(candidates=16, iterations=2, elites=4, horizon=2), eval_episodes=4,
+                     timing_calls=3, warmup_calls=1,
                      voe=VoEConfig(trajectories=8, frames=5, perturb_frame=3),
                      probe=ProbeConfig(train_frames=120, test_frames=40, mlp_steps=20)),
 }

@@ -13,9 +13,9 @@ or is registered in the running process with the decorator (or a plain call)::
     class MyWorldModel(torch.nn.Module):
         ...
 
-The built-in agents (``lewm``, ``pldm``, ``dinowm``, ``gcbc``, ``gciql``, ``gcivl``, ``random``) are
-entry points of lewm-bench's own ``pyproject.toml``; the core never names them. Registration
-checks the class against its kind's contract and names what is missing.
+The built-in agents (``lewm``, ``pldm``, ``dinowm``, ``dinowm-proprio``, ``gcbc``, ``gciql``, ``gcivl``,
+``sac-her``, ``sb3``, ``random``) are entry points of lewm-bench's own ``pyproject.toml``; the core never
+names them. Registration checks the class against its kind's contract and names what is missing.
 
 **World models** (``kind = "world_model"``) are ``torch.nn.Module`` classes with
 
@@ -57,6 +57,19 @@ agent never receives them).
     (``val_pred_loss`` is then the policy's held-out action error);
   - ``set_action_codec(codec)``: the harness gives the run's :class:`~lewm_bench.data.actions.ActionCodec`
     before the first ``act``; one trained instance serves every episode, so ``act`` keeps no state.
+- **learned online** (it defines ``learn``; e.g. ``sac-her``): trained by ``lewm-bench train`` in the env
+  itself, not on the dataset (the run still records the dataset its evaluation tasks come from). It has
+  ``config_class``/``presets``, ``set_action_codec`` and ``learn(env_kwargs, seed, run_dir, resume, progress)
+  -> seconds``, which trains into ``run_dir`` (its own checkpoints there, resumable when ``resume``) and leaves
+  the trained weights in the module (an ``nn.Module``), which the trainer saves as ``checkpoint.pt``; or
+- **loaded from a file** (it defines the classmethod ``from_file(path, env, image_size)``; e.g. ``sb3``):
+  ``lewm-bench eval --agent NAME --checkpoint PATH``.
+
+A policy with ``observes = "state"`` is given the physical state and the goal state instead of the
+images: ``act(state, goal_state)``; such an agent is built with ``env=`` the env's name (its state and
+action sizes come from the :class:`~lewm_bench.envs.spec.EnvSpec`). ``uses_rewards = True`` says it
+learned from the env's reward (recorded in results). ``grid_envs``: the envs where an ``in_grid`` agent
+joins the default grid (default: all).
 
 **Every agent** may declare how tables show it: ``display_name`` (default: its registered name),
 ``colour`` (a matplotlib colour; default: one derived from the name), ``in_grid`` (``True``: part
@@ -92,6 +105,8 @@ REQUIRED = {
                     "tokens_per_frame", "encoder_tokens_per_frame"),
     "policy": ("act",),
 }
+ONLINE_POLICY = ("config_class", "presets", "learn", "set_action_codec")
+"""What a policy that defines ``learn`` must also define (see the module docstring)."""
 TRAINABLE_POLICY = ("config_class", "presets", "loss_terms", "prepare", "attach_data", "training_batch", "after_step",
                     "heldout_metrics", "set_action_codec")
 """What a policy that defines ``loss`` must also define (see the module docstring)."""
@@ -149,7 +164,10 @@ class AgentInfo:
         return bool(getattr(self.cls, "uses_proprio", False))
 
     def build(self, config: Any, image_size: int, action_dim: int, env: str) -> Any:
-        """A fresh world model for ``env``; one that ``uses_proprio`` gets the env's proprio indices."""
+        """A fresh model for ``env``; one that ``uses_proprio`` gets the env's proprio indices, a policy that
+        ``observes`` the state gets the env's name."""
+        if self.observes == "state":
+            return self.cls(config, image_size, action_dim, env=env)
         if not self.uses_proprio:
             return self.cls(config, image_size, action_dim)
         from lewm_bench.envs import env_spec
@@ -161,9 +179,30 @@ class AgentInfo:
         return self.cls(config, image_size, action_dim, proprio=proprio)
 
     @property
+    def observes(self) -> str:
+        """What a policy's ``act`` is given: ``pixels`` (observation and goal images) or ``state`` (physical states)."""
+        return str(getattr(self.cls, "observes", "pixels"))
+
+    @property
     def trainable(self) -> bool:
-        """Trained by ``lewm-bench train`` before evaluation: every world model, and policies that define ``loss``."""
-        return self.kind == "world_model" or hasattr(self.cls, "loss")
+        """Trained by ``lewm-bench train`` before evaluation: every world model, and policies that define ``loss``
+        (offline, on the dataset) or ``learn`` (online, in the env)."""
+        return self.kind == "world_model" or hasattr(self.cls, "loss") or self.learns_online
+
+    @property
+    def learns_online(self) -> bool:
+        """A policy trained in the env itself (``learn``), not on the dataset."""
+        return self.kind == "policy" and hasattr(self.cls, "learn")
+
+    @property
+    def from_file(self) -> bool:
+        """A policy loaded from a file the user gives (``from_file``), e.g. a saved SB3 model."""
+        return self.kind == "policy" and hasattr(self.cls, "from_file")
+
+    def in_grid_for(self, env: str) -> bool:
+        """Part of the default grid for ``env``: ``in_grid`` and ``env`` among its ``grid_envs`` (default: all)."""
+        envs = getattr(self.cls, "grid_envs", None)
+        return self.in_grid and (envs is None or env in envs)
 
     def config_for(self, profile: str) -> Any:
         """The trainable agent's architecture preset for ``profile``; the error names the presets it has."""
@@ -206,11 +245,12 @@ def register_agent(name: str, cls: T | None = None, *, source: str | None = None
         label = f"agent {name!r} ({klass.__module__}.{klass.__qualname__})"
         if kind not in KINDS:
             raise RegistryError(f"{label}: class attribute 'kind' must be one of {', '.join(KINDS)}; got {kind!r}")
-        required = REQUIRED[kind] + (TRAINABLE_POLICY if kind == "policy" and hasattr(klass, "loss") else ())
+        required = REQUIRED[kind] + (TRAINABLE_POLICY if kind == "policy" and hasattr(klass, "loss") else ()) \
+            + (ONLINE_POLICY if kind == "policy" and hasattr(klass, "learn") else ())
         missing = [m for m in required if not hasattr(klass, m)]
         if missing:
             raise RegistryError(f"{label}: a {kind} must define {', '.join(missing)} (see lewm_bench.registry)")
-        if kind == "policy" and hasattr(klass, "loss"):
+        if kind == "policy" and (hasattr(klass, "loss") or hasattr(klass, "learn")):
             wrong = [p for p, c in klass.presets.items() if not isinstance(c, klass.config_class)]
             if wrong:
                 raise RegistryError(f"{label}: presets {wrong} are not {klass.config_class.__name__} instances")

@@ -120,8 +120,13 @@ def resolve_suite(name: str) -> SuiteSpec:
     return SUITES[name]
 
 
-def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], seeds: tuple[int, ...]) -> list[Job]:
-    """The jobs of the grid in dependency order: per env, collect, then the trainings, then the evaluations."""
+def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], seeds: tuple[int, ...],
+              grid: bool = False) -> list[Job]:
+    """The jobs of the grid in dependency order: per env, collect, then the trainings, then the evaluations.
+
+    ``grid``: ``agents`` are the default grid's, so each joins only the envs it says it belongs to there
+    (``grid_envs``, e.g. ``sac-her`` on Two-Room only); agents named by the user run in every env asked for.
+    """
     from lewm_bench.collect.runner import CollectConfig
     from lewm_bench.training.run_config import train_identity
 
@@ -135,6 +140,8 @@ def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], 
         collect_job = Job("collect", env, None, None, content_hash({"suite_format": SUITE_FORMAT, "data": data_id}))
         jobs.append(collect_job)
         for agent, info in infos.items():
+            if grid and not info.in_grid_for(env):
+                continue
             for seed in seeds:
                 upstream = collect_job
                 if info.trainable:
@@ -170,7 +177,7 @@ def _run_suite(spec: SuiteSpec, suite: str, profile: Profile, root: Path, envs: 
                agents: tuple[str, ...] | None, seeds: tuple[int, ...] | None, force: bool, progress: bool,
                workers: int | None) -> SuiteResult:
     jobs = plan_jobs(profile, envs or spec.envs or env_names(), agents or spec.agents or grid_agents(),
-                     seeds or spec.seeds)
+                     seeds or spec.seeds, grid=not (agents or spec.agents))
     _check_folder(root)  # after planning: a bad name leaves no folder stamped
     previous_records = {job.name: _load(root, job) for job in jobs}  # a damaged record fails before any job runs
     start = time.perf_counter()

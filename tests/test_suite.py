@@ -34,11 +34,14 @@ def smoke_suite(tmp_path_factory):
 def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     runs, proc = smoke_suite
     assert proc.returncode == 0, proc.stderr
-    assert "112 jobs — 80 done, 0 skipped, 0 failed, 0 blocked, 32 not-applicable" in proc.stdout
+    assert "116 jobs — 82 done, 0 skipped, 0 failed, 0 blocked, 34 not-applicable" in proc.stdout
     summary = pd.read_csv(runs / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
-    assert len(summary) == 28 and set(summary.agent) == {"lewm", "pldm", "dinowm", "gcbc", "gciql", "gcivl", "random"}
-    policies = summary.agent.isin(["gcbc", "gciql", "gcivl", "random"])
+    assert len(summary) == 29 and set(summary.agent) == {"lewm", "pldm", "dinowm", "gcbc", "gciql", "gcivl", "random",
+                                                         "sac-her"}
+    assert set(summary[summary.agent == "sac-her"].env) == {"two-room"}  # in the grid where its budget is minutes
+    assert summary[summary.agent == "sac-her"].variant.str.contains("privileged state \\+ reward").all()
+    policies = summary.agent.isin(["gcbc", "gciql", "gcivl", "random", "sac-her"])
     assert set(summary[policies].timed_call) == {"decision"} and set(summary[~policies].timed_call) == {"planning call"}
     assert (summary[policies].plan_time_median_s > 0).all() and summary.plan_calls.min() > 0
     trained = summary[summary.agent.isin(["gcbc", "gciql", "gcivl"])]
@@ -49,11 +52,11 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     for name in ("results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"):
         assert (runs / "report" / name).stat().st_size > 0
     jobs = pd.read_csv(runs / "suite.csv")
-    assert len(jobs) == 112 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
+    assert len(jobs) == 116 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
     assert set(jobs[jobs.stage == "train"].name.str.split("/").str[2]) == {"lewm", "pldm", "dinowm", "gcbc", "gciql",
-                                                                            "gcivl"}
+                                                                            "gcivl", "sac-her"}
     na = jobs[jobs.status == "not-applicable"]
-    assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/|/gc").all()
+    assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/|/gc|/sac-her/").all()
     assert na.error.str.contains("policy without an encoder").all()
     voe = pd.read_csv(runs / "analysis" / "voe.csv")
     assert len(voe) == 24 and set(voe.variant) == {"teleport", "colour"} and voe.p_value.between(0, 1).all()
@@ -67,7 +70,7 @@ def test_rerun_skips_finished_jobs(smoke_suite):
     runs, _ = smoke_suite
     proc = lewm_bench("run", "--suite", "smoke", "--out", str(runs), "--no-progress", cwd=runs.parent)
     assert proc.returncode == 0, proc.stderr
-    assert "112 jobs — 0 done, 80 skipped, 0 failed, 0 blocked, 32 not-applicable" in proc.stdout
+    assert "116 jobs — 0 done, 82 skipped, 0 failed, 0 blocked, 34 not-applicable" in proc.stdout
     assert (pd.read_csv(runs / "suite.csv").seconds > 0).all()  # the times of the run that did the work
 
 
@@ -114,7 +117,7 @@ def test_bad_input(tmp_path):
     with pytest.raises(LewmBenchError, match="unknown environment 'mars'; valid names: two-room, pusht, cube"):
         plan_jobs(SMOKE, ("mars",), ("lewm",), (0,))
     with pytest.raises(LewmBenchError, match="unknown agent 'dreamer'; valid agents: dinowm, dinowm-proprio, "
-                                             "gcbc, gciql, gcivl, lewm, pldm, random"):
+                                             "gcbc, gciql, gcivl, lewm, pldm, random, sac-her, sb3"):
         plan_jobs(SMOKE, ("pusht",), ("dreamer",), (0,))
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "suite.json").write_text(json.dumps({"suite_format": 0}))

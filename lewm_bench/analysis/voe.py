@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from lewm_bench.analysis.config import VoEConfig
 from lewm_bench.data.actions import ActionCodec
@@ -179,6 +178,8 @@ def violation_of_expectation(model: Any, env_name: str, data_path: str | os.Path
         for i, tr in enumerate(trajectories):
             rows += [{"trajectory": i, "episode": tr.episode, "start": tr.start, "variant": variant, "t": t,
                       "surprise": float(s[i, t])} for t in range(1, cfg.frames)]
+    from scipy import stats  # here, not at the top: importing scipy.stats costs a second at every start of the CLI
+
     tests = []
     for variant in VARIANTS[1:]:
         diff = at_step[variant] - at_step["none"]

@@ -58,7 +58,7 @@ def load_sb3_policy(path: str | os.PathLike[str]) -> Any:
         data, params, _ = load_from_zip_file(path, device="cpu")
     except (OSError, ValueError, KeyError) as err:
         raise LewmBenchError(f"expected a saved stable-baselines3 model (.zip from model.save) at {path}; "
-                             f"could not read it ({err}); pass --collector sb3:PATH to such a file") from err
+                             f"could not read it ({err}); give the path of a file saved by model.save(PATH)") from err
     if not data or not params or "policy" not in params:
         raise LewmBenchError(f"{path}: expected a stable-baselines3 model with a policy; got no policy parameters "
                              "(save the whole model with model.save(PATH))")
@@ -70,26 +70,38 @@ def load_sb3_policy(path: str | os.PathLike[str]) -> Any:
     return policy
 
 
-def _input_kind(space: Any, env: GoalEnv) -> str:
-    """``goal``, ``state``, ``pixels`` or ``pixels-chw``: what a policy with observation ``space`` is fed."""
+def input_kind(space: Any, state_dim: int, image_size: int) -> str:
+    """``goal``, ``state``, ``pixels`` or ``pixels-chw``: what a policy with observation ``space`` is fed in an env
+    of that state size and image size."""
     from gymnasium import spaces
 
+    n = image_size
     if isinstance(space, spaces.Dict) and set(space.spaces) == set(OBS_KEYS) \
-            and all(space[k].shape == (env.state_dim,) for k in OBS_KEYS):
+            and all(space[k].shape == (state_dim,) for k in OBS_KEYS):
         return "goal"
     if isinstance(space, spaces.Box):
-        n = env.image_size
-        if space.shape == (env.state_dim,):
+        if space.shape == (state_dim,):
             return "state"
         if space.shape == (n, n, 3):
             return "pixels"
         if space.shape == (3, n, n):
             return "pixels-chw"
     raise LewmBenchError(
-        f"the SB3 model's observation space {space} does not fit env {type(env).__name__}: expected the goal "
-        f"view's Dict(observation, achieved_goal, desired_goal) of shape ({env.state_dim},), the state "
-        f"({env.state_dim},) or pixels ({env.image_size}, {env.image_size}, 3); train the model on "
-        "lewm_bench.envs.goal_view.make_goal_env(ENV) or collect at the image size it was trained on")
+        f"the SB3 model's observation space {space} does not fit env: expected the goal view's "
+        f"Dict(observation, achieved_goal, desired_goal) of shape ({state_dim},), the state ({state_dim},) or "
+        f"pixels ({n}, {n}, 3); train the model on lewm_bench.envs.goal_view.make_goal_env(ENV) or use data "
+        "at the image size it was trained on")
+
+
+def sb3_observation(kind: str, state: np.ndarray | None = None, goal: np.ndarray | None = None,
+                    frame: np.ndarray | None = None) -> Any:
+    """What an SB3 model of input ``kind`` (:func:`input_kind`) is fed: the goal view's dict, the state or the frame."""
+    if kind == "goal":
+        s = np.asarray(state, np.float32)
+        return {"observation": s, "achieved_goal": s, "desired_goal": np.asarray(goal, np.float32)}
+    if kind == "state":
+        return np.asarray(state, np.float32)
+    return np.asarray(frame).transpose(2, 0, 1) if kind == "pixels-chw" else np.asarray(frame)
 
 
 class _SB3Policy:
@@ -111,7 +123,7 @@ class _SB3Policy:
 
             torch.set_num_threads(1)  # one worker per core; more threads only contend
             self._policy = load_sb3_policy(self.path)
-            self._kind = _input_kind(self._policy.observation_space, env)
+            self._kind = input_kind(self._policy.observation_space, env.state_dim, env.image_size)
             if self._policy.action_space.shape != (env.action_dim,):
                 raise LewmBenchError(f"the SB3 model at {self.path} acts in {self._policy.action_space}; env "
                                      f"{type(env).__name__} expects actions of shape ({env.action_dim},)")
@@ -124,14 +136,8 @@ class _SB3Policy:
             if env.is_success(state, self._goal):
                 self._goal = draw_goal_keeping_state(env, rng)
                 state = env.get_state()
-            s = state.astype(np.float32)
-            obs: Any = {"observation": s, "achieved_goal": s, "desired_goal": self._goal.astype(np.float32)}
-        elif self._kind == "state":
-            obs = state.astype(np.float32)
-        else:
-            frame = env._render()
-            obs = frame.transpose(2, 0, 1) if self._kind == "pixels-chw" else frame
-        action, _ = self._policy.predict(obs, deterministic=True)
+        frame = env._render() if self._kind.startswith("pixels") else None
+        action, _ = self._policy.predict(sb3_observation(self._kind, state, self._goal, frame), deterministic=True)
         action = np.asarray(action, np.float64).reshape(env.action_dim)
         if self.noise_std > 0:
             action = action + rng.normal(0.0, self.noise_std, env.action_dim)

@@ -56,7 +56,8 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
             model's training history). Frames before the episode start repeat the first frame,
             and the unknown action blocks before it are zeros (the data mean).
         receding_horizon: planned blocks executed before replanning.
-        policies: one policy agent (``act(observation, goal)``) per env, used when ``model`` is None.
+        policies: one policy agent per env, used when ``model`` is None: ``act(observation, goal)`` on images,
+            or ``act(state, goal_state)`` on physical states when its ``observes`` is ``"state"``.
         keep_frames: keep the observed frames of the first ``keep_frames`` episodes (for a video).
         plan_times: when given, the seconds of every planning call (or policy decision) are appended to it.
     """
@@ -79,7 +80,10 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
             plans = {}
             for i in active:  # one decision per episode, each timed
                 start = time.perf_counter()
-                plans[i] = policies[i].act(history[i][-1], goals[i])
+                if getattr(policies[i], "observes", "pixels") == "state":  # e.g. sac-her: physical states
+                    plans[i] = policies[i].act(envs[i].get_state(), np.asarray(tasks[i].goal_state))
+                else:
+                    plans[i] = policies[i].act(history[i][-1], goals[i])
                 if plan_times is not None:
                     plan_times.append(time.perf_counter() - start)
         else:

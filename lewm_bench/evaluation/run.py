@@ -97,6 +97,13 @@ class EvalRecord:
     dataset: str = ""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
+    inputs: str = "pixels"
+    """What the agent acted on: ``pixels`` (every reward-free agent), or ``privileged state`` (``+ reward`` when it
+    learned from the env's reward, e.g. ``sac-her``)."""
+    online_env_steps: int | None = None
+    """Env steps the agent trained on online (``sac-her``); None for agents that learned from the dataset alone."""
+    precision: str | None = None
+    """A planner's forward passes: ``bf16`` autocast or ``fp32`` (bf16 only where the device has fast bf16 kernels)."""
 
 
 _FIELDS = [f.name for f in dataclasses.fields(EvalRecord)]
@@ -129,6 +136,8 @@ class _Setting:
     data_path: Path
     env_kwargs: dict[str, Any]
     device: torch.device
+    policy: Any = None
+    """A policy loaded from a file the user gave (``from_file``, e.g. ``sb3``): one instance for every episode."""
 
     @property
     def world_model(self) -> torch.nn.Module | None:
@@ -139,14 +148,16 @@ class _Setting:
         """One policy per episode: the trained one (stateless) for every episode, or a fresh untrained one each."""
         if self.loaded is not None:
             return [self.loaded.model] * len(seeds)
+        if self.policy is not None:
+            return [self.policy] * len(seeds)
         return [self.info.cls(action_dim, s) for s in seeds]
 
 
 def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None = None,
              data: str | os.PathLike[str] | None = None, out: str | os.PathLike[str] | None = None, seed: int = 0,
              protocol: Protocol = PROTOCOLS["paper"], context: int = 1, cem: CEMConfig | None = None,
-             receding_horizon: int = 5, timing_calls: int = 20, planner_name: str = "cem",
-             warmup_calls: int = 3, gif_episodes: int = 4,
+             receding_horizon: int = 5, timing_calls: int | None = None, planner_name: str = "cem",
+             warmup_calls: int | None = None, gif_episodes: int = 4,
              root: str | os.PathLike[str] = "runs", batch: int | None = None) -> EvalResult:
     """Evaluate ``agent`` on ``env`` (see the module docstring); returns the run folder and the record.
 
@@ -155,6 +166,8 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     """
     start_time = time.perf_counter()
     cem = cem or profile.cem
+    timing_calls = profile.timing_calls if timing_calls is None else timing_calls
+    warmup_calls = profile.warmup_calls if warmup_calls is None else warmup_calls
     if batch is not None and batch < 1:
         raise LewmBenchError(f"batch must be >= 1 episodes per planning call; got {batch}")
     out_dir = Path(out) if out else run_dir("eval", env, agent, profile.name, seed, root)
@@ -244,10 +257,16 @@ def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLik
             ActionCodec.from_stats(*loaded.run.action_stats(), loaded.run.frameskip)
     if loaded is not None and info.kind == "policy":
         loaded.model.set_action_codec(codec)
+    policy = None
+    if info.from_file:
+        if checkpoint is None:
+            raise LewmBenchError(f"agent {agent!r} runs a policy saved in a file: pass --checkpoint PATH (e.g. a "
+                                 "stable-baselines3 model.zip)")
+        policy = info.cls.from_file(checkpoint, env, meta.image_size)
     if loaded is not None and loaded.run.data.image_size != meta.image_size:
         raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
                              f"{loaded.run.data.image_size} px")
-    return _Setting(info, loaded, planner, tasks, codec, data_path, dict(meta.env_kwargs), device)
+    return _Setting(info, loaded, planner, tasks, codec, data_path, dict(meta.env_kwargs), device, policy)
 
 
 def _run_episodes(env: str, st: _Setting, protocol: Protocol, context: int, receding_horizon: int, seed: int,
@@ -256,18 +275,21 @@ def _run_episodes(env: str, st: _Setting, protocol: Protocol, context: int, rece
     records: list[EpisodeRecord] = []
     batched_times: list[float] = []
     model = st.world_model
-    for lo in range(0, len(st.tasks), batch):
-        chunk = st.tasks[lo:lo + batch]
-        envs = [make_env(env, **st.env_kwargs) for _ in chunk]
-        seeds = [episode_seed(seed, t) for t in chunk]
-        policies = None if model is not None else st.policies(envs[0].action_dim, seeds)
-        try:
-            records += run_mpc(envs, chunk, protocol, model, st.planner, st.codec, context, receding_horizon,
-                               st.device, policies=policies, seed=seed, keep_frames=gif_episodes if lo == 0 else 0,
-                               plan_times=batched_times)
-        finally:
-            for e in envs:
-                e.close()
+    # One simulator per episode of a batch, made once and reused by the next batches: every episode starts with
+    # a reset to its task's start and goal states, so it does not depend on what the simulator ran before (Cube's
+    # simulators take seconds to build).
+    envs = [make_env(env, **st.env_kwargs) for _ in range(min(batch, len(st.tasks)))]
+    try:
+        for lo in range(0, len(st.tasks), batch):
+            chunk = st.tasks[lo:lo + batch]
+            seeds = [episode_seed(seed, t) for t in chunk]
+            policies = None if model is not None else st.policies(envs[0].action_dim, seeds)
+            records += run_mpc(envs[:len(chunk)], chunk, protocol, model, st.planner, st.codec, context,
+                               receding_horizon, st.device, policies=policies, seed=seed,
+                               keep_frames=gif_episodes if lo == 0 else 0, plan_times=batched_times)
+    finally:
+        for e in envs:
+            e.close()
     return records, batched_times
 
 
@@ -275,7 +297,11 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
             cem: CEMConfig, receding_horizon: int, records: list[EpisodeRecord], single_times: list[float],
             batched_times: list[float], batch: int, eval_time: float) -> EvalRecord:
     model = st.world_model
-    trained = st.loaded.model if st.loaded else None  # a world model or a trained policy
+    trained = st.loaded.model if st.loaded else st.policy  # a world model, a trained or a loaded policy
+    online_steps = int(trained.online_env_steps) if hasattr(trained, "online_env_steps") else None
+    observes = "pixels" if model is not None else getattr(trained or st.info.cls, "observes", "pixels")
+    inputs = "pixels" if observes == "pixels" else "privileged state" + (
+        " + reward" if getattr(trained or st.info.cls, "uses_rewards", False) else "")
     successes = sum(r.success for r in records)
     low, high = wilson_interval(successes, len(records))
     straight = None
@@ -286,7 +312,7 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
     planner = describe(st.planner) if st.planner else None
     setting = {"protocol": dataclasses.asdict(protocol), "planner": planner, "context": context if model else None,
                "receding_horizon": receding_horizon, "frameskip": st.codec.frameskip,
-               "agent": st.loaded.run.identity() if st.loaded else f"{agent} (policy)"}
+               "agent": st.loaded.run.identity() if st.loaded else getattr(st.policy, "identity", f"{agent} (policy)")}
     return EvalRecord(
         env=env, agent=agent, profile=profile.name, seed=seed, episodes=len(records),
         success_rate=successes / len(records), success_ci_low=low, success_ci_high=high,
@@ -304,12 +330,16 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
         if model else None,
         encoder=getattr(trained, "encoder_kind", None), timed_call="planning call" if model else "decision",
         config_id=content_hash(setting),
-        variant=f"{protocol.name}, {protocol.split}, {len(records)} episodes" + (f", {planner}" if planner else ""),
+        variant=f"{protocol.name}, {protocol.split}, {len(records)} episodes" + (f", {planner}" if planner else "")
+        + ("" if inputs == "pixels" else f", {inputs}")
+        + (f", {online_steps} env steps online" if online_steps else ""),
         plan_time_p10_s=_pct(single_times, 10), plan_time_batched_p10_s=_pct(batched_times, 10),
         plan_time_batched_p90_s=_pct(batched_times, 90), plan_calls_batched=len(batched_times),
         batched_episodes_per_call=batch, goal_offset=protocol.goal_offset, budget=protocol.budget,
         receding_horizon=receding_horizon, frameskip=st.codec.frameskip, dataset=str(st.data_path),
-        env_kwargs=st.env_kwargs, checkpoint=str(st.loaded.run_dir) if st.loaded else None)
+        env_kwargs=st.env_kwargs, checkpoint=str(st.loaded.run_dir) if st.loaded else getattr(st.policy, "path", None),
+        inputs=inputs, online_env_steps=online_steps,
+        precision=("bf16" if st.planner.uses_bf16(st.device) else "fp32") if st.planner else None)
 
 
 def _time_single_calls(model: torch.nn.Module, planner: Planner, env: GoalEnv, tasks: list[Task],
@@ -339,9 +369,11 @@ def _time_decisions(st: _Setting, env: GoalEnv, calls: int) -> list[float]:
     for k in range(calls):
         task = st.tasks[k % len(st.tasks)]
         obs, _ = env.reset(options={"state": task.start_state})
-        goal = env.render_state(task.goal_state)
+        state_based = getattr(policy, "observes", "pixels") == "state"
+        inputs = (env.get_state(), np.asarray(task.goal_state)) if state_based else \
+            (obs, env.render_state(task.goal_state))
         start = time.perf_counter()
-        policy.act(obs, goal)
+        policy.act(*inputs)
         times.append(time.perf_counter() - start)
     return times
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,10 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         tcfg = train_config or info.train_config_for(profile)
         train_set, held_set, run = _resolve_run(agent, env, profile, seed, data_path, run_dir, model_config, tcfg,
                                                 world, device, explicit_data=data is not None)
+        if info.learns_online:
+            if world > 1:
+                raise LewmBenchError(f"agent {agent!r} learns online in one process; run it without torchrun")
+            return _train_online(run, run_dir, dict(train_set.meta.env_kwargs), resume, force, device, progress)
         finished, state = _existing_run(run_dir, run, resume, force, rank)
         if finished is not None:
             return TrainResult(run_dir, False, finished)
@@ -176,6 +181,34 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         if rank != 0:
             return TrainResult(run_dir, True, {})
         return TrainResult(run_dir, True, _write_summary(s))
+
+
+def _train_online(run: RunConfig, run_dir: Path, env_kwargs: dict[str, Any], resume: bool, force: bool,
+                  device: torch.device, progress: bool) -> TrainResult:
+    """A policy that learns in the env (``learn``): it trains and checkpoints into the run folder itself; the
+    trainer writes config.json, then checkpoint.pt with the trained weights and summary.json. ``force`` empties
+    the run folder first (the learner's own checkpoints included)."""
+    if force:
+        for entry in run_dir.iterdir() if run_dir.is_dir() else ():
+            if not entry.name.endswith(".lock"):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    finished, _ = _existing_run(run_dir, run, resume, False, 0)
+    if finished is not None:
+        return TrainResult(run_dir, False, finished)
+    model = get_agent(run.agent).build(run.model, run.data.image_size, run.data.action_dim, run.env)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", run.to_dict())
+    torch.manual_seed(run.seed)
+    seconds = model.learn(env_kwargs, run.seed, run_dir, resume, progress)
+    save_checkpoint(run_dir / "checkpoint.pt", {"agent": run.agent, "env": run.env, "config": run.to_dict(),
+                                                "model": model.state_dict(), "train_time_s": seconds})
+    summary = {"run_dir": str(run_dir), "agent": run.agent, "env": run.env, "profile": run.profile,
+               "seed": run.seed, "online_env_steps": int(getattr(model, "online_env_steps", 0)),
+               "uses_rewards": bool(getattr(model, "uses_rewards", False)), "observes": getattr(model, "observes", ""),
+               "train_time_s": seconds, "device": str(device),
+               "params": {"trainable": count_parameters(model, True), "frozen": count_parameters(model, False)}}
+    write_json(run_dir / "summary.json", summary)
+    return TrainResult(run_dir, True, summary)
 
 
 def _resolve_run(agent: str, env: str, profile: Profile, seed: int, data_path: Path, run_dir: Path, model_config: Any,
@@ -272,7 +305,7 @@ def _train_epoch(s: _Session, epoch: int, progress: bool) -> tuple[dict[str, flo
     tcfg, model = s.tcfg, s.model
     order = _epoch_order(s.num_samples, s.steps_per_epoch * tcfg.batch_size, s.run.seed, epoch)
     local_batch = tcfg.batch_size // s.world
-    use_bf16 = tcfg.bf16 == "always" or (tcfg.bf16 == "cuda" and s.device.type == "cuda")
+    use_bf16 = tcfg.uses_bf16(s.device)
     model.train()
     sums = dict.fromkeys(("loss", *model.loss_terms), 0.0)
     start = time.perf_counter()
@@ -366,6 +399,7 @@ def _write_summary(s: _Session) -> dict[str, Any]:
     summary = {"run_dir": str(s.run_dir), "agent": run.agent, "env": run.env, "profile": run.profile,
                "seed": run.seed, "epochs": run.train.epochs, "steps": s.step, "train_time_s": s.train_time,
                "device": str(s.device), "world_size": s.world, "prepare_time_s": s.prepare_time,
+               "precision": "bf16" if run.train.uses_bf16(s.device) else "fp32",
                "params": {"trainable": count_parameters(model, True), "frozen": count_parameters(model, False)},
                "encoder": getattr(model, "encoder_kind", None), "final": s.rows[-1], "initial": s.rows[0]}
     write_json(s.run_dir / "summary.json", summary)

@@ -105,6 +105,21 @@ def test_grouping_episodes_into_batches_changes_no_episode(root, tmp_path):
                                   pd.read_csv(groups.run_dir / "episodes.csv"))
 
 
+@pytest.mark.parametrize("env", ["pusht", "cube"])
+def test_a_reused_simulator_plays_each_episode_as_a_fresh_one(env, tmp_path):
+    """Simulators are made once per evaluation and reused batch after batch (batch 1: one simulator for every
+    episode); each episode is what it is with a simulator of its own (default batch)."""
+    cfg = CollectConfig.from_profile(env, SMOKE)
+    path = collect(cfg, tmp_path / "data.h5", workers=1, progress=False)
+    protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=3, budget=10)
+    kw = dict(data=path, root=tmp_path, protocol=protocol, timing_calls=0, warmup_calls=0, gif_episodes=0)
+    fresh = evaluate(env, "random", SMOKE, out=tmp_path / "fresh", **kw)
+    reused = evaluate(env, "random", SMOKE, out=tmp_path / "reused", batch=1, **kw)
+    assert fresh.record.batched_episodes_per_call == 3 and reused.record.batched_episodes_per_call == 1
+    pd.testing.assert_frame_equal(pd.read_csv(fresh.run_dir / "episodes.csv"),
+                                  pd.read_csv(reused.run_dir / "episodes.csv"))
+
+
 def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, monkeypatch):
     root_dir, path = root
     train("two-room", SMOKE, data=path, out=root_dir / "train" / "two-room" / "lewm-smoke-seed0", progress=False)
@@ -130,7 +145,8 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, mon
         evaluate("pusht", "lewm", SMOKE, checkpoint=root_dir / "train" / "two-room" / "lewm-smoke-seed0",
                  root=root_dir, protocol=protocol)
     with pytest.raises(LewmBenchError,
-                       match="valid agents: dinowm, dinowm-proprio, gcbc, gciql, gcivl, lewm, pldm, random"):
+                       match="valid agents: dinowm, dinowm-proprio, gcbc, gciql, gcivl, lewm, pldm, random, "
+                             "sac-her, sb3"):
         evaluate("two-room", "dino", SMOKE, root=root_dir)
     with pytest.raises(LewmBenchError, match="context must be between 1 and the model's history 3"):
         evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, context=4)
