@@ -119,9 +119,12 @@ class _SB3Policy:
         if self._policy is None:
             if self._prepare is not None:
                 self._prepare()  # train the expert here if the collecting process did not
+            import multiprocessing
+
             import torch
 
-            torch.set_num_threads(1)  # one worker per core; more threads only contend
+            if multiprocessing.parent_process() is not None:  # a collection worker (one per core): one thread each;
+                torch.set_num_threads(1)  # collecting in the calling process (--workers 1) leaves its threads alone
             self._policy = load_sb3_policy(self.path)
             self._kind = input_kind(self._policy.observation_space, env.state_dim, env.image_size)
             if self._policy.action_space.shape != (env.action_dim,):

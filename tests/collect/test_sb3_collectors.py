@@ -49,7 +49,11 @@ class _StateEnv(gym.Env):
 def test_sb3_path_collects_a_dataset_and_is_deterministic(tmp_path, goal_model):
     cfg = CollectConfig(env="two-room", collector=make_collector("two-room", f"sb3:{goal_model}", noise_std=0.3),
                         episodes=3, max_steps=12, image_size=16)
+    import torch
+
+    torch.set_num_threads(2)
     a = collect(cfg, tmp_path / "a.h5", workers=1, progress=False)
+    assert torch.get_num_threads() == 2  # collecting in this process leaves its torch threads as they were
     b = collect(cfg, tmp_path / "b.h5", workers=1, progress=False)  # same content again (no worker start-up)
     with open_dataset(a, "two-room") as da, open_dataset(b, "two-room") as db:
         assert da.meta.collector == "sb3" and da.meta.collector_params["path"] == str(goal_model)
