@@ -91,12 +91,6 @@ PRESETS: MappingProxyType[str, SacHerConfig] = MappingProxyType({
 })
 
 
-def goal_observation(state: np.ndarray, goal_state: np.ndarray) -> dict[str, np.ndarray]:
-    """The goal view's observation for ``state`` and ``goal_state``."""
-    s = np.asarray(state, np.float32)
-    return {"observation": s, "achieved_goal": s, "desired_goal": np.asarray(goal_state, np.float32)}
-
-
 @register_agent("sac-her")
 class SacHer(nn.Module):
     """SB3 SAC + HER on the privileged state with the env's sparse success reward, trained online."""
@@ -135,7 +129,9 @@ class SacHer(nn.Module):
     @torch.no_grad()
     def act(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
         """Physical state and goal state -> (1, env action dim): one env action (the actor's mean)."""
-        action, _ = self.policy.predict(goal_observation(state, goal_state), deterministic=True)
+        from lewm_bench.collect.sb3 import sb3_observation
+
+        action, _ = self.policy.predict(sb3_observation("goal", state, goal_state), deterministic=True)
         return np.asarray(action, np.float32).reshape(1, -1)
 
     def learn(self, env_kwargs: dict[str, Any], seed: int, run_dir: Path, resume: bool, progress: bool = True) -> float:

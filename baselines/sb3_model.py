@@ -29,6 +29,8 @@ class SB3Model(nn.Module):
 
     kind = "policy"
     display_name, colour, order = "SB3 model", "C8", 950
+    uses_rewards = False
+    """Unknown for a user's model: results say only what it observed (state or pixels)."""
 
     def __init__(self, policy: Any, kind: str, path: str, action_dim: int) -> None:
         from lewm_bench.collect.sb3 import file_sha256
@@ -56,11 +58,6 @@ class SB3Model(nn.Module):
             raise LewmBenchError(f"the SB3 model at {path} acts in {policy.action_space}; env {env!r} expects "
                                  f"actions of shape ({spec.action_dim},)")
         return cls(policy, kind, str(path), spec.action_dim)
-
-    @property
-    def uses_rewards(self) -> bool:
-        """Unknown for a user's model; the results say what it observed (state or pixels)."""
-        return False
 
     def set_action_codec(self, codec: Any) -> None:
         """Unused: the model acts in the env's own action space."""

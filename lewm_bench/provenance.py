@@ -6,6 +6,7 @@ thing in the same words.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import socket
@@ -37,7 +38,12 @@ def native_bf16(device: torch.device | str) -> bool:
     """Whether ``device`` has fast bf16 kernels: a CUDA GPU that supports bf16, or a CPU on which oneDNN has bf16
     kernels (AVX-512 / AMX). Elsewhere bf16 autocast falls back to slow reference kernels: on an AVX2-only CPU a
     cpu-profile LeWM training step measured 12x slower in bf16 than in fp32 (its patch convolution alone 9x)."""
-    device = torch.device(device)
+    return _native_bf16(str(torch.device(device)))
+
+
+@functools.cache
+def _native_bf16(device_str: str) -> bool:
+    device = torch.device(device_str)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type != "cpu":

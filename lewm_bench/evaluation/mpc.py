@@ -80,10 +80,7 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
             plans = {}
             for i in active:  # one decision per episode, each timed
                 start = time.perf_counter()
-                if getattr(policies[i], "observes", "pixels") == "state":  # e.g. sac-her: physical states
-                    plans[i] = policies[i].act(envs[i].get_state(), np.asarray(tasks[i].goal_state))
-                else:
-                    plans[i] = policies[i].act(history[i][-1], goals[i])
+                plans[i] = policy_act(policies[i], envs[i], history[i][-1], goals[i], tasks[i].goal_state)
                 if plan_times is not None:
                     plan_times.append(time.perf_counter() - start)
         else:
@@ -125,6 +122,15 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
         active = [i for i in active if not records[i].success and records[i].error is None
                   and records[i].steps < protocol.budget]
     return records
+
+
+def policy_act(policy: Any, env: GoalEnv, observation: np.ndarray, goal: np.ndarray,
+               goal_state: np.ndarray) -> np.ndarray:
+    """One decision of a policy agent: ``act(observation, goal)`` on images, or ``act(state, goal_state)`` on the
+    env's physical state when the policy ``observes`` the state (e.g. ``sac-her``)."""
+    if getattr(policy, "observes", "pixels") == "state":
+        return policy.act(env.get_state(), np.asarray(goal_state))
+    return policy.act(observation, goal)
 
 
 def context_indices(t: int, context: int, frameskip: int) -> list[int]:

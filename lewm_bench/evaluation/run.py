@@ -29,7 +29,7 @@ from lewm_bench.data.clips import ClipDataset
 from lewm_bench.data.dataset import open_dataset
 from lewm_bench.envs import GoalEnv, make_env
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.evaluation.mpc import EpisodeRecord, context_window, episode_seed, run_mpc
+from lewm_bench.evaluation.mpc import EpisodeRecord, context_window, episode_seed, policy_act, run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, Task, sample_tasks, wilson_interval
 from lewm_bench.identity import content_hash
 from lewm_bench.io import atomic_path, check_output_folder, upsert_csv, write_csv, write_json
@@ -369,11 +369,9 @@ def _time_decisions(st: _Setting, env: GoalEnv, calls: int) -> list[float]:
     for k in range(calls):
         task = st.tasks[k % len(st.tasks)]
         obs, _ = env.reset(options={"state": task.start_state})
-        state_based = getattr(policy, "observes", "pixels") == "state"
-        inputs = (env.get_state(), np.asarray(task.goal_state)) if state_based else \
-            (obs, env.render_state(task.goal_state))
+        goal = env.render_state(task.goal_state)
         start = time.perf_counter()
-        policy.act(*inputs)
+        policy_act(policy, env, obs, goal, task.goal_state)
         times.append(time.perf_counter() - start)
     return times
 
