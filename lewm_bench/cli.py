@@ -218,7 +218,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     tcfg = dataclasses.replace(info.train_config_for(profile), **overrides)
     result = train(args.env, profile, agent=args.agent, data=args.data, out=args.out, seed=args.seed,
                    resume=args.resume, force=args.force, progress=not args.no_progress, model_config=model_config,
-                   train_config=tcfg, data_root=args.data_root)
+                   train_config=tcfg, data_root=args.data_root, logger=args.logger)
     if not result.summary:  # a non-zero rank under torchrun: rank 0 reports
         return
     state = "trained" if result.finished else "already finished (pass --force to retrain)"
@@ -249,7 +249,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
                                   candidates=_given(args.candidates, cem.candidates))
     result = evaluate(args.env, args.agent, profile, checkpoint=args.checkpoint, data=args.data, out=args.out,
                       seed=args.seed, protocol=protocol, context=args.context, cem=cem, root=args.root,
-                      timing_calls=args.timing_calls, batch=args.batch, planner_name=args.planner)
+                      timing_calls=args.timing_calls, batch=args.batch, planner_name=args.planner,
+                      logger=args.logger)
     r = result.record
     timing = "" if r.plan_time_median_s is None else (
         f"; planning {r.plan_time_median_s:.3f} s per call one episode at a time (p10 {r.plan_time_p10_s:.3f}, "
@@ -328,7 +329,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     profile = _profile(args)
     envs = tuple(_env_names(args.envs)) if args.envs is not None else None
     result = run_suite(args.suite, profile, args.out, envs=envs, agents=args.agents, seeds=args.seeds,
-                       force=args.force, progress=not args.no_progress, workers=args.workers)
+                       force=args.force, progress=not args.no_progress, workers=args.workers, executor=args.executor,
+                       cluster=_cluster_config(args), logger=args.logger)
     counts = {s: sum(r.status == s for r in result.records)
               for s in ("done", "skipped", "failed", "blocked", "not-applicable")}
     print(f"suite {args.suite} ({profile.name}) in {args.out}: {len(result.records)} jobs — "
@@ -383,6 +385,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
         rows = bench_planning(profile, batch=args.batch, calls=args.calls)
         print_table(rows, ["architecture", "image_size", "params", "cem", "device", "calls", "single_median_s",
                            "batch", "batched_median_s", "batched_per_episode_s", "batched_speedup"])
+        print("against references measured in this run: the call without the key/value cache, and the GEMM throughput "
+              "of this device in the planner's precision (2048^3)")
+        print_table(rows, ["architecture", "precision", "no_cache_median_s", "single_median_s", "cache_speedup",
+                           "no_cache_gflop_per_call", "gflop_per_call", "gflop_per_s", "gemm_gflop_per_s",
+                           "fraction_of_gemm"])
         write_json(args.json, {"benchmark": "planning", "profile": profile.name, "machine": info, "rows": rows})
         return
     if args.what == "train":
@@ -509,6 +516,7 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
                         "the env's frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _profile_opt(p)
+    _logger_opt(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -546,7 +554,46 @@ def _parser_eval(sub: argparse._SubParsersAction) -> None:
                    help="one-episode planning calls (or policy decisions) timed after the profile's warm-up calls "
                         "(default: the profile's; paper and cpu: 20 after 3, the paper's setting; smoke: 3 after 1)")
     _profile_opt(p)
+    _logger_opt(p)
     p.set_defaults(func=cmd_eval)
+
+
+def _cluster_config(args: argparse.Namespace):
+    """The executor's resources: defaults, then the TOML file (``--cluster-config``, else ``OUT/cluster.toml``
+    when it exists), then the command-line flags."""
+    from lewm_bench.executors import ClusterConfig
+
+    path = args.cluster_config
+    if path is None and (Path(args.out) / "cluster.toml").exists():
+        path = Path(args.out) / "cluster.toml"
+    if path is not None and args.executor == "inline":
+        raise ValueError(f"{path}: a cluster config applies to --executor local or slurm, not inline")
+    cfg = ClusterConfig.from_file(path) if path is not None else ClusterConfig()
+    if path is not None:
+        print(f"cluster config: {path}", file=sys.stderr)
+    sbatch = {}
+    for item in args.sbatch or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--sbatch {item!r}: expected KEY=VALUE, e.g. --sbatch constraint=a100")
+        sbatch[key.lstrip("-")] = value
+    top = {k: getattr(args, k) for k in ("partition", "account", "qos", "array_parallelism", "max_running")
+           if getattr(args, k) is not None}
+    if sbatch:
+        top["sbatch"] = sbatch
+    if args.setup:
+        top["setup"] = [*cfg.setup, *args.setup]
+    cfg = cfg.updated(top, "command line")
+    return cfg.with_all_stages(gpus=args.gpus_per_job, cpus=args.cpus_per_job, mem_gb=args.mem_gb,
+                               time_min=args.time_min)
+
+
+def _logger_opt(p: argparse.ArgumentParser) -> None:
+    from lewm_bench.loggers import LOGGERS
+
+    p.add_argument("--logger", choices=list(LOGGERS), default="csv",
+                   help="also mirror the log rows and results to TensorBoard (RUN/tensorboard) or wandb (RUN/wandb, "
+                        "offline unless WANDB_MODE says otherwise); the CSV files are always written")
 
 
 def _parser_run(sub: argparse._SubParsersAction) -> None:
@@ -569,6 +616,35 @@ def _parser_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calls", type=positive_int, default=None,
                    help="planning-speed: timed calls per agent (default 20 on CUDA, 3 on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _logger_opt(p)
+    c = p.add_argument_group("where the jobs run (README: Run on a cluster)")
+    c.add_argument("--executor", choices=["inline", "local", "slurm"], default="inline",
+                   help="inline: one job after the other in this process; local: each job in its own process here "
+                        "(submitit); slurm: each job in its own SLURM allocation, submitted when its dependencies "
+                        "are done (submitit). Rerunning re-attaches to jobs still queued or running")
+    c.add_argument("--cluster-config", default=None,
+                   help="TOML file of executor settings and per-stage resources (default: OUT/cluster.toml if it "
+                        "exists); the flags below override it")
+    c.add_argument("--partition", default=None, help="SLURM partition")
+    c.add_argument("--account", default=None, help="SLURM account")
+    c.add_argument("--qos", default=None, help="SLURM quality of service")
+    c.add_argument("--gpus-per-job", type=non_negative_int, default=None,
+                   help="GPUs per training, evaluation and analysis job (default 1; collection uses none); a "
+                        "training job with several runs under torchrun, one process per GPU")
+    c.add_argument("--cpus-per-job", type=positive_int, default=None,
+                   help="CPUs per job, every stage (default 8; 4 for analyses); also the job's torch threads")
+    c.add_argument("--mem-gb", type=positive_int, default=None, help="memory per job in GB, every stage")
+    c.add_argument("--time-min", type=positive_int, default=None,
+                   help="time limit per job in minutes, every stage (default: 1440 train, 360 eval, 240 collect, "
+                        "120 analyses); a job reaching it is requeued and resumes")
+    c.add_argument("--array-parallelism", type=positive_int, default=None,
+                   help="SLURM: tasks of one job array running at once (default 64)")
+    c.add_argument("--max-running", type=positive_int, default=None,
+                   help="submitted jobs queued or running at once (default: no limit on SLURM, 1 for local)")
+    c.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
+                   help="another sbatch option, repeatable (e.g. --sbatch constraint=a100 --sbatch mail-type=FAIL)")
+    c.add_argument("--setup", action="append", metavar="LINE",
+                   help="a shell line run before each job, repeatable (e.g. --setup 'module load cuda')")
     _profile_opt(p)
     p.set_defaults(func=cmd_run)
 

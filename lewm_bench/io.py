@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,16 +38,22 @@ def atomic_path(path: str | os.PathLike[str], fsync: bool = False) -> Iterator[P
         tmp.unlink(missing_ok=True)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:
+def remove_stale_temporaries(folder: str | os.PathLike[str], min_age_s: float = 0.0) -> None:
     """Delete the temporary files of :func:`atomic_path` that a killed writer left in ``folder``.
 
     Call only while holding ``folder``'s lock (:func:`lewm_bench.locks.lock_output`): no live writer then
-    has a temporary file there.
+    has a temporary file there. Where writers outside the lock may still be live (the jobs a suite
+    submitted to other processes write their records in ``jobs/``), ``min_age_s`` spares younger files.
     """
     folder = Path(folder)
     if folder.is_dir():
+        now = time.time()
         for stale in folder.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+            try:
+                if now - stale.stat().st_mtime >= min_age_s:
+                    stale.unlink(missing_ok=True)
+            except FileNotFoundError:  # its writer renamed it meanwhile
+                pass
 
 
 def read_json(path: str | os.PathLike[str], fix: str) -> Any:

@@ -81,7 +81,7 @@ def test_a_shared_table_lock_waits_for_its_holder_when_asked(tmp_path, holder):
 RUN_FOLDERS = [
     (["train", "--env", "two-room", "--profile", "smoke", "--no-progress"], "train/two-room/lewm-smoke-seed0"),
     (["eval", "--env", "two-room", "--agent", "random", "--profile", "smoke"], "eval/two-room/random-smoke-seed0"),
-    (["analyze", "voe", "--env", "two-room", "--profile", "smoke"], "analysis/two-room/lewm-smoke-seed0"),
+    (["analyze", "voe", "--env", "two-room", "--profile", "smoke"], "analysis/two-room/lewm-smoke-seed0/voe"),
     (["run", "--suite", "smoke", "--envs", "two-room", "--no-progress"], ""),
     (["report"], "report"),
 ]

@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -64,6 +65,28 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     probe = pd.read_csv(runs / "analysis" / "probe.csv")
     assert set(probe.agent) == {"lewm", "pldm", "dinowm"} and set(probe.probe) == {"linear", "mlp"}
     assert "| Two-Room |" in (runs / "report" / "results.md").read_text()
+
+
+TIMING_COLUMNS = {"plan_time_median_s", "plan_time_p90_s", "train_time_s", "eval_time_s", "plan_time_batched_median_s",
+                  "commit"}
+
+
+def test_local_executor_gives_the_inline_summary(smoke_suite, tmp_path):
+    """The same jobs, each in its own process through submitit's local executor: the same summary rows."""
+    inline, _ = smoke_suite
+    out = tmp_path / "local"
+    proc = lewm_bench("run", "--suite", "smoke", "--envs", "two-room", "--agents", "lewm,gcbc,random", "--executor",
+                      "local", "--out", str(out), "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "12 jobs — 8 done, 0 skipped, 0 failed, 0 blocked, 4 not-applicable" in proc.stdout
+    jobs = pd.read_csv(out / "suite.csv")
+    assert set(jobs.executor) == {"local"} and jobs.cluster_job_id.nunique() == len(jobs)  # one process per job
+    assert all(Path(log).is_file() for log in jobs.log)
+    columns = [c for c in SUMMARY_COLUMNS if c not in TIMING_COLUMNS]
+    ours = pd.read_csv(out / "summary.csv")[columns].sort_values("agent", ignore_index=True)
+    theirs = pd.read_csv(inline / "summary.csv")[columns]
+    theirs = theirs[(theirs.env == "two-room") & theirs.agent.isin(["lewm", "gcbc", "random"])]
+    pd.testing.assert_frame_equal(ours, theirs.sort_values("agent", ignore_index=True))
 
 
 def test_rerun_skips_finished_jobs(smoke_suite):

@@ -57,7 +57,7 @@ def analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile,
     root = Path(root)
     out = analysis_dir(root, env, agent, profile, seed)
     check_output_folder(out, "--root")  # before the work
-    with lock_output(out):  # one writer per analysis folder
+    with lock_output(out / kind):  # one writer per analysis (voe and probe write different files of the folder)
         return _analyze(kind, env, agent, profile, checkpoint, root, seed, voe, probe_config, out)
 
 

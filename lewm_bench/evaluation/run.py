@@ -34,6 +34,7 @@ from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, Task, sample_tas
 from lewm_bench.identity import content_hash
 from lewm_bench.io import atomic_path, check_output_folder, upsert_csv, write_csv, write_json
 from lewm_bench.locks import lock_output
+from lewm_bench.loggers import check_logger, make_logger
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.paths import data_root, run_dir, summary_path
 from lewm_bench.planning import Planner, describe, make_planner
@@ -158,13 +159,16 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
              protocol: Protocol = PROTOCOLS["paper"], context: int = 1, cem: CEMConfig | None = None,
              receding_horizon: int = 5, timing_calls: int | None = None, planner_name: str = "cem",
              warmup_calls: int | None = None, gif_episodes: int = 4,
-             root: str | os.PathLike[str] = "runs", batch: int | None = None) -> EvalResult:
+             root: str | os.PathLike[str] = "runs", batch: int | None = None, logger: str = "csv") -> EvalResult:
     """Evaluate ``agent`` on ``env`` (see the module docstring); returns the run folder and the record.
+
+    ``logger`` (``tensorboard``, ``wandb``) also mirrors the ``summary.csv`` row to a tracker in the run folder.
 
     A world model is evaluated with the frameskip and action statistics of its run; asking for a
     profile whose frameskip differs is an error.
     """
     start_time = time.perf_counter()
+    check_logger(logger)
     cem = cem or profile.cem
     timing_calls = profile.timing_calls if timing_calls is None else timing_calls
     warmup_calls = profile.warmup_calls if warmup_calls is None else warmup_calls
@@ -177,13 +181,14 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     with lock_output(out_dir):  # one writer per evaluation folder
         return _evaluate(env, agent, profile, checkpoint, data, out_dir, seed, protocol, context, cem,
                          receding_horizon, timing_calls, planner_name, warmup_calls, gif_episodes, root, batch,
-                         start_time)
+                         start_time, logger)
 
 
 def _evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None,
               data: str | os.PathLike[str] | None, out_dir: Path, seed: int, protocol: Protocol, context: int,
               cem: CEMConfig, receding_horizon: int, timing_calls: int, planner_name: str, warmup_calls: int,
-              gif_episodes: int, root: str | os.PathLike[str], batch: int | None, start_time: float) -> EvalResult:
+              gif_episodes: int, root: str | os.PathLike[str], batch: int | None, start_time: float,
+              logger: str) -> EvalResult:
     st = _set_up(env, agent, profile, checkpoint, data, seed, protocol, context, cem, planner_name, root)
     out_dir.mkdir(parents=True, exist_ok=True)
     aux_env = make_env(env, **st.env_kwargs)  # one env for the timed one-episode calls and the GIF's goal frames
@@ -207,6 +212,9 @@ def _evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathL
     with lock_output(summary_path(root), wait_s=60):  # shared by every evaluation under root: update in turn
         upsert_csv(summary_path(root), pd.DataFrame([row]), {k: row[k] for k in SUMMARY_KEYS})
     _write_gif(out_dir / "episodes.gif", records, gif_goals)
+    mirror = make_logger(logger, out_dir, f"eval/{env}/{agent}-{profile.name}-seed{seed}", dataclasses.asdict(record))
+    mirror.log_summary(row)
+    mirror.close()
     return EvalResult(out_dir, record)
 
 

@@ -12,7 +12,8 @@ is split over ranks); rank 0 evaluates, logs and saves.
 
 A run folder holds ``config.json`` (the full resolved configuration), ``log.csv`` (one row per
 epoch, row 0 measured before training), ``checkpoint.pt`` (the last good epoch) and, once
-finished, ``summary.json``.
+finished, ``summary.json``. ``logger`` mirrors the log rows and the summary to TensorBoard or wandb
+(:mod:`lewm_bench.loggers`); the CSV stays the record.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from lewm_bench.errors import LewmBenchError
 from lewm_bench.faults import fault_point
 from lewm_bench.io import check_output_folder, read_json, remove_stale_temporaries, write_csv, write_json
 from lewm_bench.locks import lock_output
+from lewm_bench.loggers import ExperimentLogger, check_logger, make_logger
 from lewm_bench.metrics import effective_rank, embedding_std, straightness
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.paths import run_dir as run_dir_of
@@ -113,6 +115,8 @@ class _Session:
     train_time: float = 0.0
     prepare_time: float | None = None
     """Seconds of ``prepare`` (None when resumed: it ran in an earlier call)."""
+    logger: ExperimentLogger | None = None
+    """Rank 0's mirror of the log rows (``--logger``); None on other ranks."""
 
     @property
     def tcfg(self) -> TrainConfig:
@@ -126,7 +130,7 @@ class _Session:
 def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLike[str] | None = None,
           out: str | os.PathLike[str] | None = None, seed: int = 0, resume: bool = False, force: bool = False,
           progress: bool = True, model_config: Any | None = None, train_config: TrainConfig | None = None,
-          data_root: str | os.PathLike[str] = "runs/data") -> TrainResult:
+          data_root: str | os.PathLike[str] = "runs/data", logger: str = "csv") -> TrainResult:
     """Train ``agent`` on ``env``'s dataset with ``profile``'s sizes; see the module docstring.
 
     Args:
@@ -141,7 +145,9 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         model_config: the agent's config (default: its preset for the profile), e.g. LeWM with
             ``sigreg_weight=0``.
         train_config: optimisation settings (default: the agent's recipe for the profile, else the profile's).
+        logger: ``csv`` (only the run's CSV), ``tensorboard`` or ``wandb`` (mirrors of the log rows).
     """
+    check_logger(logger)
     info = get_agent(agent)
     if not info.trainable:
         raise LewmBenchError(f"agent {agent!r} is a {info.kind} with nothing to train; evaluate it directly: "
@@ -165,26 +171,31 @@ def train(env: str, profile: Profile, agent: str = "lewm", data: str | os.PathLi
         if info.learns_online:
             if world > 1:
                 raise LewmBenchError(f"agent {agent!r} learns online in one process; run it without torchrun")
-            return _train_online(run, run_dir, dict(train_set.meta.env_kwargs), resume, force, device, progress)
+            return _train_online(run, run_dir, dict(train_set.meta.env_kwargs), resume, force, device, progress,
+                                 logger)
         finished, state = _existing_run(run_dir, run, resume, force, rank)
         if finished is not None:
             return TrainResult(run_dir, False, finished)
-        s = _setup(info.cls, run, run_dir, train_set, held_set, state, device, rank, world, local_rank, progress)
-        for epoch in range(s.start_epoch, s.tcfg.epochs + 1):
-            sums, elapsed = _train_epoch(s, epoch, progress)
-            if rank == 0:
-                _end_epoch(s, epoch, sums, elapsed)
+        s = _setup(info.cls, run, run_dir, train_set, held_set, state, device, rank, world, local_rank, progress,
+                   logger)
+        try:
+            for epoch in range(s.start_epoch, s.tcfg.epochs + 1):
+                sums, elapsed = _train_epoch(s, epoch, progress)
+                if rank == 0:
+                    _end_epoch(s, epoch, sums, elapsed)
+            summary = _write_summary(s) if rank == 0 else {}
+        finally:
+            if s.logger is not None:
+                s.logger.close()
         if world > 1:  # every rank leaves together: a rank exiting while rank 0 still writes can abort gloo's teardown
             dist.barrier()
             if owns_group:
                 dist.destroy_process_group()
-        if rank != 0:
-            return TrainResult(run_dir, True, {})
-        return TrainResult(run_dir, True, _write_summary(s))
+        return TrainResult(run_dir, True, summary)
 
 
 def _train_online(run: RunConfig, run_dir: Path, env_kwargs: dict[str, Any], resume: bool, force: bool,
-                  device: torch.device, progress: bool) -> TrainResult:
+                  device: torch.device, progress: bool, logger: str = "csv") -> TrainResult:
     """A policy that learns in the env (``learn``): it trains and checkpoints into the run folder itself; the
     trainer writes config.json, then checkpoint.pt with the trained weights and summary.json. ``force`` empties
     the run folder first (the learner's own checkpoints included)."""
@@ -208,6 +219,9 @@ def _train_online(run: RunConfig, run_dir: Path, env_kwargs: dict[str, Any], res
                "train_time_s": seconds, "device": str(device),
                "params": {"trainable": count_parameters(model, True), "frozen": count_parameters(model, False)}}
     write_json(run_dir / "summary.json", summary)
+    mirror = make_logger(logger, run_dir, f"train/{run.env}/{run.agent}-{run.profile}-seed{run.seed}", run.to_dict())
+    mirror.log_summary(summary)  # the learner's own rows are SB3's progress.csv in the run folder
+    mirror.close()
     return TrainResult(run_dir, True, summary)
 
 
@@ -255,7 +269,7 @@ def _existing_run(run_dir: Path, run: RunConfig, resume: bool, force: bool, rank
 
 def _setup(cls: type, run: RunConfig, run_dir: Path, train_set: ClipDataset, held_set: ClipDataset,
            state: dict[str, Any] | None, device: torch.device, rank: int, world: int, local_rank: int,
-           progress: bool) -> _Session:
+           progress: bool, logger: str = "csv") -> _Session:
     """Build the model and optimiser (fresh, or from ``state``), write config.json and log row 0."""
     tcfg = run.train
     torch.manual_seed(run.seed)
@@ -294,9 +308,12 @@ def _setup(cls: type, run: RunConfig, run_dir: Path, train_set: ClipDataset, hel
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", run.to_dict())
+        s.logger = make_logger(logger, run_dir, f"train/{run.env}/{run.agent}-{run.profile}-seed{run.seed}",
+                               run.to_dict())
         if not s.rows:
             s.rows.append(dict(epoch=0, step=0, **heldout_metrics(model, held_set, s.held_idx, device)))
             _write_log(run_dir, s.rows, model.loss_terms)
+            s.logger.log_row(s.rows[0], 0)
     return s
 
 
@@ -374,6 +391,8 @@ def _end_epoch(s: _Session, epoch: int, sums: dict[str, float], elapsed: float) 
                epoch_time_s=epoch_time)
     s.rows.append(row)
     _write_log(s.run_dir, s.rows, model.loss_terms)
+    if s.logger is not None:
+        s.logger.log_row(row, s.step)
     first = model.loss_terms[0]
     tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f} {first} {row[first]:.4f} "
                f"| held-out pred {row['val_pred_loss']:.4f} std {row['emb_std_mean']:.3f} "
@@ -403,6 +422,8 @@ def _write_summary(s: _Session) -> dict[str, Any]:
                "params": {"trainable": count_parameters(model, True), "frozen": count_parameters(model, False)},
                "encoder": getattr(model, "encoder_kind", None), "final": s.rows[-1], "initial": s.rows[0]}
     write_json(s.run_dir / "summary.json", summary)
+    if s.logger is not None:
+        s.logger.log_summary(summary)
     return summary
 
 

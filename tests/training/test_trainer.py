@@ -151,3 +151,15 @@ def test_torchrun_two_processes_train_like_one(data, tmp_path):
     single_log = pd.read_csv(tmp_path / "one" / "log.csv")
     assert log.loss.iloc[1] == pytest.approx(single_log.loss.iloc[1], rel=0.02)
     assert single["world_size"] == 1
+
+
+def test_tensorboard_logger_mirrors_every_log_row(data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = _train(data, tmp_path / "tb", logger="tensorboard")
+    log = pd.read_csv(tmp_path / "tb" / "log.csv")
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("val_pred_loss")] == list(log.step)  # row 0 too, at step 0
+    assert [e.value for e in events.Scalars("val_pred_loss")] == pytest.approx(list(log.val_pred_loss))
+    assert events.Scalars("summary/train_time_s")[0].value == pytest.approx(result.summary["train_time_s"])
