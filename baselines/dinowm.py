@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, preprocess, pretrain_masked
-from lewm_bench.models.layers import Attention, Mlp
+from lewm_bench.models.layers import KV, Attention, Mlp
 from lewm_bench.models.lewm import PredictorConfig
 from lewm_bench.registry import LossTerms, register_agent
 from lewm_bench.training.config import TrainConfig
@@ -112,9 +112,14 @@ class PredictorBlock(nn.Module):
         self.mlp_norm = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, cfg.mlp_dim, cfg.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = x + self.attn(self.attn_norm(x), mask=mask)
-        return x + self.mlp(self.mlp_norm(x))
+    def forward(self, x: Tensor, mask: Tensor | None, past: KV | None = None,
+                keep: bool = False) -> Tensor | tuple[Tensor, KV]:
+        """``past`` / ``keep``: the attention's key/value cache (:meth:`lewm_bench.models.layers.Attention.forward`)."""
+        attended = self.attn(self.attn_norm(x), mask=mask, past=past, keep=keep)
+        attended, kv = attended if keep else (attended, None)
+        x = x + attended
+        x = x + self.mlp(self.mlp_norm(x))
+        return (x, kv) if keep else x
 
 
 class PatchPredictor(nn.Module):
@@ -132,16 +137,28 @@ class PatchPredictor(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.register_buffer("mask", frame_block_causal_mask(history, tokens_per_frame), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, past: list[KV] | None = None,
+                keep: bool = False) -> Tensor | tuple[Tensor, list[KV]]:
+        """Outputs for the frames ``x``; with ``past`` (per block, from an earlier call with ``keep``) ``x`` is the
+        one frame that follows them, whose tokens attend to every earlier token and to each other (as the
+        frame-block-causal mask allows). ``keep`` also returns the cache including ``x``."""
         b, t, p, _ = x.shape
-        if t > self.history:
-            raise ValueError(f"predictor context {t} exceeds its trained maximum {self.history}")
-        n = t * p
-        x = x.flatten(1, 2) + self.pos[:, :n]
-        mask = self.mask[:n, :n]
-        for blk in self.blocks:
-            x = blk(x, mask=mask)
-        return self.norm(x).view(b, t, p, -1)
+        offset = 0 if past is None else past[0][0].shape[2]
+        if past is not None and t != 1:
+            raise ValueError(f"with a key/value cache the predictor takes one new frame at a time; got {t}")
+        n = offset + t * p
+        if n > self.history * p:
+            raise ValueError(f"predictor context {n // p} exceeds its trained maximum {self.history}")
+        x = x.flatten(1, 2) + self.pos[:, offset:n]
+        mask = self.mask[:n, :n] if past is None else None
+        kept: list[KV] = []
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, mask=mask, past=None if past is None else past[i], keep=keep)
+            if keep:
+                x, kv = x
+                kept.append(kv)
+        out = self.norm(x).view(b, t, p, -1)
+        return (out, kept) if keep else out
 
 
 @register_agent("dinowm")
@@ -155,6 +172,8 @@ class DinoWM(nn.Module):
     display_name, colour, in_grid, order = "DINO-WM", "C2", True, 2
     loss_terms = ("pred_loss",)
     check_collapse = False  # the encoder is frozen
+    kv_cache = True
+    """Rollouts reuse the earlier frames' keys and values while the predictor's window grows (see LeWM.kv_cache)."""
 
     def __init__(self, config: DinoWMConfig, image_size: int, action_dim: int) -> None:
         super().__init__()
@@ -204,14 +223,19 @@ class DinoWM(nn.Module):
             tokens = self.encoder(preprocess(frames.flatten(0, 1), self.config.encoder.input_size))[:, 1:]
         return tokens.reshape(b, t, self.tokens_per_frame, -1)
 
-    def predict(self, embeddings: Tensor, actions: Tensor) -> Tensor:
+    def predict(self, embeddings: Tensor, actions: Tensor, past: list[KV] | None = None,
+                keep: bool = False) -> Tensor | tuple[Tensor, list[KV]]:
         """Next-frame patch tokens for every frame: (B, T, P, D), (B, T, A) -> (B, T, P, D).
 
         The predictor's action slots are dropped (the reference replaces them by the next action's
         embedding before the next step and leaves them out of the loss and the planning cost).
+        ``past`` / ``keep``: the predictor's key/value cache (:meth:`PatchPredictor.forward`).
         """
         a = self.action_encoder(actions)[:, :, None].expand(-1, -1, embeddings.shape[2], -1)
-        return self.predictor(torch.cat([embeddings, a.to(embeddings.dtype)], -1))[..., :embeddings.shape[-1]]
+        out = self.predictor(torch.cat([embeddings, a.to(embeddings.dtype)], -1), past=past, keep=keep)
+        out, kept = out if keep else (out, None)
+        out = out[..., :embeddings.shape[-1]]
+        return (out, kept) if keep else out
 
     def rollout(self, history: Tensor, actions: Tensor) -> Tensor:
         """(B, h, P, D) history and (B, h - 1 + H, A) action blocks -> (B, H, P, D) predicted frames."""
@@ -219,11 +243,16 @@ class DinoWM(nn.Module):
         steps = actions.shape[1] - (h - 1)
         if steps < 1:
             raise ValueError(f"rollout needs h - 1 + H action blocks with H >= 1; got {actions.shape[1]} for h={h}")
-        embs, outputs = history, []
+        window = self.config.history
+        embs, outputs, cache = history, [], None
         for _ in range(steps):
             n = embs.shape[1]
-            lo = max(0, n - self.config.history)
-            nxt = self.predict(embs[:, lo:n], actions[:, lo:n])[:, -1:]
+            if self.kv_cache and n <= window:  # growing window: earlier frames' keys and values are reused
+                new = slice(0, n) if cache is None else slice(n - 1, n)
+                out, cache = self.predict(embs[:, new], actions[:, new], past=cache, keep=True)
+                nxt = out[:, -1:]
+            else:  # the window slides: every token's position changes, nothing to reuse
+                nxt = self.predict(embs[:, max(0, n - window):n], actions[:, max(0, n - window):n])[:, -1:]
             outputs.append(nxt)
             embs = torch.cat([embs, nxt.to(embs.dtype)], 1)
         return torch.cat(outputs, 1)

@@ -5,11 +5,18 @@ Random weights (the time does not depend on them). Two architectures: the ``pape
 paper's CEM (300 candidates x 30 iterations, top 30, horizon 5) at 224 px, and the current
 profile's with its own CEM settings. The batched figure plans ``batch`` episodes in one call; the
 speed-up is (batch x one-episode time) / batched time, both measured in this run.
+
+Every figure has its reference measured in the same run: the one-episode call is also timed without
+the predictor's key/value cache (``kv_cache`` off: every token of the window recomputed at every
+rollout step, as before the cache existed), the FLOPs of one call are counted (``FlopCounterMode``:
+matrix products and attention) for both, and the machine's GEMM throughput in the planner's
+precision (a 2048 x 2048 x 2048 product) gives the fraction of it the call reaches.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from typing import Any
 
 import torch
@@ -36,9 +43,19 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
         torch.manual_seed(0)
         model = info.cls(info.config_for(prof.name), size, 10).to(device).eval()
         planner = CEM(prof.cem)
+        gemm = gemm_gflops(device, torch.bfloat16 if planner.uses_bf16(device) else torch.float32)
+        reuse = hasattr(model, "kv_cache")
+        if reuse:
+            model.kv_cache = False
+        before = time_calls(model, planner, 1, size, context, device, n_calls) if reuse else []
+        flops_before = call_flops(model, planner, size, context, device) if reuse else None
+        if reuse:
+            model.kv_cache = True
         single = time_calls(model, planner, 1, size, context, device, n_calls)
+        flops = call_flops(model, planner, size, context, device)
         batched = time_calls(model, planner, b, size, context, device, 2, warmup=1)
         cfg = prof.cem
+        achieved = flops / statistics.median(single) / 1e9
         rows.append({"architecture": name, "image_size": size, "params": sum(p.numel() for p in model.parameters()),
                      "cem": f"{cfg.candidates}x{cfg.iterations} top{cfg.elites} h{cfg.horizon}",
                      "context": context,
@@ -48,8 +65,40 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
                      "single_max_s": max(single), "batch": b,
                      "batched_median_s": statistics.median(batched),
                      "batched_per_episode_s": statistics.median(batched) / b,
-                     "batched_speedup": b * statistics.median(single) / statistics.median(batched)})
+                     "batched_speedup": b * statistics.median(single) / statistics.median(batched),
+                     "precision": "bf16" if planner.uses_bf16(device) else "fp32",
+                     "gflop_per_call": flops / 1e9, "gflop_per_s": achieved, "gemm_gflop_per_s": gemm,
+                     "fraction_of_gemm": achieved / gemm,
+                     "no_cache_median_s": statistics.median(before) if before else None,
+                     "no_cache_gflop_per_call": None if flops_before is None else flops_before / 1e9,
+                     "cache_speedup": statistics.median(before) / statistics.median(single) if before else None})
     return rows
+
+
+def gemm_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> float:
+    """Throughput of an n x n x n matrix product in ``dtype`` on ``device`` (GFLOP/s, best of repeated timings)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a @ b  # warm-up
+    sync()
+    best, start = float("inf"), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        a @ b
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def call_flops(model: Any, planner: CEM, size: int, context: int, device: torch.device) -> float:
+    """FLOPs of one one-episode planning call (matrix products and attention, as ``FlopCounterMode`` counts)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        time_calls(model, planner, 1, size, context, device, 1, warmup=0)
+    return float(counter.get_total_flops())
 
 
 def time_calls(model: Any, planner: CEM, b: int, size: int, context: int, device: torch.device,

@@ -16,6 +16,10 @@ def frames_to_float(frames: Tensor) -> Tensor:
     return frames.float().div(127.5).sub(1.0) if frames.dtype == torch.uint8 else frames
 
 
+KV = tuple[Tensor, Tensor]
+"""Keys and values (B, heads, tokens, head_dim) of one attention layer: a key/value cache entry."""
+
+
 class Mlp(nn.Sequential):
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
         super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim),
@@ -32,13 +36,37 @@ class Attention(nn.Module):
         self.proj = nn.Linear(heads * head_dim, dim)
         self.proj_drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, causal: bool = False, mask: Tensor | None = None) -> Tensor:
-        """``causal``: token i attends to tokens <= i; ``mask``: boolean (N, N), True where attention is allowed."""
+    def forward(self, x: Tensor, causal: bool = False, mask: Tensor | None = None, past: KV | None = None,
+                keep: bool = False) -> Tensor | tuple[Tensor, KV]:
+        """``causal``: token i attends to tokens <= i; ``mask``: boolean (N, N), True where attention is allowed.
+
+        A key/value cache for autoregressive rollouts: ``past`` holds the keys and values (B, heads, n, d)
+        of earlier tokens, and ``x`` only the new ones, which attend to every earlier token and to each
+        other (one new token for a token-causal model; one new frame's tokens for a frame-causal one).
+        ``keep`` also returns the keys and values of all tokens so far, for the next call.
+
+        A single token without a past attends only to itself: the softmax over one key is 1 and the
+        output is its value, so neither its query nor the attention is computed (outside training
+        with attention dropout, where the one weight could be dropped).
+        """
         b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, N, d) each
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                             dropout_p=self.dropout if self.training else 0.0)
-        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+        inner = self.heads * self.head_dim
+        if past is not None and causal and n > 1:
+            raise ValueError("with a key/value cache a token-causal attention takes one new token at a time")
+        if n == 1 and past is None and not (self.training and self.dropout > 0):
+            bias = None if self.qkv.bias is None else self.qkv.bias[inner:]
+            k, v = F.linear(x, self.qkv.weight[inner:], bias).view(b, 1, 2, self.heads, self.head_dim).permute(
+                2, 0, 3, 1, 4)
+            out = v
+        else:
+            q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, N, d)
+            if past is not None:
+                k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask if past is None else None,
+                                                 is_causal=causal and past is None,
+                                                 dropout_p=self.dropout if self.training else 0.0)
+        y = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+        return (y, (k, v)) if keep else y
 
 
 class ViTBlock(nn.Module):
@@ -156,10 +184,16 @@ class AdaLNZeroBlock(nn.Module):
         nn.init.zeros_(self.modulation[1].weight)
         nn.init.zeros_(self.modulation[1].bias)
 
-    def forward(self, x: Tensor, cond: Tensor, causal: bool = True) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor, causal: bool = True, past: KV | None = None,
+                keep: bool = False) -> Tensor | tuple[Tensor, KV]:
+        """``past`` / ``keep``: the attention's key/value cache (see :meth:`Attention.forward`)."""
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.modulation(cond).chunk(6, dim=-1)
-        x = x + gate_a * self.attn(self.attn_norm(self.norm1(x) * (1 + scale_a) + shift_a), causal=causal)
-        return x + gate_m * self.mlp(self.mlp_norm(self.norm2(x) * (1 + scale_m) + shift_m))
+        attended = self.attn(self.attn_norm(self.norm1(x) * (1 + scale_a) + shift_a), causal=causal, past=past,
+                             keep=keep)
+        attended, kv = attended if keep else (attended, None)
+        x = x + gate_a * attended
+        x = x + gate_m * self.mlp(self.mlp_norm(self.norm2(x) * (1 + scale_m) + shift_m))
+        return (x, kv) if keep else x
 
 
 class CausalPredictor(nn.Module):
@@ -177,14 +211,22 @@ class CausalPredictor(nn.Module):
         self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, head_dim, mlp_dim, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)  # eps 1e-5, as the reference's
 
-    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        t = x.shape[1]
+    def forward(self, x: Tensor, cond: Tensor, past: list[KV] | None = None,
+                keep: bool = False) -> Tensor | tuple[Tensor, list[KV]]:
+        """Outputs for the tokens ``x``; with ``past`` (per block, from an earlier call with ``keep``) ``x`` is the
+        one token that follows them, at the next position. ``keep`` also returns the cache including ``x``."""
+        offset = 0 if past is None else past[0][0].shape[2]
+        t = offset + x.shape[1]
         if t > self.max_len:
             raise ValueError(f"predictor context {t} exceeds its trained maximum {self.max_len}")
-        x = x + self.pos[:, :t]
-        for blk in self.blocks:
-            x = blk(x, cond, causal=True)
-        return self.norm(x)
+        x = x + self.pos[:, offset:t]
+        kept: list[KV] = []
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, cond, causal=True, past=None if past is None else past[i], keep=keep)
+            if keep:
+                x, kv = x
+                kept.append(kv)
+        return (self.norm(x), kept) if keep else self.norm(x)
 
 
 def count_parameters(module: nn.Module, trainable: bool | None = None) -> int:
@@ -201,5 +243,5 @@ def init_linear_(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-__all__ = ["ActionEmbedder", "AdaLNZeroBlock", "Attention", "CNNEncoder", "CausalPredictor", "Mlp", "Projector",
+__all__ = ["KV", "ActionEmbedder", "AdaLNZeroBlock", "Attention", "CNNEncoder", "CausalPredictor", "Mlp", "Projector",
            "ViTEncoder", "count_parameters", "frames_to_float", "init_linear_"]

@@ -125,6 +125,9 @@ class LeWM(nn.Module):
     loss_terms = ("pred_loss", "sigreg")
     encoder_kind = "end-to-end"
     display_name, colour, in_grid, order = "LeWM", "C0", True, 0
+    kv_cache = True
+    """Rollouts reuse the earlier tokens' keys and values while the predictor's window grows (the same outputs up
+    to float rounding, fewer FLOPs); ``bench planning`` sets it False on an instance for its before/after."""
 
     # ------------------------------------------------------------------ world-model interface
     @property
@@ -172,12 +175,18 @@ class LeWM(nn.Module):
         if steps < 1:
             raise ValueError(f"rollout needs h - 1 + H action blocks with H >= 1; got {actions.shape[1]} for h={h}")
         cond = self.action_embedder(actions)  # (B, h - 1 + H, D), embedded once for all steps
-        embs, outputs = history, []
+        window = self.config.history
+        embs, outputs, cache = history, [], None
         for _ in range(steps):
             n = embs.shape[1]
-            lo = max(0, n - self.config.history)
-            last = self.predictor(embs[:, lo:n], cond[:, lo:n])[:, -1:]  # only the newest output is needed
-            nxt = self.pred_projector(last)  # (B, 1, D)
+            if self.kv_cache and n <= window:
+                # the window still grows from the first frame: the earlier tokens' keys and values do not change
+                # (causal attention, fixed positions), so only the newest token goes through the predictor
+                new = slice(0, n) if cache is None else slice(n - 1, n)
+                out, cache = self.predictor(embs[:, new], cond[:, new], past=cache, keep=True)
+            else:  # the window slides: every token's position changes, nothing to reuse
+                out = self.predictor(embs[:, max(0, n - window):n], cond[:, max(0, n - window):n])
+            nxt = self.pred_projector(out[:, -1:])  # (B, 1, D): only the newest output is needed
             outputs.append(nxt)
             embs = torch.cat([embs, nxt.to(embs.dtype)], 1)
         return torch.cat(outputs, 1)

@@ -227,3 +227,14 @@ def test_smoke_eval_records_the_encoder_kind_and_patch_tokens(trained):
     rec = evaluate("two-room", "dinowm", SMOKE, root=root, protocol=protocol, timing_calls=1, warmup_calls=0).record
     assert rec.encoder == "self-pretrained" and rec.tokens_per_frame == 16
     assert rec.encoder_tokens_per_frame == 17 and rec.params_frozen > 0 and rec.episodes == 4
+
+
+@pytest.mark.parametrize("context", [1, 3])
+def test_key_value_cache_rollout_equals_the_full_recompute(context):
+    torch.manual_seed(0)
+    model = DinoWM(DinoWM.presets["smoke"], 16, 10).eval()
+    z = torch.randn(3, context, model.tokens_per_frame, model.embed_dim)
+    a = torch.randn(3, context - 1 + 4, 10)
+    cached = model.rollout(z, a)
+    model.kv_cache = False
+    torch.testing.assert_close(cached, model.rollout(z, a), rtol=1e-4, atol=1e-5)

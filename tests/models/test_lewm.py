@@ -94,6 +94,46 @@ def test_rollout_applies_each_action_block_after_its_frame():
         model.rollout(z, a[:, :2])
 
 
+def naive_rollout(model, history, actions):
+    """The rollout by definition: each step predicts from the last ``history`` frames, every token recomputed."""
+    embs, out = history, []
+    for _ in range(actions.shape[1] - history.shape[1] + 1):
+        n = embs.shape[1]
+        lo = max(0, n - model.history)
+        out.append(model.predict(embs[:, lo:n], actions[:, lo:n])[:, -1:])
+        embs = torch.cat([embs, out[-1]], 1)
+    return torch.cat(out, 1)
+
+
+@pytest.mark.parametrize("context", [1, 2, 3])
+def test_key_value_cache_rollout_equals_the_rollout_by_definition(context):
+    torch.manual_seed(0)
+    model = LeWM(LeWM.presets["cpu"], 32, 10).eval()
+    for blk in model.predictor.blocks:  # AdaLN-zero starts as the identity: give the blocks something to do
+        torch.nn.init.normal_(blk.modulation[1].weight, std=0.05)
+    z, a = torch.randn(6, context, 192), torch.randn(6, context - 1 + 5, 10)
+    expected = naive_rollout(model, z, a)
+    torch.testing.assert_close(model.rollout(z, a), expected, rtol=1e-4, atol=1e-5)
+    model.kv_cache = False
+    torch.testing.assert_close(model.rollout(z, a), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_one_token_attention_is_its_value_and_a_cached_step_equals_the_full_pass():
+    torch.manual_seed(0)
+    block = AdaLNZeroBlock(32, 4, 8, 64, 0.0).eval()
+    torch.nn.init.normal_(block.modulation[1].weight, std=0.1)
+    x, cond = torch.randn(5, 3, 32), torch.randn(5, 3, 32)
+    full = block(x, cond)
+    one, kv = block(x[:, :1], cond[:, :1], keep=True)  # no query, no attention: the value
+    torch.testing.assert_close(one, full[:, :1], rtol=1e-5, atol=1e-6)
+    for i in (1, 2):
+        step, kv = block(x[:, i:i + 1], cond[:, i:i + 1], past=kv, keep=True)
+        torch.testing.assert_close(step, full[:, i:i + 1], rtol=1e-5, atol=1e-6)
+    assert kv[0].shape == (5, 4, 3, 8)
+    with pytest.raises(ValueError, match="one new token at a time"):
+        block(x[:, 1:], cond[:, 1:], past=kv)
+
+
 def test_vit_encoder_is_initialised_like_hugging_face_vit():
     """The reference's encoder is Hugging Face's ViTModel: LayerNorm eps 1e-12; linear and conv weights, CLS
     token and positional embedding ~ N(0, 0.02^2) (truncated), biases zero."""
