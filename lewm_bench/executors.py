@@ -326,6 +326,8 @@ def run_submitted(jobs: list[Job], previous_records: dict[str, dict[str, Any] | 
                     continue
                 waiting.remove(job)
                 record = decide(job, records, previous_records.get(job.name), ctx.force)
+                if record is None:
+                    record = _not_applicable(job, root, ctx)
                 if record is not None:
                     records[job.name] = record
                 else:
@@ -412,6 +414,22 @@ def _executor(kind: str, folder: Path, cluster: ClusterConfig, res: StageResourc
         params["local_setup"] = list(cluster.setup)
     executor.update_parameters(**params)
     return executor
+
+
+def _not_applicable(job: Job, root: Path, ctx: JobContext) -> JobRecord | None:
+    """An analysis that does not apply to the job's agent (known from its kind): recorded without a submission."""
+    if job.stage not in ("voe", "probe") or job.agent is None:
+        return None
+    from lewm_bench.analysis.run import skip_reason
+    from lewm_bench.suite import JobRecord, save_record
+
+    reason = skip_reason(job.stage, job.agent)
+    if reason is None:
+        return None
+    record = JobRecord(job.name, job.stage, job.key, status="not-applicable", error=reason,
+                       finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"), executor=ctx.executor)
+    save_record(root, record)  # nothing was submitted: the driver is the only writer
+    return record
 
 
 def _finished(entry: _Active, root: Path, ctx: JobContext) -> JobRecord:

@@ -34,6 +34,18 @@ class AnalysisSkipped(LewmBenchError):
     """The agent cannot be analysed (e.g. a policy without an encoder); the message says why."""
 
 
+def skip_reason(kind: str, agent: str) -> str | None:
+    """Why ``agent`` cannot be given analysis ``kind`` (None: it can); decided by the agent's kind alone."""
+    info = get_agent(agent)
+    if info.kind != "world_model":
+        return (f"agent {agent!r} is a {info.kind} without an encoder or predictor: nothing to "
+                f"{'probe' if kind == 'probe' else 'surprise'}; skipped")
+    if info.uses_proprio:
+        return (f"agent {agent!r} embeds the proprioceptive state with the frames; the analyses replay frames only: "
+                "skipped")
+    return None
+
+
 def analysis_dir(root: str | os.PathLike[str], env: str, agent: str, profile: Profile, seed: int) -> Path:
     """``ROOT/analysis/ENV/AGENT-PROFILE-seedS``: where one run's analyses are written."""
     return run_dir("analysis", env, agent, profile.name, seed, root)
@@ -47,13 +59,9 @@ def analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile,
     voe, probe_config = voe or profile.voe, probe_config or profile.probe
     if kind not in KINDS:
         raise LewmBenchError(f"unknown analysis {kind!r}; valid: {', '.join(KINDS)}")
-    info = get_agent(agent)
-    if info.kind != "world_model":
-        raise AnalysisSkipped(f"agent {agent!r} is a {info.kind} without an encoder or predictor: nothing to "
-                              f"{'probe' if kind == 'probe' else 'surprise'}; skipped")
-    if info.uses_proprio:
-        raise AnalysisSkipped(f"agent {agent!r} embeds the proprioceptive state with the frames; the analyses "
-                              "replay frames only: skipped")
+    reason = skip_reason(kind, agent)
+    if reason is not None:
+        raise AnalysisSkipped(reason)
     root = Path(root)
     out = analysis_dir(root, env, agent, profile, seed)
     check_output_folder(out, "--root")  # before the work
