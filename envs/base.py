@@ -137,6 +137,14 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
         """Set the full physical state exactly (as stored in a dataset's ``states`` column)."""
         self._set_state(self._check_state(state))
 
+    def simulate(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The physical state reached from ``state`` after ``actions`` (T, action_dim), physics only (nothing is
+        rendered); the env is left in that state. A planner over the true simulator (``oracle``) calls it."""
+        self._set_state(self._check_state(state))
+        for action in actions:
+            self._simulate(self._check_action(action))
+        return self.get_state()
+
     def render_state(self, state: np.ndarray) -> np.ndarray:
         """Render ``state`` as an observation (e.g. a goal image) without changing the current state."""
         current = self.get_state()

@@ -257,7 +257,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         f"p90 {r.plan_time_p90_s:.3f}), {r.plan_time_batched_median_s:.2f} s per batched call of "
         f"{r.batched_episodes_per_call}") if r.timed_call == "planning call" else (
         f"; {1e3 * r.plan_time_median_s:.2f} ms per decision (p10 {1e3 * r.plan_time_p10_s:.2f}, p90 "
-        f"{1e3 * r.plan_time_p90_s:.2f}), no planner")
+        f"{1e3 * r.plan_time_p90_s:.2f}), " + ("CEM in the simulator" if "simulator" in r.inputs else "no planner"))
     print(f"{result.run_dir}: {r.env} {r.agent} success {r.success_rate:.0%} "
           f"[{r.success_ci_low:.0%}, {r.success_ci_high:.0%}] over {r.episodes} episodes{timing}")
 

@@ -14,7 +14,7 @@ or is registered in the running process with the decorator (or a plain call)::
         ...
 
 The built-in agents (``lewm``, ``pldm``, ``dinowm``, ``dinowm-proprio``, ``gcbc``, ``gciql``, ``gcivl``,
-``sac-her``, ``sb3``, ``random``) are entry points of lewm-bench's own ``pyproject.toml``; the core never
+``sac-her``, ``sb3``, ``oracle``, ``random``) are entry points of lewm-bench's own ``pyproject.toml``; the core never
 names them. Registration checks the class against its kind's contract and names what is missing.
 
 **World models** (``kind = "world_model"``) are ``torch.nn.Module`` classes with
@@ -43,6 +43,9 @@ agent never receives them).
 *decision*). A policy is either
 
 - untrained (e.g. ``random``): ``__init__(action_dim, seed)``, one instance per episode; or
+- **a planner over the simulator** (``plans_in_simulator = True``; e.g. ``oracle``): untrained, built per
+  episode with ``__init__(env, env_kwargs, codec, cem, receding_horizon, seed)`` (the env's name and
+  constructor arguments, the evaluation's action codec, CEM settings and receding horizon); or
 - **trainable** (it defines ``loss``; e.g. ``gcbc``): trained by ``lewm-bench train`` like a world model,
   into the same run folder (config.json, log.csv, checkpoint.pt, summary.json) and resumable. It has
   ``config_class``/``presets`` (its config needs no ``history`` field), ``loss_terms``, optional
@@ -188,6 +191,11 @@ class AgentInfo:
         """Trained by ``lewm-bench train`` before evaluation: every world model, and policies that define ``loss``
         (offline, on the dataset) or ``learn`` (online, in the env)."""
         return self.kind == "world_model" or hasattr(self.cls, "loss") or self.learns_online
+
+    @property
+    def plans_in_simulator(self) -> bool:
+        """An untrained policy that plans in its own copy of the simulator (e.g. ``oracle``)."""
+        return self.kind == "policy" and bool(getattr(self.cls, "plans_in_simulator", False))
 
     @property
     def learns_online(self) -> bool:

@@ -35,14 +35,15 @@ def smoke_suite(tmp_path_factory):
 def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     runs, proc = smoke_suite
     assert proc.returncode == 0, proc.stderr
-    assert "116 jobs — 82 done, 0 skipped, 0 failed, 0 blocked, 34 not-applicable" in proc.stdout
+    assert "122 jobs — 84 done, 0 skipped, 0 failed, 0 blocked, 38 not-applicable" in proc.stdout
     summary = pd.read_csv(runs / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
-    assert len(summary) == 29 and set(summary.agent) == {"lewm", "pldm", "dinowm", "gcbc", "gciql", "gcivl", "random",
-                                                         "sac-her"}
+    assert len(summary) == 31 and set(summary.agent) == {"lewm", "pldm", "dinowm", "gcbc", "gciql", "gcivl", "random",
+                                                         "sac-her", "oracle"}
+    assert set(summary[summary.agent == "oracle"].env) == {"two-room", "pusht"}  # seconds per solve there
     assert set(summary[summary.agent == "sac-her"].env) == {"two-room"}  # in the grid where its budget is minutes
     assert summary[summary.agent == "sac-her"].variant.str.contains("privileged state \\+ reward").all()
-    policies = summary.agent.isin(["gcbc", "gciql", "gcivl", "random", "sac-her"])
+    policies = summary.agent.isin(["gcbc", "gciql", "gcivl", "random", "sac-her", "oracle"])
     assert set(summary[policies].timed_call) == {"decision"} and set(summary[~policies].timed_call) == {"planning call"}
     assert (summary[policies].plan_time_median_s > 0).all() and summary.plan_calls.min() > 0
     trained = summary[summary.agent.isin(["gcbc", "gciql", "gcivl"])]
@@ -53,11 +54,11 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     for name in ("results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"):
         assert (runs / "report" / name).stat().st_size > 0
     jobs = pd.read_csv(runs / "suite.csv")
-    assert len(jobs) == 116 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
+    assert len(jobs) == 122 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
     assert set(jobs[jobs.stage == "train"].name.str.split("/").str[2]) == {"lewm", "pldm", "dinowm", "gcbc", "gciql",
                                                                             "gcivl", "sac-her"}
     na = jobs[jobs.status == "not-applicable"]
-    assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/|/gc|/sac-her/").all()
+    assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/|/gc|/sac-her/|/oracle/").all()
     assert na.error.str.contains("policy without an encoder").all()
     voe = pd.read_csv(runs / "analysis" / "voe.csv")
     assert len(voe) == 24 and set(voe.variant) == {"teleport", "colour"} and voe.p_value.between(0, 1).all()
@@ -95,7 +96,7 @@ def test_rerun_skips_finished_jobs(smoke_suite):
     runs, _ = smoke_suite
     proc = lewm_bench("run", "--suite", "smoke", "--out", str(runs), "--no-progress", cwd=runs.parent)
     assert proc.returncode == 0, proc.stderr
-    assert "116 jobs — 0 done, 82 skipped, 0 failed, 0 blocked, 34 not-applicable" in proc.stdout
+    assert "122 jobs — 0 done, 84 skipped, 0 failed, 0 blocked, 38 not-applicable" in proc.stdout
     assert (pd.read_csv(runs / "suite.csv").seconds > 0).all()  # the times of the run that did the work
 
 

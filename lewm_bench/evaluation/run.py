@@ -139,6 +139,9 @@ class _Setting:
     device: torch.device
     policy: Any = None
     """A policy loaded from a file the user gave (``from_file``, e.g. ``sb3``): one instance for every episode."""
+    env_name: str = ""
+    cem: CEMConfig | None = None
+    receding_horizon: int = 5
 
     @property
     def world_model(self) -> torch.nn.Module | None:
@@ -151,6 +154,9 @@ class _Setting:
             return [self.loaded.model] * len(seeds)
         if self.policy is not None:
             return [self.policy] * len(seeds)
+        if self.info.plans_in_simulator:  # e.g. the oracle: the protocol's planner over a copy of the simulator
+            return [self.info.cls(self.env_name, self.env_kwargs, self.codec, self.cem, self.receding_horizon, s)
+                    for s in seeds]
         return [self.info.cls(action_dim, s) for s in seeds]
 
 
@@ -190,6 +196,7 @@ def _evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathL
               gif_episodes: int, root: str | os.PathLike[str], batch: int | None, start_time: float,
               logger: str) -> EvalResult:
     st = _set_up(env, agent, profile, checkpoint, data, seed, protocol, context, cem, planner_name, root)
+    st = dataclasses.replace(st, env_name=env, cem=cem, receding_horizon=receding_horizon)
     out_dir.mkdir(parents=True, exist_ok=True)
     aux_env = make_env(env, **st.env_kwargs)  # one env for the timed one-episode calls and the GIF's goal frames
     batch = batch or min(len(st.tasks), aux_env.max_parallel or len(st.tasks))
@@ -309,7 +316,8 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
     online_steps = int(trained.online_env_steps) if hasattr(trained, "online_env_steps") else None
     observes = "pixels" if model is not None else getattr(trained or st.info.cls, "observes", "pixels")
     inputs = "pixels" if observes == "pixels" else "privileged state" + (
-        " + reward" if getattr(trained or st.info.cls, "uses_rewards", False) else "")
+        " + reward" if getattr(trained or st.info.cls, "uses_rewards", False) else "") + (
+        " + simulator" if st.info.plans_in_simulator else "")
     successes = sum(r.success for r in records)
     low, high = wilson_interval(successes, len(records))
     straight = None

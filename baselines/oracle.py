@@ -1,0 +1,63 @@
+"""The oracle row: the protocol's CEM planner over the true simulator instead of a learned world model.
+
+Each planning call samples candidate sequences of ``horizon`` action blocks exactly as CEM does for
+a world model (a diagonal Gaussian in the z-scored block space of the evaluation's action codec,
+the current mean always a candidate, the elites refit it), but scores each candidate by rolling it
+out in the agent's own copy of the env from the episode's current physical state (physics only,
+nothing rendered) and taking the env's success-test distance (:meth:`GoalEnv.distance`) between the
+state it reaches and the goal state. It executes the first ``receding_horizon`` blocks, like the
+world models, with the same candidates, iterations, elites, horizon and budget (the profile's).
+
+It is the ceiling this protocol allows a planner of that size: a task the oracle fails is not a test
+of the world model (too far for the horizon, or a goal CEM's terminal cost cannot find). It uses the
+privileged state and the simulator, and no data, and its results say so (inputs ``privileged
+state``). Its time per decision is one whole CEM solve in the simulator: candidates x iterations x
+horizon x frameskip env steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lewm_bench.data.actions import ActionCodec
+from lewm_bench.planning.cem import CEMConfig
+from lewm_bench.registry import register_agent
+
+
+@register_agent("oracle")
+class SimulatorOracle:
+    """CEM over a copy of the true simulator, cost = the success test's distance to the goal state."""
+
+    kind = "policy"
+    observes = "state"
+    plans_in_simulator = True
+    display_name, colour, in_grid, order = "Oracle (simulator)", "k", True, 950
+    # a solve is candidates x iterations x horizon x frameskip simulator steps: seconds on Two-Room and PushT at
+    # the cpu profile, minutes on MuJoCo's Cube and Reacher; those two are opt-in (--agents oracle --envs cube)
+    grid_envs: tuple[str, ...] = ("two-room", "pusht")
+
+    def __init__(self, env: str, env_kwargs: dict[str, Any], codec: ActionCodec, cem: CEMConfig,
+                 receding_horizon: int, seed: int) -> None:
+        from lewm_bench.envs import make_env
+
+        self.sim = make_env(env, **env_kwargs)  # the episode's env settings; only its physics is used
+        self.codec, self.cem, self.receding_horizon = codec, cem, receding_horizon
+        self.rng = np.random.default_rng(seed)
+        self.block_dim = codec.frameskip * len(codec.mean)
+
+    def act(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
+        """The first ``receding_horizon`` blocks of CEM's plan, as (receding_horizon * frameskip, A) env actions."""
+        cfg = self.cem
+        mean = np.zeros((cfg.horizon, self.block_dim))
+        std = np.full((cfg.horizon, self.block_dim), cfg.init_std)
+        for _ in range(cfg.iterations):
+            plans = mean + std * self.rng.standard_normal((cfg.candidates, cfg.horizon, self.block_dim))
+            plans[0] = mean  # the current mean is always a candidate
+            cost = np.array([self.sim.distance(self.sim.simulate(state, self.codec.to_env(plan)), goal_state)
+                             for plan in plans])
+            elites = plans[np.argsort(cost, kind="stable")[:cfg.elites]]
+            mean, std = elites.mean(0), elites.std(0, ddof=1) if cfg.elites > 1 else np.zeros_like(mean)
+        return self.codec.to_env(mean[:self.receding_horizon])
+
