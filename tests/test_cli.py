@@ -45,7 +45,7 @@ def test_collect_and_inspect_smoke_profile(tmp_path):
     (["train", "--env", "pusht", "--profile", "smoke", "--data-root", "nowhere"],
      "create it with: lewm-bench collect --env pusht --profile smoke"),
     (["train", "--env", "pusht", "--agent", "dreamer", "--profile", "smoke"],
-     "valid agents: dinowm, dinowm-proprio, gcbc, gciql, gcivl, lewm, pldm, random, sac-her, sb3"),
+     "valid agents: dinowm, dinowm-proprio, gcbc, gciql, gcivl, lewm, oracle, pldm, random, sac-her, sb3"),
     (["analyze", "probe", "--env", "pusht", "--agent", "random", "--profile", "smoke"],
      "agent 'random' is a policy without an encoder or predictor: nothing to probe; skipped"),
     (["run", "--suite", "everything"], "unknown suite 'everything'; valid suites: all, smoke, planning-speed"),

@@ -44,7 +44,7 @@ def test_register_as_decorator_and_call_then_duplicate_is_an_error():
     finally:
         unregister_agent("test-policy")
     with pytest.raises(RegistryError, match="unknown agent 'test-policy'; valid agents: dinowm, dinowm-proprio, "
-                                            "gcbc, gciql, gcivl, lewm, pldm, random, sac-her, sb3"):
+                                            "gcbc, gciql, gcivl, lewm, oracle, pldm, random, sac-her, sb3"):
         get_agent("test-policy")
 
 

@@ -143,7 +143,7 @@ def test_bad_input(tmp_path):
     with pytest.raises(LewmBenchError, match="unknown environment 'mars'; valid names: two-room, pusht, cube"):
         plan_jobs(SMOKE, ("mars",), ("lewm",), (0,))
     with pytest.raises(LewmBenchError, match="unknown agent 'dreamer'; valid agents: dinowm, dinowm-proprio, "
-                                             "gcbc, gciql, gcivl, lewm, pldm, random, sac-her, sb3"):
+                                             "gcbc, gciql, gcivl, lewm, oracle, pldm, random, sac-her, sb3"):
         plan_jobs(SMOKE, ("pusht",), ("dreamer",), (0,))
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "suite.json").write_text(json.dumps({"suite_format": 0}))

@@ -145,7 +145,7 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, mon
         evaluate("pusht", "lewm", SMOKE, checkpoint=root_dir / "train" / "two-room" / "lewm-smoke-seed0",
                  root=root_dir, protocol=protocol)
     with pytest.raises(LewmBenchError,
-                       match="valid agents: dinowm, dinowm-proprio, gcbc, gciql, gcivl, lewm, pldm, random, "
+                       match="valid agents: dinowm, dinowm-proprio, gcbc, gciql, gcivl, lewm, oracle, pldm, random, "
                              "sac-her, sb3"):
         evaluate("two-room", "dino", SMOKE, root=root_dir)
     with pytest.raises(LewmBenchError, match="context must be between 1 and the model's history 3"):

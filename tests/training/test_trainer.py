@@ -107,7 +107,7 @@ def test_bad_input(data, tmp_path):
     with pytest.raises(LewmBenchError, match="create it with: lewm-bench collect --env two-room --profile smoke"):
         train("two-room", SMOKE, data_root=tmp_path, out=tmp_path / "x", progress=False)
     with pytest.raises(LewmBenchError, match="unknown agent 'dreamer'; valid agents: dinowm, dinowm-proprio, "
-                                             "gcbc, gciql, gcivl, lewm, pldm, random, sac-her, sb3"):
+                                             "gcbc, gciql, gcivl, lewm, oracle, pldm, random, sac-her, sb3"):
         _train(data, tmp_path / "y", agent="dreamer")
     with pytest.raises(LewmBenchError, match="agent 'random' is a policy with nothing to train"):
         _train(data, tmp_path / "y", agent="random")
