@@ -55,8 +55,8 @@ class SimulatorOracle:
         for _ in range(cfg.iterations):
             plans = mean + std * self.rng.standard_normal((cfg.candidates, cfg.horizon, self.block_dim))
             plans[0] = mean  # the current mean is always a candidate
-            cost = np.array([self.sim.distance(self.sim.simulate(state, self.codec.to_env(plan)), goal_state)
-                             for plan in plans])
+            steps = self.codec.to_env(plans).reshape(cfg.candidates, -1, len(self.codec.mean))  # all at once
+            cost = np.array([self.sim.distance(self.sim.simulate(state, seq), goal_state) for seq in steps])
             elites = plans[np.argsort(cost, kind="stable")[:cfg.elites]]
             mean, std = elites.mean(0), elites.std(0, ddof=1) if cfg.elites > 1 else np.zeros_like(mean)
         return self.codec.to_env(mean[:self.receding_horizon])

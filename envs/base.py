@@ -140,9 +140,13 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
     def simulate(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """The physical state reached from ``state`` after ``actions`` (T, action_dim), physics only (nothing is
         rendered); the env is left in that state. A planner over the true simulator (``oracle``) calls it."""
+        steps = np.asarray(actions, dtype=np.float64)
+        if steps.ndim != 2 or steps.shape[1] != self.action_dim or not np.all(np.isfinite(steps)):
+            raise ValueError(f"{type(self).__name__}.simulate: actions must be a finite (T, {self.action_dim}) array; "
+                             f"got shape {steps.shape}")
         self._set_state(self._check_state(state))
-        for action in actions:
-            self._simulate(self._check_action(action))
+        for action in np.clip(steps, -1.0, 1.0):  # checked once for the sequence, not per step
+            self._simulate(action)
         return self.get_state()
 
     def render_state(self, state: np.ndarray) -> np.ndarray:

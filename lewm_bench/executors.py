@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from lewm_bench.errors import LewmBenchError
+from lewm_bench.locks import pid_alive
 
 try:
     import tomllib
@@ -279,12 +280,12 @@ class _Active:
 
     def done(self) -> bool:
         if self.pid is not None:
-            return not _pid_alive(self.pid)
+            return not pid_alive(self.pid)
         return bool(self.handle.done())
 
     def state(self) -> str:
         if self.pid is not None:
-            return "RUNNING" if _pid_alive(self.pid) else "FINISHED"
+            return "RUNNING" if pid_alive(self.pid) else "FINISHED"
         try:
             return str(self.handle.state)
         except Exception:  # noqa: BLE001 - sacct unreachable for a moment: ask again at the next poll
@@ -358,7 +359,7 @@ def _submit(jobs: list[Job], ctx: JobContext, cluster: ClusterConfig, folder: Pa
     import pandas as pd
 
     from lewm_bench.io import write_csv, write_json
-    from lewm_bench.suite import _record_path
+    from lewm_bench.suite import record_path
 
     out: list[_Active] = []
     root = Path(ctx.root)
@@ -372,7 +373,7 @@ def _submit(jobs: list[Job], ctx: JobContext, cluster: ClusterConfig, folder: Pa
         job_ctx = dataclasses.replace(ctx, threads=cpus, workers=ctx.workers or cpus,
                                       train_procs=res.processes if stage == "train" else 1)
         for job in group:  # the new record will come from this submission
-            _record_path(root, job.name).unlink(missing_ok=True)
+            record_path(root, job.name).unlink(missing_ok=True)
         now = time.time()
         with executor.batch():
             handles = [executor.submit(_ResumableJob(), job, job_ctx) for job in group]
@@ -486,7 +487,7 @@ def _reattach(job: Job, root: Path, ctx: JobContext, previous: dict[str, Any] | 
 
             pid = int(job_id)
             handle = LocalJob(folder=folder / "%j", job_id=job_id)
-            if _pid_alive(pid) and not handle.paths.result_pickle.exists():
+            if pid_alive(pid) and not handle.paths.result_pickle.exists():
                 return _Active(job, handle, float(info.get("submitted_at", time.time())), pid=pid)
     marker.unlink(missing_ok=True)
     return None
@@ -597,21 +598,6 @@ def _tidy(folder: Path) -> None:
 
 def _marker_path(root: Path, name: str) -> Path:
     return root / "jobs" / (name.replace("/", "__") + ".submitted.json")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a finished child not yet reaped is a zombie: not alive for us
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _last_line(path: Path) -> str:

@@ -188,7 +188,7 @@ class OutputLock:
             how = "wait for it to finish or stop it"
         else:
             who = f"pid {holder.pid} on {holder.host} since {holder.since} ({holder.command})"
-            if holder.host == socket.gethostname() and not _alive(holder.pid):
+            if holder.host == socket.gethostname() and not pid_alive(holder.pid):
                 who += f"; pid {holder.pid} has exited but a process it started still holds the lock"
                 how = f"stop that process (find it with: fuser {self.path})"
             else:
@@ -219,11 +219,16 @@ def _parse(raw: bytes) -> LockHolder | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a finished child not yet reaped, a zombie, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:  # no /proc (macOS): the signal test is all there is
+        return True

@@ -376,13 +376,14 @@ def _protocol(profile: Profile):
     return dataclasses.replace(PROTOCOLS["paper"], episodes=profile.eval_episodes)
 
 
-def _record_path(root: Path, name: str) -> Path:
+def record_path(root: Path, name: str) -> Path:
+    """``ROOT/jobs/NAME.json``: where job ``name`` keeps its record."""
     return root / "jobs" / (name.replace("/", "__") + ".json")
 
 
 def load_record(root: Path, name: str) -> dict[str, Any] | None:
     """The saved record of job ``name`` (None when there is none); a damaged one is a clear error."""
-    path = _record_path(root, name)
+    path = record_path(root, name)
     if not path.exists():
         return None
     record = read_json(path, f"delete it to redo {name}, or use another --out")
@@ -393,7 +394,7 @@ def load_record(root: Path, name: str) -> dict[str, Any] | None:
 
 def save_record(root: Path, record: JobRecord) -> None:
     """Write a job's record, atomically (a job writes its own; the suite only those of jobs that died)."""
-    write_json(_record_path(root, record.name), dict(dataclasses.asdict(record), suite_format=SUITE_FORMAT,
+    write_json(record_path(root, record.name), dict(dataclasses.asdict(record), suite_format=SUITE_FORMAT,
                                                      lewm_bench_version=__version__))
 
 
