@@ -382,7 +382,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from lewm_bench.bench.planning import bench_planning
 
         profile = _profile(args)
-        rows = bench_planning(profile, batch=args.batch, calls=args.calls)
+        rows = bench_planning(profile, batch=args.batch, calls=args.calls, agent=args.agent)
         print_table(rows, ["architecture", "image_size", "params", "cem", "device", "calls", "single_median_s",
                            "batch", "batched_median_s", "batched_per_episode_s", "batched_speedup"])
         print("against references measured in this run: the call without the key/value cache, and the GEMM throughput "
@@ -390,12 +390,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print_table(rows, ["architecture", "precision", "no_cache_median_s", "single_median_s", "cache_speedup",
                            "no_cache_gflop_per_call", "gflop_per_call", "gflop_per_s", "gemm_gflop_per_s",
                            "fraction_of_gemm"])
+        if rows[0]["no_graph_median_s"] is not None:
+            print("against the same call with the rollouts run eagerly (no CUDA graph), plans compared on one seed")
+            print_table(rows, ["architecture", "no_graph_median_s", "single_median_s", "graph_speedup",
+                               "graph_max_abs_diff"])
         write_json(args.json, {"benchmark": "planning", "profile": profile.name, "machine": info, "rows": rows})
         return
     if args.what == "train":
         from lewm_bench.bench.train import bench_train
 
-        rows = bench_train(None if args.profile is None else [args.profile], max(args.seconds, 3.0))
+        rows = bench_train(None if args.profile is None else [args.profile], max(args.seconds, 3.0), args.agent)
         print_table(rows, ["profile", "image_size", "batch", "device", "clips_per_s_fp32", "clips_per_s_bf16",
                            "bf16_speedup"])
         write_json(args.json, {"benchmark": "train", "machine": info, "rows": rows})
@@ -688,6 +692,8 @@ def _parser_bench(sub: argparse._SubParsersAction) -> None:
                    help="episodes per batched planning call (default: 50; 4 for the paper architecture on CPU)")
     p.add_argument("--calls", type=positive_int, default=None,
                    help="timed one-episode planning calls after 2 warm-ups (default: 20; 5 for paper on CPU)")
+    p.add_argument("--agent", default="lewm",
+                   help="planning and train: the world model to time (default lewm; e.g. dinowm, pldm)")
     p.add_argument("--json", default=None, help="also write every figure, with the machine, to this JSON file")
     _profile_opt(p)
     p.set_defaults(func=cmd_bench)

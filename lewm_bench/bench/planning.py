@@ -10,7 +10,9 @@ Every figure has its reference measured in the same run: the one-episode call is
 the predictor's key/value cache (``kv_cache`` off: every token of the window recomputed at every
 rollout step, as before the cache existed), the FLOPs of one call are counted (``FlopCounterMode``:
 matrix products and attention) for both, and the machine's GEMM throughput in the planner's
-precision (a 2048 x 2048 x 2048 product) gives the fraction of it the call reaches.
+precision (a 2048 x 2048 x 2048 product) gives the fraction of it the call reaches. On CUDA the call
+is also timed with the rollouts run eagerly (no CUDA graph), and the plans of both are compared on
+the same seeds (``graph_max_abs_diff``).
 """
 
 from __future__ import annotations
@@ -42,17 +44,21 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
         b = batch or (4 if slow else 50)
         torch.manual_seed(0)
         model = info.cls(info.config_for(prof.name), size, 10).to(device).eval()
-        planner = CEM(prof.cem)
+        planner, eager = CEM(prof.cem), CEM(prof.cem)
+        eager.cuda_graphs = False
         gemm = gemm_gflops(device, torch.bfloat16 if planner.uses_bf16(device) else torch.float32)
         reuse = hasattr(model, "kv_cache")
         if reuse:
             model.kv_cache = False
         before = time_calls(model, planner, 1, size, context, device, n_calls) if reuse else []
-        flops_before = call_flops(model, planner, size, context, device) if reuse else None
+        flops_before = call_flops(model, eager, size, context, device) if reuse else None
         if reuse:
             model.kv_cache = True
         single = time_calls(model, planner, 1, size, context, device, n_calls)
-        flops = call_flops(model, planner, size, context, device)
+        flops = call_flops(model, eager, size, context, device)
+        graphs = device.type == "cuda"
+        no_graph = time_calls(model, eager, 1, size, context, device, n_calls) if graphs else []
+        diff = plan_difference(model, planner, eager, size, context, device) if graphs else None
         batched = time_calls(model, planner, b, size, context, device, 2, warmup=1)
         cfg = prof.cem
         achieved = flops / statistics.median(single) / 1e9
@@ -71,7 +77,10 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
                      "fraction_of_gemm": achieved / gemm,
                      "no_cache_median_s": statistics.median(before) if before else None,
                      "no_cache_gflop_per_call": None if flops_before is None else flops_before / 1e9,
-                     "cache_speedup": statistics.median(before) / statistics.median(single) if before else None})
+                     "cache_speedup": statistics.median(before) / statistics.median(single) if before else None,
+                     "no_graph_median_s": statistics.median(no_graph) if no_graph else None,
+                     "graph_speedup": statistics.median(no_graph) / statistics.median(single) if no_graph else None,
+                     "graph_max_abs_diff": diff})
     return rows
 
 
@@ -99,6 +108,16 @@ def call_flops(model: Any, planner: CEM, size: int, context: int, device: torch.
     with counter:
         time_calls(model, planner, 1, size, context, device, 1, warmup=0)
     return float(counter.get_total_flops())
+
+
+def plan_difference(model: Any, a: CEM, b: CEM, size: int, context: int, device: torch.device) -> float:
+    """Largest absolute difference between the plans of two planners on the same frames and seeds."""
+    torch.manual_seed(1)
+    frames = torch.randint(0, 256, (1, context, 3, size, size), dtype=torch.uint8, device=device)
+    goal = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8, device=device)
+    past = torch.zeros(1, context - 1, model.action_dim, device=device)
+    plans = [p.solve(model, frames, past, goal, seeds=[0]).actions for p in (a, b)]
+    return float((plans[0] - plans[1]).abs().max())
 
 
 def time_calls(model: Any, planner: CEM, b: int, size: int, context: int, device: torch.device,

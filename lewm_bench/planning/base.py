@@ -10,6 +10,8 @@ all episodes' candidates go through the predictor together.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +49,18 @@ class Planner:
     :func:`lewm_bench.provenance.native_bf16`; fp32 elsewhere).
     """
 
+    cuda_graphs: bool = True
+    """On CUDA, candidate rollouts run as a captured CUDA graph (:class:`CapturedCost`): the same kernels on
+    the same inputs, without the per-kernel launch cost. An execution setting, not part of the results'
+    identity; set it False on an instance to run eagerly (``bench planning`` does, for its reference)."""
+    max_graphs: int = 4
+    """Captured graphs kept per planner (one per model and input shape), least recently used dropped first."""
+
     def __init__(self, config: Any) -> None:
         self.config = config
         self.horizon: int = config.horizon
         self.bf16: bool = config.bf16
+        self._graphs: OrderedDict[tuple, CapturedCost] = OrderedDict()
 
     def uses_bf16(self, device: torch.device) -> bool:
         """Whether the model runs under bf16 autocast on ``device`` (asked for, and fast there)."""
@@ -95,6 +105,68 @@ class Planner:
         """Return (plan (B, horizon, A), cost trace (iterations, B)) from encoded history and goal."""
         raise NotImplementedError(f"{type(self).__name__} must implement optimize(model, history, past_actions, "
                                   "goal, generator) -> (actions, costs)")
+
+
+    def cost_function(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
+                      plans_shape: tuple[int, ...]) -> Callable[[Tensor], Tensor]:
+        """:func:`rollout_cost` bound to one call's tiled inputs: ``plans`` (B, N, H, A) -> costs (B, N).
+
+        On CUDA with :attr:`cuda_graphs` and no gradient, a graph captured for these shapes (once per model
+        and shape, then kept) is replayed; elsewhere the rollout runs eagerly. The returned costs of a
+        replayed graph live in its static output: use them before the next call.
+        """
+        if not (self.cuda_graphs and history.is_cuda and not torch.is_grad_enabled()):
+            return lambda plans: rollout_cost(model, history, past_actions, goal, plans)
+        dev = history.device.type
+        autocast = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
+        key = (id(model), getattr(model, "kv_cache", None), autocast, tuple(plans_shape),
+               *((tuple(t.shape), t.dtype, t.device) for t in (history, past_actions, goal)))
+        graph = self._graphs.pop(key, None)
+        if graph is None or graph.model is not model:
+            graph = CapturedCost(model, history, past_actions, goal, plans_shape, autocast)
+        self._graphs[key] = graph  # most recently used last
+        while len(self._graphs) > self.max_graphs:
+            self._graphs.popitem(last=False)
+        graph.bind(history, past_actions, goal)
+        return graph
+
+
+class CapturedCost:
+    """:func:`rollout_cost` for fixed input shapes, captured once as a CUDA graph and replayed.
+
+    A planning call runs the predictor ``horizon`` times per CEM iteration, each a few dozen small
+    kernels; at the paper's sizes on a GPU their launch cost, not their arithmetic, sets the time.
+    The graph replays the same kernels on static input buffers (the caller's tensors are copied in),
+    so the costs are the eager ones. Autocast is captured as it was on entry, with its weight-cast cache
+    off (a cached cast would be freed when the caller's autocast region ends, under the graph's feet).
+    """
+
+    def __init__(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
+                 plans_shape: tuple[int, ...], autocast: tuple[bool, torch.dtype], warmup: int = 2) -> None:
+        self.model = model
+        self.inputs = [history.clone(), past_actions.clone(), goal.clone()]
+        self.plans = torch.zeros(plans_shape, device=history.device)
+        device = history.device
+        cast = torch.autocast(device.type, dtype=autocast[1], enabled=autocast[0], cache_enabled=False)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side), cast:  # lazy initialisation (cuBLAS handles, kernel choice) off the capture
+            for _ in range(warmup):
+                rollout_cost(model, *self.inputs, self.plans)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), cast:
+            self.cost = rollout_cost(model, *self.inputs, self.plans)
+
+    def bind(self, history: Tensor, past_actions: Tensor, goal: Tensor) -> None:
+        """Copy one planning call's (tiled) inputs into the graph's input buffers."""
+        for static, x in zip(self.inputs, (history, past_actions, goal)):
+            static.copy_(x)
+
+    def __call__(self, plans: Tensor) -> Tensor:
+        self.plans.copy_(plans)
+        self.graph.replay()
+        return self.cost
 
 
 def episode_noise(b: int, shape: tuple[int, ...], generators: list[torch.Generator] | None, device) -> Tensor:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lewm_bench.planning.base import Planner, episode_noise, rollout_cost, tile
+from lewm_bench.planning.base import Planner, episode_noise, tile
 from lewm_bench.protocols import WorldModel
 
 
@@ -47,11 +47,12 @@ class CEM(Planner):
         n = cfg.candidates
         history, past_actions, goal = tile(history, n), tile(past_actions, n), tile(goal, n)
         with torch.no_grad():
+            rollout = self.cost_function(model, history, past_actions, goal, (b, n, cfg.horizon, a))
             for _ in range(cfg.iterations):
                 noise = episode_noise(b, (cfg.candidates, cfg.horizon, a), generators, device)
                 plans = mean[:, None] + std[:, None] * noise  # (B, N, H, A)
                 plans[:, 0] = mean  # the current mean is always a candidate
-                cost = rollout_cost(model, history, past_actions, goal, plans)  # (B, N)
+                cost = rollout(plans)  # (B, N)
                 best_cost, idx = cost.topk(cfg.elites, dim=1, largest=False)
                 elites = plans.gather(1, idx[:, :, None, None].expand(-1, -1, cfg.horizon, a))
                 mean, std = elites.mean(1), elites.std(1)

@@ -1,0 +1,31 @@
+"""CUDA graphs in the planner: replayed rollouts plan exactly as eager ones (runs only where CUDA is)."""
+
+import pytest
+import torch
+
+from lewm_bench.planning.cem import CEM, CEMConfig
+from lewm_bench.registry import agents
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+WORLD_MODELS = [n for n, i in agents().items() if i.kind == "world_model" and not getattr(i.cls, "uses_proprio", False)]
+
+
+@pytest.mark.parametrize("name", WORLD_MODELS)
+@pytest.mark.parametrize("longest_context", [False, True])
+def test_graphed_rollouts_plan_as_eager_ones_and_are_reused_on_new_inputs(name, longest_context):
+    info = agents()[name]
+    torch.manual_seed(0)
+    model = info.cls(info.config_for("smoke"), 16, 10).cuda().eval()
+    context = model.history if longest_context else 1
+    cfg = CEMConfig(candidates=32, iterations=3, elites=4, horizon=3)
+    graphed, eager = CEM(cfg), CEM(cfg)
+    eager.cuda_graphs = False
+    for call in range(2):  # the second call replays the graph captured in the first, on new inputs
+        ctx = torch.randint(0, 256, (2, context, 3, 16, 16), dtype=torch.uint8, device="cuda")
+        goal = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8, device="cuda")
+        past = torch.randn(2, context - 1, 10, device="cuda")
+        a = graphed.solve(model, ctx, past, goal, seeds=[call, call + 7])
+        b = eager.solve(model, ctx, past, goal, seeds=[call, call + 7])
+        torch.testing.assert_close(a.actions, b.actions, rtol=0, atol=1e-4)
+        torch.testing.assert_close(a.costs, b.costs, rtol=1e-4, atol=1e-5)
+    assert len(graphed._graphs) == 1 and not eager._graphs
