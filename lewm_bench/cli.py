@@ -382,7 +382,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from lewm_bench.bench.planning import bench_planning
 
         profile = _profile(args)
-        rows = bench_planning(profile, batch=args.batch, calls=args.calls, agent=args.agent)
+        rows = bench_planning(profile, batch=args.batch, calls=args.calls, agent=args.agent, compile=args.compile)
         print_table(rows, ["architecture", "image_size", "params", "cem", "device", "calls", "single_median_s",
                            "batch", "batched_median_s", "batched_per_episode_s", "batched_speedup"])
         print("against references measured in this run: the call without the key/value cache, and the GEMM throughput "
@@ -394,6 +394,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
             print("against the same call with the rollouts run eagerly (no CUDA graph), plans compared on one seed")
             print_table(rows, ["architecture", "no_graph_median_s", "single_median_s", "graph_speedup",
                                "graph_max_abs_diff"])
+        if args.compile:
+            print("with the rollouts through torch.compile (the first call compiles), plans compared with eager ones")
+            print_table(rows, ["architecture", "single_median_s", "first_compiled_call_s", "compiled_median_s",
+                               "compiled_max_abs_diff"])
         write_json(args.json, {"benchmark": "planning", "profile": profile.name, "machine": info, "rows": rows})
         return
     if args.what == "train":
@@ -694,6 +698,9 @@ def _parser_bench(sub: argparse._SubParsersAction) -> None:
                    help="timed one-episode planning calls after 2 warm-ups (default: 20; 5 for paper on CPU)")
     p.add_argument("--agent", default="lewm",
                    help="planning and train: the world model to time (default lewm; e.g. dinowm, pldm)")
+    p.add_argument("--compile", action="store_true",
+                   help="planning: also time the call with the rollouts through torch.compile (compiling takes "
+                        "tens of seconds per architecture)")
     p.add_argument("--json", default=None, help="also write every figure, with the machine, to this JSON file")
     _profile_opt(p)
     p.set_defaults(func=cmd_bench)

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The GPU figures of the performance work, in one go, on a machine with CUDA and lewm-bench installed:
 #   1. the planner's CUDA-graph rollouts against eager ones (tests/planning/test_cuda_graphs.py);
-#   2. one LeWM planning call at the paper's sizes: graphs vs eager, KV cache vs none, FLOPs, GEMM fraction;
+#   2. one LeWM planning call at the paper's sizes: graphs vs eager, KV cache vs none, torch.compile, FLOPs,
+#      GEMM fraction;
 #   3. the planning-speed table at the paper's sizes (LeWM, PLDM, DINO-WM-style; the paper's 48x);
 #   4. training throughput at the paper profile (clips/s, fp32 and bf16);
 #   5. one DINO-WM-style planning call at the paper's sizes, as 2.
-# Usage: scripts/bench_gpu.sh OUT_DIR [CALLS]   (writes 8 files to OUT_DIR; logs go to OUT_DIR/log.txt)
+# Usage: [STEPS="plan-lewm speed"] scripts/bench_gpu.sh OUT_DIR [CALLS]
+#   (writes 8 files to OUT_DIR, the log to OUT_DIR/log.txt; STEPS picks steps by name, default all)
 set -u
 out=${1:?usage: scripts/bench_gpu.sh OUT_DIR [CALLS]}
 calls=${2:-10}
@@ -14,6 +16,7 @@ cli=(python3 -P -m lewm_bench.cli)  # -P: the installed lewm-bench, never a shad
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, never stop the script
     local name=$1 limit=$2
     shift 2
+    [[ -z ${STEPS:-} || " $STEPS " == *" $name "* ]] || return 0
     echo "=== $name ($(date -u +%T)): $*" | tee -a "$out/log.txt"
     timeout "$limit" "$@" 2>&1 | tee -a "$out/log.txt"
     echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$out/log.txt"
@@ -22,8 +25,8 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, never stop
   -P -c "import torch, lewm_bench; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"; } \
   2>&1 | tee -a "$out/log.txt"
 step graphs-test 120 python3 -P -m pytest -q -p no:cacheprovider tests/planning/test_cuda_graphs.py
-step plan-lewm 150 "${cli[@]}" bench planning --profile cpu --calls 20 --json "$out/plan-lewm.json"
+step plan-lewm 240 "${cli[@]}" bench planning --profile paper --compile --calls 20 --json "$out/plan-lewm.json"
 step speed 240 "${cli[@]}" run --suite planning-speed --profile paper --calls "$calls" --out "$out"
 step train 90 "${cli[@]}" bench train --profile paper --json "$out/train.json"
-step plan-dinowm 180 "${cli[@]}" bench planning --agent dinowm --profile smoke --calls 3 --batch 2 \
+step plan-dinowm 240 "${cli[@]}" bench planning --agent dinowm --profile paper --calls 1 --batch 1 \
     --json "$out/plan-dinowm.json"

@@ -31,7 +31,7 @@ from lewm_bench.registry import get_agent
 
 
 def bench_planning(profile: Profile, batch: int | None = None, calls: int | None = None,
-                   context: int = 1, agent: str = "lewm") -> list[dict[str, Any]]:
+                   context: int = 1, agent: str = "lewm", compile: bool = False) -> list[dict[str, Any]]:
     info = get_agent(agent)
     device = default_device()
     rows = []
@@ -59,6 +59,13 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
         graphs = device.type == "cuda"
         no_graph = time_calls(model, eager, 1, size, context, device, n_calls) if graphs else []
         diff = plan_difference(model, planner, eager, size, context, device) if graphs else None
+        compiled, compile_s, compiled_diff = [], None, None
+        if compile:
+            fused = CEM(prof.cem)
+            fused.compile_rollouts = True
+            compile_s = time_calls(model, fused, 1, size, context, device, 1, warmup=0)[0]  # includes compiling
+            compiled = time_calls(model, fused, 1, size, context, device, n_calls)
+            compiled_diff = plan_difference(model, fused, eager, size, context, device)
         batched = time_calls(model, planner, b, size, context, device, 2, warmup=1)
         cfg = prof.cem
         achieved = flops / statistics.median(single) / 1e9
@@ -80,7 +87,9 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
                      "cache_speedup": statistics.median(before) / statistics.median(single) if before else None,
                      "no_graph_median_s": statistics.median(no_graph) if no_graph else None,
                      "graph_speedup": statistics.median(no_graph) / statistics.median(single) if no_graph else None,
-                     "graph_max_abs_diff": diff})
+                     "graph_max_abs_diff": diff,
+                     "compiled_median_s": statistics.median(compiled) if compiled else None,
+                     "first_compiled_call_s": compile_s, "compiled_max_abs_diff": compiled_diff})
     return rows
 
 

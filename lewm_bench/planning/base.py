@@ -53,6 +53,9 @@ class Planner:
     """On CUDA, candidate rollouts run as a captured CUDA graph (:class:`CapturedCost`): the same kernels on
     the same inputs, without the per-kernel launch cost. An execution setting, not part of the results'
     identity; set it False on an instance to run eagerly (``bench planning`` does, for its reference)."""
+    compile_rollouts: bool = False
+    """``torch.compile`` the candidate rollouts (inductor fuses the predictor's many small kernels; with CUDA graphs
+    the fused kernels are captured). Off by default: compiling takes tens of seconds per model and input shape."""
     max_graphs: int = 4
     """Captured graphs kept per planner (one per model and input shape), least recently used dropped first."""
 
@@ -115,15 +118,18 @@ class Planner:
         and shape, then kept) is replayed; elsewhere the rollout runs eagerly. The returned costs of a
         replayed graph live in its static output: use them before the next call.
         """
+        fn = rollout_cost
+        if self.compile_rollouts and not torch.is_grad_enabled():
+            fn = _compiled_rollout_cost()
         if not (self.cuda_graphs and history.is_cuda and not torch.is_grad_enabled()):
-            return lambda plans: rollout_cost(model, history, past_actions, goal, plans)
+            return lambda plans: fn(model, history, past_actions, goal, plans)
         dev = history.device.type
         autocast = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
-        key = (id(model), getattr(model, "kv_cache", None), autocast, tuple(plans_shape),
+        key = (id(model), getattr(model, "kv_cache", None), autocast, fn is not rollout_cost, tuple(plans_shape),
                *((tuple(t.shape), t.dtype, t.device) for t in (history, past_actions, goal)))
         graph = self._graphs.pop(key, None)
         if graph is None or graph.model is not model:
-            graph = CapturedCost(model, history, past_actions, goal, plans_shape, autocast)
+            graph = CapturedCost(model, history, past_actions, goal, plans_shape, autocast, fn)
         self._graphs[key] = graph  # most recently used last
         while len(self._graphs) > self.max_graphs:
             self._graphs.popitem(last=False)
@@ -142,7 +148,9 @@ class CapturedCost:
     """
 
     def __init__(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
-                 plans_shape: tuple[int, ...], autocast: tuple[bool, torch.dtype], warmup: int = 2) -> None:
+                 plans_shape: tuple[int, ...], autocast: tuple[bool, torch.dtype],
+                 fn: Callable[..., Tensor] | None = None, warmup: int = 2) -> None:
+        fn = fn or rollout_cost
         self.model = model
         self.inputs = [history.clone(), past_actions.clone(), goal.clone()]
         self.plans = torch.zeros(plans_shape, device=history.device)
@@ -152,11 +160,11 @@ class CapturedCost:
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side), cast:  # lazy initialisation (cuBLAS handles, kernel choice) off the capture
             for _ in range(warmup):
-                rollout_cost(model, *self.inputs, self.plans)
+                fn(model, *self.inputs, self.plans)
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), cast:
-            self.cost = rollout_cost(model, *self.inputs, self.plans)
+            self.cost = fn(model, *self.inputs, self.plans)
 
     def bind(self, history: Tensor, past_actions: Tensor, goal: Tensor) -> None:
         """Copy one planning call's (tiled) inputs into the graph's input buffers."""
@@ -167,6 +175,17 @@ class CapturedCost:
         self.plans.copy_(plans)
         self.graph.replay()
         return self.cost
+
+
+_COMPILED: Callable[..., Tensor] | None = None
+
+
+def _compiled_rollout_cost() -> Callable[..., Tensor]:
+    """:func:`rollout_cost` through ``torch.compile`` (static shapes), made once per process."""
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = torch.compile(rollout_cost, dynamic=False)
+    return _COMPILED
 
 
 def episode_noise(b: int, shape: tuple[int, ...], generators: list[torch.Generator] | None, device) -> Tensor:
