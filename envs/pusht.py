@@ -169,7 +169,7 @@ class PushTEnv(GoalEnv):
 
 # cpu: sized to collect in minutes on 2 cores (README: Benchmarks); smoke: seconds, for tests.
 # proprio: agent position and velocity (state 0, 1, 5, 6), as DINO-WM's PushT ``with_velocity: true``.
-SPEC = register_env(EnvSpec.of(PushTEnv, "pusht", display_name="PushT", collector="pusher", proprio=(0, 1, 5, 6),
+SPEC = register_env(EnvSpec.of(PushTEnv, "pusht", display_name="PushT", collector="expert", proprio=(0, 1, 5, 6),
                               data={
     "paper": DataSizes(20_000, 200, 224),
     "cpu": DataSizes(1_700, 100, 64),

@@ -458,9 +458,9 @@ def _parser_collect(sub: argparse._SubParsersAction) -> None:
                        "Interrupted runs resume when the same command is run again.")
     p.add_argument("--env", required=True, help=f"environment short name ({_envs_help()}), a comma list, or all")
     p.add_argument("--collector", default=None,
-                   help="data policy: expert (two-room), pusher (pusht), oracle (cube), sac (reacher: a trained "
-                        "SB3 SAC expert), random, or sb3:PATH (any saved stable-baselines3 model, any env); "
-                        "default: the env's own collector")
+                   help="data policy: expert (two-room; pusht: a scripted demonstrator), pusher (pusht), "
+                        "oracle (cube), sac (reacher: a trained SB3 SAC expert), random, or sb3:PATH (any saved "
+                        "stable-baselines3 model, any env); default: the env's own collector")
     p.add_argument("--episodes", type=positive_int, default=None, help="episodes to collect (default: the profile's)")
     p.add_argument("--max-steps", type=positive_int, default=None,
                    help="step budget per episode (default: the profile's)")

@@ -48,7 +48,7 @@ NUMBER_ROWS = [pytest.param([*command, f"{option}={value}"], f"argument {option}
 NAME_ROWS = [pytest.param(args, message, id=" ".join(args)) for args, message in [
     (["collect", "--env", "mars"], "unknown environment 'mars'"),
     (["collect", "--env", "two-room,"], "empty environment name"),
-    (["collect", "--env", "pusht", "--collector", "expert"], "valid collectors: random, pusher"),
+    (["collect", "--env", "pusht", "--collector", "oracle"], "valid collectors: random, expert, pusher"),
     (["collect", "--env", "two-room", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
     (["collect", "--env", "two-room", "--image-size", "4"], "image_size must be >= 8"),
     (["train", "--env", "mars", "--profile", "smoke"], "unknown environment 'mars'"),

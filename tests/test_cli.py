@@ -40,7 +40,7 @@ def test_collect_and_inspect_smoke_profile(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["collect", "--env", "mars"], "valid names: two-room, pusht, cube, reacher"),
     (["collect", "--env", "pusht", "--collector", "sb3:nowhere.zip"], "expects a saved stable-baselines3 model"),
-    (["collect", "--env", "pusht", "--collector", "expert"], "valid collectors: random, pusher, sb3:PATH"),
+    (["collect", "--env", "pusht", "--collector", "oracle"], "valid collectors: random, expert, pusher, sb3:PATH"),
     (["datasets", "missing.h5"], "missing.h5: no such dataset"),
     (["train", "--env", "pusht", "--profile", "smoke", "--data-root", "nowhere"],
      "create it with: lewm-bench collect --env pusht --profile smoke"),

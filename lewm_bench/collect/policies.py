@@ -10,42 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
+from lewm_bench.collect.base import CollectorConfig, Policy
 from lewm_bench.envs import GoalEnv, env_spec
 from lewm_bench.envs import two_room as tr
-
-
-class Policy(Protocol):
-    """What the collection loop calls, once per episode and once per step."""
-
-    def reset(self, env: GoalEnv, rng: np.random.Generator) -> None: ...
-
-    def act(self, env: GoalEnv, rng: np.random.Generator) -> np.ndarray | None:
-        """The next action, or None to end the episode early (e.g. the expert reached its target)."""
-        ...
-
-
-class CollectorConfig:
-    """Base for collector configs: ``name``, ``envs`` it supports (None: every env), and ``policy()``."""
-
-    name: ClassVar[str]
-    envs: ClassVar[tuple[str, ...] | None]
-
-    @classmethod
-    def supports(cls, env: str) -> bool:
-        return cls.envs is None or env in cls.envs
-
-    def policy(self) -> Policy:
-        raise NotImplementedError(f"{type(self).__name__} must implement policy() -> Policy")
-
-    def prepare(self) -> None:
-        """One-time work in the collecting process before workers start (e.g. train an expert); default none."""
-
-    def params(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
 
 # ------------------------------------------------------------------------------------ random
@@ -254,12 +225,12 @@ class _CubeOraclePolicy:
 
 
 # ---------------------------------------------------------------------------------- registry
-from lewm_bench.collect.sb3 import SACExpert, SB3Collector  # noqa: E402  (they build on CollectorConfig)
+from lewm_bench.collect.pusht_expert import PushTExpert  # noqa: E402  (kept below the scripted collectors)
+from lewm_bench.collect.sb3 import SACExpert, SB3Collector  # noqa: E402
 
-COLLECTORS: dict[str, type[CollectorConfig]] = {
-    c.name: c for c in (RandomCollector, TwoRoomExpert, PushTPusher, CubeOracle,  # type: ignore[misc]
-                        SB3Collector, SACExpert)
-}
+COLLECTORS: tuple[type[CollectorConfig], ...] = (RandomCollector, TwoRoomExpert, PushTExpert, PushTPusher, CubeOracle,
+                                                 SB3Collector, SACExpert)
+"""Every collector; a name is unique among those that support one env (``expert`` is Two-Room's and PushT's)."""
 
 
 def make_collector(env: str, name: str | None = None, **params: Any) -> CollectorConfig:
@@ -270,11 +241,11 @@ def make_collector(env: str, name: str | None = None, **params: Any) -> Collecto
     name = env_spec(env).collector if name is None else name
     if name.startswith("sb3:"):
         name, params = "sb3", {**params, "path": name.removeprefix("sb3:")}
-    valid = [c.name for c in COLLECTORS.values() if c.supports(env)]
+    valid = {c.name: c for c in COLLECTORS if c.supports(env)}
     if name not in valid:
         raise ValueError(f"unknown collector {name!r} for env {env!r}; valid collectors: "
                          f"{', '.join(v if v != 'sb3' else 'sb3:PATH' for v in valid)}")
-    cls = COLLECTORS[name]
+    cls = valid[name]
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(params) - fields
     if unknown:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lewm_bench.collect.policies import CollectorConfig, Policy
+from lewm_bench.collect.base import CollectorConfig, Policy
 from lewm_bench.envs import GoalEnv
 from lewm_bench.envs.goal_view import OBS_KEYS, draw_goal_keeping_state
 from lewm_bench.errors import LewmBenchError
