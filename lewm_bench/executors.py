@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 ExecutorName = Literal["inline", "local", "slurm"]
 EXECUTORS: tuple[str, ...] = ("inline", "local", "slurm")
-STAGES: tuple[str, ...] = ("collect", "train", "eval", "voe", "probe")
+STAGES: tuple[str, ...] = ("collect", "train", "eval", "voe", "probe", "diagnostics")
 _LIVE_SLURM_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
                       "SUSPENDED", "RESIZING", "STAGE_OUT", "SIGNALING"}
 
@@ -98,6 +98,7 @@ DEFAULT_STAGES: dict[str, StageResources] = {
     "eval": StageResources(gpus=1, cpus=8, mem_gb=32, time_min=360),
     "voe": StageResources(gpus=1, cpus=4, mem_gb=32, time_min=120),
     "probe": StageResources(gpus=1, cpus=4, mem_gb=32, time_min=120),
+    "diagnostics": StageResources(gpus=1, cpus=4, mem_gb=32, time_min=120),
 }
 
 
@@ -120,7 +121,7 @@ class ClusterConfig:
     setup: tuple[str, ...] = ()
     """Shell lines run before each job (e.g. ``module load cuda``, ``source /path/.venv/bin/activate``)."""
     stages: Mapping[str, StageResources] = field(default_factory=lambda: dict(DEFAULT_STAGES))
-    """Resources per stage (collect, train, eval, voe, probe)."""
+    """Resources per stage (collect, train, eval, voe, probe, diagnostics)."""
     poll_s: float | None = None
     """Seconds between two looks at the submitted jobs (None: 10 on SLURM, 1 for ``local``)."""
 
@@ -356,9 +357,7 @@ def run_submitted(jobs: list[Job], previous_records: dict[str, dict[str, Any] | 
 
 def _submit(jobs: list[Job], ctx: JobContext, cluster: ClusterConfig, folder: Path) -> list[_Active]:
     """Submit ``jobs`` (ready now), one job array per stage on SLURM; returns what to wait for."""
-    import pandas as pd
-
-    from lewm_bench.io import write_csv, write_json
+    from lewm_bench.io import write_json
     from lewm_bench.suite import record_path
 
     out: list[_Active] = []
@@ -382,16 +381,28 @@ def _submit(jobs: list[Job], ctx: JobContext, cluster: ClusterConfig, folder: Pa
         for job, handle in zip(group, handles):
             entry = _Active(job, handle, now)
             out.append(entry)
-            write_json(_marker_path(root, job.name), {"key": job.key, "executor": ctx.executor,
-                                                      "cluster_job_id": entry.job_id, "log": entry.log,
-                                                      "submitted_at": now})
-            rows.append({"name": job.name, "stage": stage, "executor": ctx.executor, "cluster_job_id": entry.job_id,
-                         "submitted_at": now, "log": entry.log})
-        table = folder / "submissions.csv"
-        old = pd.read_csv(table) if table.exists() else None
-        write_csv(table, pd.concat([old, pd.DataFrame(rows)], ignore_index=True) if old is not None
-                  else pd.DataFrame(rows))
+            marker = {"key": job.key, "executor": ctx.executor, "cluster_job_id": entry.job_id, "log": entry.log,
+                      "submitted_at": now}
+            write_json(_marker_path(root, job.name), marker)
+            rows.append(_submission_row(job, ctx.executor, marker))
+        _list_submissions(folder, rows)
     return out
+
+
+def _list_submissions(folder: Path, rows: list[dict[str, Any]]) -> None:
+    """Add rows to ``submissions.csv``, leaving out job ids it already lists (a re-attached job written by a driver
+    that was killed between the job's marker and this table)."""
+    import pandas as pd
+
+    from lewm_bench.io import write_csv
+
+    table = folder / "submissions.csv"
+    old = pd.read_csv(table, dtype={"cluster_job_id": str}) if table.exists() else None
+    listed = set() if old is None else {(n, i) for n, i in zip(old.name, old.cluster_job_id)}
+    new = [r for r in rows if (r["name"], str(r["cluster_job_id"])) not in listed]
+    if new:
+        write_csv(table, pd.concat([old, pd.DataFrame(new)], ignore_index=True) if old is not None
+                  else pd.DataFrame(new))
 
 
 def _executor(kind: str, folder: Path, cluster: ClusterConfig, res: StageResources, name: str) -> Any:
@@ -419,9 +430,10 @@ def _executor(kind: str, folder: Path, cluster: ClusterConfig, res: StageResourc
 
 def _not_applicable(job: Job, root: Path, ctx: JobContext) -> JobRecord | None:
     """An analysis that does not apply to the job's agent (known from its kind): recorded without a submission."""
-    if job.stage not in ("voe", "probe") or job.agent is None:
+    from lewm_bench.analysis.run import KINDS, skip_reason
+
+    if job.stage not in KINDS or job.agent is None:
         return None
-    from lewm_bench.analysis.run import skip_reason
     from lewm_bench.suite import JobRecord, save_record
 
     reason = skip_reason(job.stage, job.agent)
@@ -481,6 +493,7 @@ def _reattach(job: Job, root: Path, ctx: JobContext, previous: dict[str, Any] | 
             except Exception:  # noqa: BLE001 - sacct does not know it (any more): submit again
                 alive = False
             if alive:
+                _list_submissions(folder, [_submission_row(job, ctx.executor, info)])
                 return _Active(job, handle, float(info.get("submitted_at", time.time())))
         else:
             from submitit.local.local import LocalJob
@@ -488,9 +501,16 @@ def _reattach(job: Job, root: Path, ctx: JobContext, previous: dict[str, Any] | 
             pid = int(job_id)
             handle = LocalJob(folder=folder / "%j", job_id=job_id)
             if pid_alive(pid) and not handle.paths.result_pickle.exists():
+                _list_submissions(folder, [_submission_row(job, ctx.executor, info)])
                 return _Active(job, handle, float(info.get("submitted_at", time.time())), pid=pid)
     marker.unlink(missing_ok=True)
     return None
+
+
+def _submission_row(job: Job, executor: str, marker: dict[str, Any]) -> dict[str, Any]:
+    """The ``submissions.csv`` row of a job from its ``.submitted.json`` marker."""
+    return {"name": job.name, "stage": job.stage, "executor": executor, "cluster_job_id": marker["cluster_job_id"],
+            "submitted_at": marker.get("submitted_at"), "log": marker.get("log")}
 
 
 def _check_shared_storage(root: Path, cluster: ClusterConfig) -> None:

@@ -212,7 +212,7 @@ def test_slurm_executor_submits_in_dependency_order_resubmits_failures_and_reatt
     #    the failure with the job's log, blocks the training's dependents and finishes everything else
     first = lewm_bench(args, dict(env, LEWM_BENCH_FAULT="train-step"), tmp_path)
     assert first.returncode != 0, first.stderr
-    assert "8 jobs — 2 done, 0 skipped, 1 failed, 3 blocked, 2 not-applicable" in first.stdout, first.stdout
+    assert "10 jobs — 2 done, 0 skipped, 1 failed, 4 blocked, 3 not-applicable" in first.stdout, first.stdout
     train = json.loads((root / "jobs" / "train__two-room__lewm__seed0.json").read_text())
     assert train["status"] == "failed" and train["executor"] == "slurm"
     assert f"slurm job {train['cluster_job_id']} ended (FAILED)" in train["error"]
@@ -249,10 +249,11 @@ def test_slurm_executor_submits_in_dependency_order_resubmits_failures_and_reatt
     third = lewm_bench(args, env, tmp_path)
     assert third.returncode == 0, third.stderr
     assert "re-attached 1 job(s)" in third.stderr and "train/two-room/lewm/seed0" in third.stderr
-    assert "8 jobs — 4 done, 2 skipped, 0 failed, 0 blocked, 2 not-applicable" in third.stdout, third.stdout
+    assert "10 jobs — 5 done, 2 skipped, 0 failed, 0 blocked, 3 not-applicable" in third.stdout, third.stdout
     submissions = pd.read_csv(root / "cluster" / "submissions.csv")
     assert list(submissions.name[3:]) == ["train/two-room/lewm/seed0", "eval/two-room/lewm/seed0",
-                                          "voe/two-room/lewm/seed0", "probe/two-room/lewm/seed0"]
+                                          "voe/two-room/lewm/seed0", "probe/two-room/lewm/seed0",
+                                          "diagnostics/two-room/lewm/seed0"]
     summary = json.loads((root / "train" / "two-room" / "lewm-smoke-seed0" / "summary.json").read_text())
     assert summary["world_size"] == 2  # torchrun inside the allocation
     assert not list((root / "jobs").glob("*.submitted.json"))
@@ -289,3 +290,28 @@ def test_ctrl_c_asks_before_cancelling_the_submitted_jobs(tmp_path, monkeypatch,
     assert handle.cancelled is cancelled
     assert marker.exists() is not cancelled  # a job left running keeps its id, for the next run to re-attach
     assert ("cancelled 1 job(s)" if cancelled else "rerun the same command to re-attach") in capsys.readouterr().err
+
+
+def test_a_reattached_job_that_a_killed_driver_never_listed_is_added_to_the_submissions(tmp_path):
+    """The driver writes a job's marker, then ``submissions.csv``; killed in between, the next driver re-attaches to
+    the job and lists it (once)."""
+    from lewm_bench.executors import _marker_path, _reattach
+    from lewm_bench.profiles import PROFILES
+    from lewm_bench.suite import Job, JobContext
+
+    job = Job("train", "two-room", "lewm", 0, "k1")
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "cluster").mkdir()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # stands for the running job
+    try:
+        marker = {"key": "k1", "executor": "local", "cluster_job_id": str(alive.pid), "log": "x.err",
+                  "submitted_at": 1.0}
+        _marker_path(tmp_path, job.name).write_text(json.dumps(marker))
+        ctx = JobContext(PROFILES["smoke"], str(tmp_path), executor="local")
+        for _ in range(2):
+            assert _reattach(job, tmp_path, ctx, None) is not None
+        table = pd.read_csv(tmp_path / "cluster" / "submissions.csv")
+        assert list(table.name) == [job.name] and str(table.cluster_job_id[0]) == str(alive.pid)
+    finally:
+        alive.kill()
+        alive.wait()
