@@ -661,8 +661,11 @@ def _parser_analyze(sub: argparse._SubParsersAction) -> None:
     from lewm_bench.analysis.run import KINDS
 
     p = _add(sub, "analyze", "Physical understanding of a trained world model: voe (surprise at a teleport or a colour "
-                       "change, paired t-test) or probe (linear and MLP probes of physical quantities).")
-    p.add_argument("kind", choices=list(KINDS), help="voe: violation of expectation; probe: probing")
+                       "change, paired t-test) or probe (linear and MLP probes of physical quantities); or why its "
+                       "plans fail: diagnostics (open-loop prediction error over the planning horizon, and how the "
+                       "true simulator ranks the plan CEM returns among its candidates).")
+    p.add_argument("kind", choices=list(KINDS),
+                   help="voe: violation of expectation; probe: probing; diagnostics: model diagnostics")
     p.add_argument("--env", required=True, help=f"environment short name ({_envs_help()})")
     p.add_argument("--agent", default="lewm", help="world-model agent (lewm, pldm, dinowm or a plugin)")
     p.add_argument("--checkpoint", default=None, help="run folder (default: ROOT/train/ENV/AGENT-PROFILE-seedS)")

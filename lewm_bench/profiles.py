@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lewm_bench.analysis.config import ProbeConfig, VoEConfig
+from lewm_bench.analysis.config import DiagnosticsConfig, ProbeConfig, VoEConfig
 from lewm_bench.envs.spec import PROFILE_NAMES, DataSizes, env_spec
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.planning.cem import CEMConfig
@@ -44,6 +44,8 @@ class Profile:
     """Violation-of-expectation sizes (trajectories, frames, perturbation step)."""
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     """Probing sizes (frames, ridge, MLP steps)."""
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    """Model-diagnostics sizes (held-out clips, evaluation tasks)."""
 
     def data_for(self, env: str) -> DataSizes:
         """The data sizes of ``env`` at this profile (from the env's spec)."""
@@ -61,7 +63,8 @@ PROFILES: dict[str, Profile] = {
                      cem=CEMConfig(candidates=16, iterations=2, elites=4, horizon=2), eval_episodes=4,
                      timing_calls=3, warmup_calls=1,
                      voe=VoEConfig(trajectories=8, frames=5, perturb_frame=3),
-                     probe=ProbeConfig(train_frames=120, test_frames=40, mlp_steps=20)),
+                     probe=ProbeConfig(train_frames=120, test_frames=40, mlp_steps=20),
+                     diagnostics=DiagnosticsConfig(clips=8, tasks=2, batch=4)),
 }
 assert tuple(PROFILES) == PROFILE_NAMES
 

@@ -199,7 +199,8 @@ def results_markdown(table: pd.DataFrame) -> str:
 
 
 def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
-    """The violation-of-expectation and probing tables of ``ROOT/analysis/`` (empty when there are none)."""
+    """The violation-of-expectation, probing and diagnostics tables of ``ROOT/analysis/`` (empty when there are
+    none)."""
     parts = []
     voe_path, probe_path = Path(root) / "analysis" / "voe.csv", Path(root) / "analysis" / "probe.csv"
     if voe_path.exists():
@@ -232,7 +233,34 @@ def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
                   "standardised units (1 = predicting the mean), Pearson r averaged over the quantity's components. "
                   "Paper (PushT, LeWM, linear): agent r 0.974, block r 0.986, angle r 0.902.", "",
                   markdown_table(wide)]
+    diagnostics_path = Path(root) / "analysis" / "diagnostics.csv"
+    if diagnostics_path.exists():
+        parts += ["", "## Model diagnostics", "",
+                  "Open-loop prediction error over the planning horizon on held-out clips, relative to the distance "
+                  "between random held-out frames (1 = no better than a random frame), beside the persistence "
+                  "baseline (the last seen frame's embedding); and, on the first evaluation tasks, how the true "
+                  "simulator ranks the plan one CEM call returns among that call's final candidates (0 = the best "
+                  "of them, 0.5 = a random one) with the Spearman correlation of model and simulator costs over "
+                  "the candidates. Plots: `analysis/ENV/RUN/diagnostics.png`.", "",
+                  markdown_table(diagnostics_table(pd.read_csv(diagnostics_path), profiles))]
     return "\n".join(parts) + ("\n" if parts else "")
+
+
+def diagnostics_table(d: pd.DataFrame, profiles: list[str]) -> pd.DataFrame:
+    """One row per (profile, env, agent, seed) from the long diagnostics table (:func:`diagnostics.summarise`)."""
+    d = d[d.profile.isin(profiles)]
+    rows = []
+    for (profile, env, agent, seed), g in d.groupby(["profile", "env", "agent", "seed"], sort=False):
+        value = {(q, int(s)): v for q, s, v in zip(g.quantity, g.step, g.value)}
+        last = int(g[g.quantity == "relative"].step.max())
+        rows.append([profile, _env_name(env), _agent_name(agent), seed,
+                     f"{value[('relative', 1)]:.3g} / {value[('persistence_relative', 1)]:.3g}",
+                     f"{value[('relative', last)]:.3g} / {value[('persistence_relative', last)]:.3g} (step {last})",
+                     f"{value[('rank_fraction_median', 0)]:.2f}", f"{value[('spearman_mean', 0)]:.2f}",
+                     int(value[("tasks", 0)])])
+    return pd.DataFrame(rows, columns=["profile", "env", "agent", "seed", "open-loop error, step 1 (model / "
+                                       "persistence)", "open-loop error, last step", "executed plan's rank (median)",
+                                       "Spearman (mean)", "tasks"])
 
 
 def markdown_table(df: pd.DataFrame) -> str:

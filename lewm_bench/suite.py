@@ -2,13 +2,13 @@
 
 A suite is a list of jobs — collect one env's dataset, train one (env, agent, seed), evaluate one
 (env, agent, seed), and for world models the two physical-understanding analyses (``voe``,
-``probe``) — run in dependency order, then ``lewm-bench report``. Every job's identity is
-a hash of its full resolved configuration (and of the jobs it depends on). Its record
-(``ROOT/jobs/NAME.json``: key, status, seconds, error) makes a rerun skip finished jobs; an
-interrupted collection or training resumes from what it saved; ``force`` redoes everything. A job
-whose record holds another key was made with another configuration: it fails with a message
-instead of overwriting, unless ``force``. A failing job is recorded and the others go on (its
-dependents are marked blocked); the run then ends with an error listing the failures.
+``probe``) and the model diagnostics (``diagnostics``) — run in dependency order, then ``lewm-bench
+report``. Every job's identity is a hash of its full resolved configuration (and of the jobs it
+depends on). Its record (``ROOT/jobs/NAME.json``: key, status, seconds, error) makes a rerun skip
+finished jobs; an interrupted collection or training resumes from what it saved; ``force`` redoes
+everything. A job whose record holds another key was made with another configuration: it fails with
+a message instead of overwriting, unless ``force``. A failing job is recorded and the others go on
+(its dependents are marked blocked); the run then ends with an error listing the failures.
 ``ROOT/suite.csv`` holds one row per job with its wall time.
 
 Where the jobs run is the executor's business (:mod:`lewm_bench.executors`): ``inline`` runs them one
@@ -31,6 +31,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lewm_bench import __version__
+from lewm_bench.analysis.run import KINDS as ANALYSES
 from lewm_bench.analysis.run import AnalysisSkipped
 from lewm_bench.envs import env_names, env_spec
 from lewm_bench.errors import LewmBenchError
@@ -48,9 +49,9 @@ SUITE_FORMAT = 2
 """Version of the layout of a suite folder; a folder written with another one is not touched."""
 
 
-Stage = Literal["collect", "train", "eval", "voe", "probe"]
+Stage = Literal["collect", "train", "eval", "voe", "probe", "diagnostics"]
 JobStatus = Literal["pending", "done", "skipped", "failed", "blocked", "not-applicable"]
-STAGE_ORDER: dict[str, int] = {"collect": 0, "train": 1, "eval": 2, "voe": 3, "probe": 3}
+STAGE_ORDER: dict[str, int] = {"collect": 0, "train": 1, "eval": 2, "voe": 3, "probe": 3, "diagnostics": 3}
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ def plan_jobs(profile: Profile, envs: tuple[str, ...], agents: tuple[str, ...], 
                 jobs.append(Job("eval", env, agent, seed, content_hash(dict(
                     base, cem=dataclasses.asdict(profile.cem), protocol=dataclasses.asdict(protocol), context=1)),
                     (upstream.name,)))
-                for stage, sizes in (("voe", profile.voe), ("probe", profile.probe)):
+                for stage, sizes in (("voe", profile.voe), ("probe", profile.probe),
+                                     ("diagnostics", profile.diagnostics)):
                     jobs.append(Job(stage, env, agent, seed, content_hash(dict(base, sizes=dataclasses.asdict(sizes))),
                                     (upstream.name,)))
     # env by env (collect, trains, evals), so that an interrupted suite has finished whole environments
@@ -330,7 +332,7 @@ def _run_job(job: Job, ctx: JobContext) -> None:
 
         train(job.env, profile, agent=job.agent, seed=job.seed, out=out, resume=True, force=ctx.force,
               progress=ctx.progress, data_root=data_root(root), logger=ctx.logger)
-    elif job.stage in ("voe", "probe"):
+    elif job.stage in ANALYSES:
         from lewm_bench.analysis.run import analyze
 
         analyze(job.stage, job.env, job.agent, profile, root=root, seed=job.seed)

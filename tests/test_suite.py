@@ -35,7 +35,7 @@ def smoke_suite(tmp_path_factory):
 def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     runs, proc = smoke_suite
     assert proc.returncode == 0, proc.stderr
-    assert "122 jobs — 84 done, 0 skipped, 0 failed, 0 blocked, 38 not-applicable" in proc.stdout
+    assert "153 jobs — 96 done, 0 skipped, 0 failed, 0 blocked, 57 not-applicable" in proc.stdout
     summary = pd.read_csv(runs / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert len(summary) == 31 and set(summary.agent) == {"lewm", "pldm", "dinowm", "gcbc", "gciql", "gcivl", "random",
@@ -54,18 +54,23 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     for name in ("results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"):
         assert (runs / "report" / name).stat().st_size > 0
     jobs = pd.read_csv(runs / "suite.csv")
-    assert len(jobs) == 122 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
+    assert len(jobs) == 153 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
     assert set(jobs[jobs.stage == "train"].name.str.split("/").str[2]) == {"lewm", "pldm", "dinowm", "gcbc", "gciql",
                                                                             "gcivl", "sac-her"}
     na = jobs[jobs.status == "not-applicable"]
-    assert set(na.stage) == {"voe", "probe"} and na.name.str.contains("/random/|/gc|/sac-her/|/oracle/").all()
+    assert set(na.stage) == {"voe", "probe", "diagnostics"}
+    assert na.name.str.contains("/random/|/gc|/sac-her/|/oracle/").all()
     assert na.error.str.contains("policy without an encoder").all()
     voe = pd.read_csv(runs / "analysis" / "voe.csv")
     assert len(voe) == 24 and set(voe.variant) == {"teleport", "colour"} and voe.p_value.between(0, 1).all()
     assert set(voe.perturbation) == {"teleport", "colour (object)"}
     probe = pd.read_csv(runs / "analysis" / "probe.csv")
     assert set(probe.agent) == {"lewm", "pldm", "dinowm"} and set(probe.probe) == {"linear", "mlp"}
-    assert "| Two-Room |" in (runs / "report" / "results.md").read_text()
+    diagnostics = pd.read_csv(runs / "analysis" / "diagnostics.csv")
+    assert set(diagnostics.agent) == {"lewm", "pldm", "dinowm"}
+    assert diagnostics[diagnostics.quantity.str.endswith("relative")].value.notna().all()
+    results = (runs / "report" / "results.md").read_text()
+    assert "| Two-Room |" in results and "## Model diagnostics" in results
 
 
 TIMING_COLUMNS = {"plan_time_median_s", "plan_time_p90_s", "train_time_s", "eval_time_s", "plan_time_batched_median_s",
@@ -79,11 +84,11 @@ def test_local_executor_gives_the_inline_summary(smoke_suite, tmp_path):
     proc = lewm_bench("run", "--suite", "smoke", "--envs", "two-room", "--agents", "lewm,gcbc,random", "--executor",
                       "local", "--out", str(out), "--no-progress", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "12 jobs — 8 done, 0 skipped, 0 failed, 0 blocked, 4 not-applicable" in proc.stdout
+    assert "15 jobs — 9 done, 0 skipped, 0 failed, 0 blocked, 6 not-applicable" in proc.stdout
     jobs = pd.read_csv(out / "suite.csv")
     assert set(jobs.executor) == {"local"}
     run = jobs[jobs.status == "done"]  # one process per job; the analyses of policies need none
-    assert run.cluster_job_id.nunique() == len(run) == 8 and jobs[jobs.status != "done"].cluster_job_id.isna().all()
+    assert run.cluster_job_id.nunique() == len(run) == 9 and jobs[jobs.status != "done"].cluster_job_id.isna().all()
     assert all(Path(log).is_file() for log in run.log)
     columns = [c for c in SUMMARY_COLUMNS if c not in TIMING_COLUMNS]
     ours = pd.read_csv(out / "summary.csv")[columns].sort_values("agent", ignore_index=True)
@@ -96,7 +101,7 @@ def test_rerun_skips_finished_jobs(smoke_suite):
     runs, _ = smoke_suite
     proc = lewm_bench("run", "--suite", "smoke", "--out", str(runs), "--no-progress", cwd=runs.parent)
     assert proc.returncode == 0, proc.stderr
-    assert "122 jobs — 0 done, 84 skipped, 0 failed, 0 blocked, 38 not-applicable" in proc.stdout
+    assert "153 jobs — 0 done, 96 skipped, 0 failed, 0 blocked, 57 not-applicable" in proc.stdout
     assert (pd.read_csv(runs / "suite.csv").seconds > 0).all()  # the times of the run that did the work
 
 
@@ -108,7 +113,7 @@ def test_a_failing_job_is_reported_without_losing_the_others(tmp_path, monkeypat
     code = cli.main(["run", "--suite", "smoke", "--envs", "two-room", "--agents", "lewm,pldm,random",
                      "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and "4 of 12 jobs did not finish" in err
+    assert code == 2 and "5 of 15 jobs did not finish" in err
     assert "failed: train/two-room/pldm/seed0: RuntimeError: injected failure" in err
     assert "blocked: eval/two-room/pldm/seed0: depends on train/two-room/pldm/seed0" in err
     jobs = pd.read_csv(tmp_path / "suite.csv").set_index("name")
@@ -154,7 +159,7 @@ def test_bad_input(tmp_path):
 
 def test_job_keys_change_with_the_config():
     a = {j.name: j.key for j in plan_jobs(SMOKE, ("pusht",), ("lewm",), (0, 1))}
-    assert len(set(a.values())) == len(a) == 9  # collect, then per seed: train, eval, voe, probe
+    assert len(set(a.values())) == len(a) == 11  # collect, then per seed: train, eval, voe, probe, diagnostics
     cpu = {j.name: j.key for j in plan_jobs(PROFILES["cpu"], ("pusht",), ("lewm",), (0, 1))}
     assert all(a[k] != cpu[k] for k in a)
 
@@ -184,14 +189,15 @@ protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=smoke.eval_episodes)
 for env in env_names():
     for agent in ("random", "lewm"):
         evaluate(env, agent, smoke, root=sys.argv[1], protocol=protocol)
-    for kind in ("voe", "probe"):
+    for kind in ("voe", "probe", "diagnostics"):
         analyze(kind, env, "lewm", smoke, root=sys.argv[1])
 """
 
 
 def _result_tables(root):
-    """Every result table whose bytes must not depend on the process: episodes, VoE and probe tables."""
-    names = ("episodes.csv", "voe_surprise.csv", "voe_tests.csv", "probe.csv")
+    """Every result table whose bytes must not depend on the process: episodes, VoE, probe and diagnostics tables."""
+    names = ("episodes.csv", "voe_surprise.csv", "voe_tests.csv", "probe.csv", "diagnostics_open_loop.csv",
+             "diagnostics_plans.csv")
     return {str(p.relative_to(root)): p.read_bytes() for name in names for p in sorted(root.rglob(name))}
 
 
@@ -216,7 +222,8 @@ def test_same_command_same_numbers_across_fresh_processes_in_every_env(smoke_sui
     original = _result_tables(runs)
     expected = {f"eval/{env}/{agent}-smoke-seed0/episodes.csv" for env in envs for agent in ("random", "lewm")}
     expected |= {f"analysis/{env}/lewm-smoke-seed0/{name}" for env in envs
-                 for name in ("voe_surprise.csv", "voe_tests.csv", "probe.csv")}
+                 for name in ("voe_surprise.csv", "voe_tests.csv", "probe.csv", "diagnostics_open_loop.csv",
+                              "diagnostics_plans.csv")}
     assert expected <= set(tables[0])
     for name in sorted(expected):
         assert tables[0][name] == tables[1][name], f"{name} differs between two fresh processes"

@@ -35,3 +35,15 @@ class ProbeConfig:
     mlp_steps: int = 500
     mlp_lr: float = 1e-3
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    """Sizes of the model diagnostics (:mod:`lewm_bench.analysis.diagnostics`)."""
+
+    clips: int = 200
+    """Held-out clips for the open-loop error (each: the model's history plus the planning horizon)."""
+    tasks: int = 20
+    """Evaluation tasks (the first of the protocol's held-out start/goal pairs) for the plan ranks."""
+    batch: int = 32
+    seed: int = 0

@@ -32,6 +32,10 @@ class CEMConfig:
 
 class CEM(Planner):
     config: CEMConfig
+    keep_candidates: bool = False
+    """Keep the last iteration's candidates (B, N, H, A) and their model costs (B, N) in :attr:`last_candidates`
+    (for diagnostics: how the true simulator ranks what the model chose)."""
+    last_candidates: tuple[Tensor, Tensor] | None = None
 
     def __init__(self, config: CEMConfig = CEMConfig()) -> None:
         super().__init__(config)
@@ -57,5 +61,7 @@ class CEM(Planner):
                 elites = plans.gather(1, idx[:, :, None, None].expand(-1, -1, cfg.horizon, a))
                 mean, std = elites.mean(1), elites.std(1)
                 trace.append(best_cost[:, 0])
+            if self.keep_candidates:
+                self.last_candidates = (plans, cost.clone())  # a replayed graph's costs are overwritten next call
         return mean, torch.stack(trace)
 
