@@ -109,7 +109,6 @@ class Planner:
         raise NotImplementedError(f"{type(self).__name__} must implement optimize(model, history, past_actions, "
                                   "goal, generator) -> (actions, costs)")
 
-
     def cost_function(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
                       plans_shape: tuple[int, ...]) -> Callable[[Tensor], Tensor]:
         """:func:`rollout_cost` bound to one call's tiled inputs: ``plans`` (B, N, H, A) -> costs (B, N).
