@@ -373,9 +373,9 @@ def _train_under_torchrun(job: Job, ctx: JobContext, out: Path) -> None:
 
 def _protocol(profile: Profile):
     """The paper's protocol with the profile's number of evaluation episodes."""
-    from lewm_bench.evaluation.protocol import PROTOCOLS
+    from lewm_bench.evaluation.protocol import paper_protocol
 
-    return dataclasses.replace(PROTOCOLS["paper"], episodes=profile.eval_episodes)
+    return paper_protocol(profile.eval_episodes)
 
 
 def record_path(root: Path, name: str) -> Path:

@@ -82,8 +82,8 @@ def plan_ranks(model: Any, env: str, data_path: str | os.PathLike[str], codec: A
     rows = []
     try:
         for k, task in enumerate(tasks):
-            sim.reset(options={"state": task.start_state, "goal_state": task.goal_state})
-            start = torch.from_numpy(sim.render_state(task.start_state)).permute(2, 0, 1)[None, None].to(device)
+            obs, _ = sim.reset(options={"state": task.start_state, "goal_state": task.goal_state})
+            start = torch.from_numpy(obs).permute(2, 0, 1)[None, None].to(device)
             goal = torch.from_numpy(sim.render_state(task.goal_state)).permute(2, 0, 1)[None].to(device)
             past = torch.zeros(1, 0, codec.frameskip * len(codec.mean), device=device)  # one context frame
             plan = planner.solve(model, start, past, goal, seeds=[config.seed + k]).actions[0].float().cpu().numpy()

@@ -10,7 +10,6 @@ kept in ``ROOT/analysis/{voe,probe,diagnostics}.csv`` for the report.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -103,10 +102,10 @@ def _analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile, checkpo
 
 def _diagnose(loaded: Any, env: str, data_path: Path, profile: Profile, device: Any, out: Path) -> pd.DataFrame:
     from lewm_bench.data.actions import ActionCodec
-    from lewm_bench.evaluation.protocol import PROTOCOLS
+    from lewm_bench.evaluation.protocol import paper_protocol
 
     config, model = profile.diagnostics, loaded.model
-    protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=profile.eval_episodes)  # the suite's evaluation tasks
+    protocol = paper_protocol(profile.eval_episodes)  # the suite's evaluation tasks
     codec = ActionCodec.from_stats(*loaded.run.action_stats(), loaded.run.frameskip)
     open_loop = diagnostics.open_loop_error(model, env, data_path, loaded.run.frameskip, profile.cem.horizon, config,
                                             device)

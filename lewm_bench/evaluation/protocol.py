@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,12 @@ PROTOCOLS = {
     "paper": Protocol("paper", goal_offset=25, budget=50),
     "paper-v1-two-room": Protocol("paper-v1-two-room", goal_offset=100, budget=150),
 }
+
+
+def paper_protocol(episodes: int) -> Protocol:
+    """The paper's protocol with ``episodes`` evaluation episodes (a profile's ``eval_episodes``): what the suite
+    evaluates on, and the tasks the diagnostics plan on."""
+    return dataclasses.replace(PROTOCOLS["paper"], episodes=episodes)
 
 
 @dataclass(frozen=True)
