@@ -8,7 +8,10 @@ Reads ``ROOT/summary.csv`` (one row per finished evaluation, SPEC §11) and the 
 - ``results.md``: per profile, the paper's Fig. 6 table (ours beside the paper) and a table of
   time per call, tokens and parameters — a world model's call is one planning call, a policy's
   (GCBC, GCIQL, GCIVL, random: no planner) one decision; the ``timed_call`` column says which;
-- ``success.png``, ``planning_time.png`` and ``straightness.png``.
+- ``success.png``, ``planning_time.png`` and ``straightness.png``;
+- from the per-task outcomes under ``ROOT/eval`` (:mod:`lewm_bench.per_task`): ``oracle_tasks.csv``
+  (how every agent does on the tasks the oracle solves and fails) and ``training_data.csv`` (one agent
+  trained on different datasets, on the same tasks), with their sections in ``results.md``.
 
 Success rates are fractions in [0, 1] in the data (``results.csv`` and :mod:`lewm_bench.paper`); the
 Markdown and the plots show percent. Aggregation over seeds: ``success_rate`` is the mean over seeds,
@@ -39,6 +42,7 @@ from lewm_bench.io import check_output_folder, write_csv, write_text
 from lewm_bench.io import save_figure as _save
 from lewm_bench.locks import lock_output
 from lewm_bench.paper import paper_plan_time, paper_plan_time_agents, paper_success
+from lewm_bench.per_task import load_evaluations, oracle_table, training_data_table
 from lewm_bench.registry import AgentInfo, default_colour, get_agent
 
 REQUIRED_COLUMNS = ("env", "agent", "profile", "seed", "episodes", "success_rate", "plan_time_median_s",
@@ -62,7 +66,8 @@ class Report:
     table: pd.DataFrame
     """The contents of ``results.csv``: one row per (profile, env, agent)."""
     files: list[Path]
-    """Every file written: results.csv, results.md, success.png, planning_time.png, straightness.png."""
+    """Every file written: results.csv, results.md, success.png, planning_time.png, straightness.png, and
+    oracle_tasks.csv / training_data.csv where there are rows (:mod:`lewm_bench.per_task`)."""
 
 
 def build_report(root: str | os.PathLike[str] = "runs", out: str | os.PathLike[str] | None = None,
@@ -91,10 +96,16 @@ def build_report(root: str | os.PathLike[str] = "runs", out: str | os.PathLike[s
     logs = logs[logs.profile.isin(profiles)]
     files = [out_dir / name for name in ("results.csv", "results.md", "success.png", "planning_time.png",
                                          "straightness.png")]
+    evaluations = [e for e in load_evaluations(root) if e.result["profile"] in profiles]
+    per_task = {"oracle_tasks.csv": oracle_table(evaluations), "training_data.csv": training_data_table(evaluations)}
+    per_task = {name: _in_table_order(t) for name, t in per_task.items() if not t.empty}
+    files += [out_dir / name for name in per_task]
     check_output_folder(out_dir)
     with lock_output(out_dir):  # one writer per report folder
         write_csv(files[0], table)
-        write_text(files[1], results_markdown(table) + analysis_markdown(root, profiles))
+        for name, t in per_task.items():
+            write_csv(out_dir / name, t)
+        write_text(files[1], results_markdown(table) + per_task_markdown(per_task) + analysis_markdown(root, profiles))
         _save(_plot_success(table, profiles), files[2])
         _save(_plot_planning_time(table, profiles), files[3])
         _save(_plot_straightness(logs, profiles, root / "train"), files[4])
@@ -130,10 +141,12 @@ def load_summary(root: str | os.PathLike[str]) -> pd.DataFrame:
 
 def _separate_variants(summary: pd.DataFrame) -> pd.DataFrame:
     """Rows of one (profile, env, agent) evaluated with different settings are never pooled: when there are
-    several, each is labelled ``AGENT [variant]`` and becomes its own row of the tables."""
-    groups = summary.groupby(["profile", "env", "agent"]).config_id.transform("nunique")
-    mixed = groups > 1
-    summary.loc[mixed, "agent"] = summary.loc[mixed, "agent"] + " [" + summary.loc[mixed, "variant"] + "]"
+    several, each is labelled ``AGENT [variant]`` and becomes its own row of the tables (with the start of its
+    ``config_id`` where two settings have the same words, e.g. runs that differ in a training hyperparameter)."""
+    mixed = summary.groupby(["profile", "env", "agent"]).config_id.transform("nunique") > 1
+    same_words = summary.groupby(["profile", "env", "agent", "variant"]).config_id.transform("nunique") > 1
+    label = summary.variant.where(~same_words, summary.variant + ", config " + summary.config_id.str[:8])
+    summary.loc[mixed, "agent"] = summary.loc[mixed, "agent"] + " [" + label[mixed] + "]"
     return summary
 
 
@@ -196,6 +209,26 @@ def results_markdown(table: pd.DataFrame) -> str:
                   markdown_table(pd.DataFrame(speed, columns=speed_header)), "",
                   f"Profile `{profile}`; device(s): {devices}; commit(s): {commits}."]
     return "\n".join(parts) + "\n"
+
+
+def per_task_markdown(per_task: dict[str, pd.DataFrame]) -> str:
+    """The sections of the per-task tables (:mod:`lewm_bench.per_task`) that have rows."""
+    parts = []
+    if "oracle_tasks.csv" in per_task:
+        parts += ["", "## Tasks the oracle fails", "",
+                  "The oracle plans with the protocol's CEM budget over the true simulator: a task it fails is not a "
+                  "test of a world model at this planner size. Every evaluation of the same start/goal pairs "
+                  "(matched on episode, start and goal in `episodes.csv`), on the tasks the oracle solves and on "
+                  "those it fails; counts with the Wilson 95% interval. Table: `oracle_tasks.csv`.", "",
+                  markdown_table(per_task["oracle_tasks.csv"].assign(
+                      env=lambda t: t.env.map(_env_name), agent=lambda t: t.agent.map(_agent_name)))]
+    if "training_data.csv" in per_task:
+        parts += ["", "## Training data", "",
+                  "The same agent trained on different datasets (collector and dataset identity) and evaluated on "
+                  "the same start/goal pairs, beside the oracle on them. Table: `training_data.csv`.", "",
+                  markdown_table(per_task["training_data.csv"].assign(
+                      env=lambda t: t.env.map(_env_name), agent=lambda t: t.agent.map(_agent_name)))]
+    return "\n".join(parts) + ("\n" if parts else "")
 
 
 def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
@@ -385,6 +418,13 @@ def _figure(rows: int, cols: int, panel: tuple[float, float]):
 
     fig = Figure(figsize=(panel[0] * cols, panel[1] * rows), layout="constrained")
     return fig, fig.subplots(rows, cols, squeeze=False)
+
+
+def _in_table_order(t: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted like the results table: profile, env, agent, then seed (stable otherwise)."""
+    ranks = {"_env": t.env.map(_rank(_envs(t.env))), "_agent": t.agent.map(_rank(_agents(t.agent)))}
+    return t.assign(**ranks).sort_values(["profile", "_env", "_agent", "seed"], kind="stable").drop(
+        columns=list(ranks)).reset_index(drop=True)
 
 
 def _envs(values: Iterable[str]) -> list[str]:

@@ -223,3 +223,62 @@ def test_policy_columns_sit_beside_the_paper_and_say_they_time_decisions(tmp_pat
     assert "| 60% [" in text and "| 100% | 50% [" in text  # ours beside the paper's 100% on Two-Room
     assert "| GCIQL | Two-Room | 0.002 s | decision | — |" in text
     assert set(report.table[report.table.agent.str.startswith("gc")].timed_call) == {"decision"}
+
+
+def test_settings_with_the_same_words_are_still_two_rows(tmp_path):
+    """Two LeWM runs that differ only in a training hyperparameter have the same variant words: their rows are told
+    apart by their config id, never pooled as seeds of one."""
+    summary = write_summary(tmp_path)
+    pusht = summary[(summary.env == "pusht") & (summary.profile == "cpu")].iloc[0]
+    rows = [dict(pusht, config_id=c, variant="paper, held_out, 50 episodes", success_rate=r)
+            for c, r in (("aaaaaaaa11", 0.5), ("bbbbbbbb22", 0.1))]
+    pd.concat([summary, pd.DataFrame(rows)]).to_csv(tmp_path / "summary.csv", index=False)
+    table = build_report(tmp_path, profile="cpu").table
+    labels = set(table.agent)
+    assert {"lewm [paper, held_out, 50 episodes, config aaaaaaaa]",
+            "lewm [paper, held_out, 50 episodes, config bbbbbbbb]"} <= labels
+    assert sorted(table.success_rate) == [0.1, 0.5, 0.5]
+
+
+def write_eval(root: Path, agent: str, successes: list[bool], name: str | None = None, train_data: str | None = None,
+               tasks: list[tuple[int, int, int]] | None = None) -> None:
+    folder = root / "eval" / "pusht" / (name or f"{agent}-cpu-seed0")
+    folder.mkdir(parents=True)
+    tasks = tasks or [(100 + i, i, i + 25) for i in range(len(successes))]
+    pd.DataFrame({"episode": [t[0] for t in tasks], "start": [t[1] for t in tasks], "goal": [t[2] for t in tasks],
+                  "success": successes}).to_csv(folder / "episodes.csv", index=False)
+    result = {"env": "pusht", "agent": agent, "profile": "cpu", "seed": 0, "variant": "paper", "train_data": train_data,
+              "tasks_data": "expert:e1e1e1e1e1e1e1e1"}
+    (folder / "result.json").write_text(json.dumps(result))
+
+
+def test_per_task_sections_oracle_failures_and_training_data(tmp_path):
+    write_summary(tmp_path)
+    oracle = [True, True, True, False, False, False]
+    write_eval(tmp_path, "oracle", oracle)
+    write_eval(tmp_path, "lewm", [True, True, False, True, False, False], train_data="expert:e1e1e1e1e1e1e1e1")
+    write_eval(tmp_path, "lewm", [True, False, False, False, False, False], name="lewm-random",
+               train_data="random:a2a2a2a2a2a2a2a2")
+    write_eval(tmp_path, "random", [False, False, True, False, False, True])
+    write_eval(tmp_path, "pldm", [True] * 6, tasks=[(7, i, i + 25) for i in range(6)], train_data="expert:e1e1")
+    report = build_report(tmp_path, profile="cpu")
+    oracle_rows = pd.read_csv(report.out_dir / "oracle_tasks.csv")
+    assert list(oracle_rows.agent) == ["lewm", "lewm", "oracle", "random"]  # pldm asked other tasks
+    assert set(oracle_rows["oracle fails"]) == {"3 of 6 tasks"}
+    lewm = oracle_rows[oracle_rows.agent == "lewm"].iloc[0]
+    assert lewm["on tasks the oracle solves"].startswith("2/3 (67%) [")
+    assert lewm["on tasks the oracle fails"].startswith("1/3 (33%) [")
+    low, high = wilson_interval(2, 3)
+    assert lewm["on tasks the oracle solves"] == f"2/3 (67%) [{100 * low:.0f}, {100 * high:.0f}]"
+    data = pd.read_csv(report.out_dir / "training_data.csv")
+    assert list(data["trained on"]) == ["expert data (e1e1e1e1)", "random data (a2a2a2a2)"]
+    assert list(data.success.str[:3]) == ["3/6", "1/6"] and set(data["tasks from"]) == {"expert data"}
+    assert set(data["oracle on the same tasks"].str[:3]) == {"3/6"}
+    text = (report.out_dir / "results.md").read_text()
+    assert "## Tasks the oracle fails" in text and "## Training data" in text
+    assert report.out_dir / "oracle_tasks.csv" in report.files
+
+
+def test_no_per_task_sections_without_evaluation_folders(report):
+    text = (report.out_dir / "results.md").read_text()
+    assert "## Tasks the oracle fails" not in text and not (report.out_dir / "oracle_tasks.csv").exists()

@@ -81,11 +81,17 @@ class EvalRecord:
     timed_call: str
     """What ``plan_time_*`` measure: ``planning call`` (a world model's CEM solve) or ``decision`` (one ``act`` of a
     policy)."""
+    train_data: str | None
+    """``COLLECTOR:IDENTITY`` of the dataset the agent was trained on (None for an agent trained on none)."""
+    tasks_data: str
+    """``COLLECTOR:IDENTITY`` of the dataset the start/goal pairs were cut from."""
     config_id: str
     """Hash of everything that changes the result (protocol, planner, context, receding horizon, the trained
-    run's identity or the policy); rows of ``summary.csv`` are keyed by it beside env, agent, profile and seed."""
+    run's identity or the policy, the tasks' dataset when it is not the default one); rows of ``summary.csv`` are
+    keyed by it beside env, agent, profile and seed."""
     variant: str
-    """The evaluation settings in words (protocol, split, episodes, planner), to tell rows of two configs apart."""
+    """The evaluation settings in words (protocol, split, episodes, planner; the training and task data when they are
+    not the profile's), to tell rows of two configs apart."""
     plan_time_p10_s: float | None = None
     plan_time_batched_p10_s: float | None = None
     plan_time_batched_p90_s: float | None = None
@@ -139,6 +145,12 @@ class _Setting:
     device: torch.device
     policy: Any = None
     """A policy loaded from a file the user gave (``from_file``, e.g. ``sb3``): one instance for every episode."""
+    tasks_data: str = ""
+    """``COLLECTOR:IDENTITY`` of the dataset the tasks were cut from."""
+    default_data: str = ""
+    """Identity of the dataset tasks come from by default: the one the agent was trained on, else the profile's."""
+    default_collector: str = ""
+    """The collector of the profile's dataset for the env."""
     env_name: str = ""
     cem: CEMConfig | None = None
     receding_horizon: int = 5
@@ -256,14 +268,15 @@ def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLik
         if not 1 <= context <= loaded.model.history:
             raise LewmBenchError(f"context must be between 1 and the model's history {loaded.model.history}; "
                                  f"got {context}")
+    from lewm_bench.collect.runner import CollectConfig
+
+    profile_data = CollectConfig.from_profile(env, profile)
     if data:
         data_path = Path(data)
     elif loaded is not None:
         data_path = loaded.run.data.resolve(loaded.run_dir)
     else:
-        from lewm_bench.collect.runner import CollectConfig
-
-        data_path = CollectConfig.from_profile(env, profile).default_path(data_root(root))
+        data_path = profile_data.default_path(data_root(root))
     with open_dataset(data_path, env) as ds:
         tasks = sample_tasks(ds, protocol)
         meta = ds.meta
@@ -281,7 +294,10 @@ def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLik
     if loaded is not None and loaded.run.data.image_size != meta.image_size:
         raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
                              f"{loaded.run.data.image_size} px")
-    return _Setting(info, loaded, planner, tasks, codec, data_path, dict(meta.env_kwargs), device, policy)
+    default_data = loaded.run.data.identity if loaded is not None else profile_data.identity()
+    return _Setting(info, loaded, planner, tasks, codec, data_path, dict(meta.env_kwargs), device, policy,
+                    tasks_data=f"{meta.collector}:{meta.identity}", default_data=default_data,
+                    default_collector=profile_data.collector.name)
 
 
 def _run_episodes(env: str, st: _Setting, protocol: Protocol, context: int, receding_horizon: int, seed: int,
@@ -329,6 +345,13 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
     setting = {"protocol": dataclasses.asdict(protocol), "planner": planner, "context": context if model else None,
                "receding_horizon": receding_horizon, "frameskip": st.codec.frameskip,
                "agent": st.loaded.run.identity() if st.loaded else getattr(st.policy, "identity", f"{agent} (policy)")}
+    tasks_collector, tasks_identity = st.tasks_data.split(":", 1)
+    data_words = ""
+    if st.loaded and st.loaded.run.data.collector != st.default_collector:
+        data_words += f", trained on {st.loaded.run.data.collector} data"
+    if st.default_data and tasks_identity != st.default_data:  # tasks cut from another dataset than the default
+        setting["tasks"] = tasks_identity
+        data_words += f", tasks from {tasks_collector} data"
     return EvalRecord(
         env=env, agent=agent, profile=profile.name, seed=seed, episodes=len(records),
         success_rate=successes / len(records), success_ci_low=low, success_ci_high=high,
@@ -345,10 +368,11 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
         predictor_tokens_per_call=predictor_tokens_per_call(cem, context, model.history, model.tokens_per_frame)
         if model else None,
         encoder=getattr(trained, "encoder_kind", None), timed_call="planning call" if model else "decision",
-        config_id=content_hash(setting),
+        train_data=f"{st.loaded.run.data.collector}:{st.loaded.run.data.identity}" if st.loaded else None,
+        tasks_data=st.tasks_data, config_id=content_hash(setting),
         variant=f"{protocol.name}, {protocol.split}, {len(records)} episodes" + (f", {planner}" if planner else "")
         + ("" if inputs == "pixels" else f", {inputs}")
-        + (f", {online_steps} env steps online" if online_steps else ""),
+        + (f", {online_steps} env steps online" if online_steps else "") + data_words,
         plan_time_p10_s=_pct(single_times, 10), plan_time_batched_p10_s=_pct(batched_times, 10),
         plan_time_batched_p90_s=_pct(batched_times, 90), plan_calls_batched=len(batched_times),
         batched_episodes_per_call=batch, goal_offset=protocol.goal_offset, budget=protocol.budget,

@@ -141,6 +141,19 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, mon
     adam = evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, timing_calls=1, planner_name="adam",
                     out=tmp_path / "adam").record
     assert adam.planner.startswith("adam") and adam.plan_calls == 1
+    assert rec["train_data"] == rec["tasks_data"] and rec["train_data"].startswith("expert:")
+    assert "data" not in rec["variant"]  # trained on and tasks from the profile's kind of data: nothing to say
+
+    # the same checkpoint on tasks cut from another dataset: its own row, saying so
+    other = collect(CollectConfig(env="two-room", collector=make_collector("two-room", "random"), episodes=60,
+                                  max_steps=100, image_size=16, held_out_fraction=0.5),
+                    tmp_path / "random.h5", workers=1, progress=False)
+    moved = evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, timing_calls=0, data=other,
+                     out=tmp_path / "random-tasks").record
+    assert moved.tasks_data.startswith("random:") and moved.train_data == rec["train_data"]
+    assert moved.variant.endswith(", tasks from random data") and moved.config_id != rec["config_id"]
+    rows = pd.read_csv(root_dir / "summary.csv")
+    assert set(rows[rows.agent == "lewm"].config_id) >= {rec["config_id"], moved.config_id}  # neither overwritten
     with pytest.raises(LewmBenchError, match="for env 'two-room', not 'pusht'"):
         evaluate("pusht", "lewm", SMOKE, checkpoint=root_dir / "train" / "two-room" / "lewm-smoke-seed0",
                  root=root_dir, protocol=protocol)
