@@ -165,7 +165,9 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(json.dumps(summaries, indent=1))
         return
     for s in summaries:
-        print(f"{s['path']}\n  env {s['env']} {s['env_kwargs']}  collector {s['collector']} {s['collector_params']}\n"
+        made_with = f" with {s['collector_provenance']}" if s["collector_provenance"] else ""
+        print(f"{s['path']}\n  env {s['env']} {s['env_kwargs']}  collector {s['collector']} {s['collector_params']}"
+              f"{made_with}\n"
               f"  {s['episodes']} episodes ({s['held_out_episodes']} held out), {s['frames']} frames at "
               f"{s['image_size']} px, length mean {s['episode_length_mean']:.1f} "
               f"[{s['episode_length_min']}, {s['episode_length_max']}], {s['size_mb']} MB\n"

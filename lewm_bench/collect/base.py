@@ -37,5 +37,10 @@ class CollectorConfig:
     def prepare(self) -> None:
         """One-time work in the collecting process before workers start (e.g. train an expert); default none."""
 
+    def provenance(self) -> dict[str, Any]:
+        """What this collector runs with beyond :meth:`params`, once :meth:`prepare` has run (e.g. a trained model's
+        SHA-256): recorded in the dataset, checked when a collection resumes, not part of the identity."""
+        return {}
+
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]

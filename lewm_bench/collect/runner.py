@@ -39,7 +39,7 @@ from lewm_bench.data.dataset import Episode, open_dataset, write_dataset
 from lewm_bench.envs import GoalEnv, env_spec, make_env
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.identity import dataset_identity
-from lewm_bench.io import check_output_folder, read_json
+from lewm_bench.io import check_output_folder, read_json, write_json
 from lewm_bench.locks import lock_output
 
 
@@ -210,6 +210,7 @@ def _collect_locked(config: CollectConfig, path: Path, workers: int, force: bool
             if same != wanted or ds.meta.num_episodes != config.episodes:
                 raise LewmBenchError(f"{path} already holds a different dataset ({ds.meta.num_episodes} episodes, "
                                      f"{same}); choose another --out or pass --force to replace it")
+            _check_provenance(ds.meta.collector_provenance, config.collector.provenance(), str(path))
         shutil.rmtree(spool, ignore_errors=True)  # left by a kill between the rename and the clean-up
         return
     spool.mkdir(parents=True, exist_ok=True)
@@ -226,14 +227,31 @@ def _collect_locked(config: CollectConfig, path: Path, workers: int, force: bool
     for stale in spool.glob(".tmp-*"):
         stale.unlink()
     todo = [i for i in range(config.episodes) if not _spool_file(spool, i).exists()]
+    provenance_file = spool / "provenance.json"
+    provenance = read_json(provenance_file, "pass --force to discard the interrupted collection") \
+        if provenance_file.exists() else None
     if todo:
         config.collector.prepare()  # e.g. train the SAC expert once, before the workers load it
+        current = config.collector.provenance()
+        if provenance is None:
+            write_json(provenance_file, current)
+            provenance = current
+        _check_provenance(provenance, current, f"the interrupted collection in {spool}")
     bar = tqdm(total=config.episodes, initial=config.episodes - len(todo), unit="ep", disable=not progress,
                desc=f"collect {config.env}/{config.collector.name}")
     for _ in _run(config, spool, todo, workers):
         bar.update(1)
     bar.close()
-    _pack(config, spool, path, meta)
+    _pack(config, spool, path, dict(meta, collector_provenance=provenance or {}))
+
+
+def _check_provenance(recorded: dict[str, Any], current: dict[str, Any], what: str) -> None:
+    """Fail when the collector now runs with something else (e.g. another trained expert) than ``what`` was
+    collected with: two experts' episodes must never share one dataset."""
+    if recorded and current and recorded != current:
+        raise LewmBenchError(f"{what} was collected with {recorded}, but the collector now runs with {current} "
+                             "(its expert was retrained or replaced); pass --force to recollect it all with the "
+                             "current one, or choose another --out")
 
 
 def _run(config: CollectConfig, spool: Path, todo: list[int], workers: int) -> Iterator[int]:

@@ -215,6 +215,11 @@ class SACExpert(CollectorConfig):
         if not self.model_path().is_file():
             train_sac_expert(self)
 
+    def provenance(self) -> dict[str, Any]:
+        """The expert that collects: its file name and SHA-256 (a retrained or replaced expert is another one)."""
+        path = self.model_path()
+        return {"expert": path.name, "expert_sha256": file_sha256(path)} if path.is_file() else {}
+
     def policy(self) -> Policy:
         return _SB3Policy(self.model_path(), self.noise_std, prepare=self.prepare)
 

@@ -23,7 +23,8 @@ path                       dtype, shape                     meaning
 File attributes: ``format`` ("lewm-bench-dataset"), ``schema_version``, ``env_name``, ``env_id``,
 ``env_kwargs`` (JSON), ``image_size``, ``collector``, ``collector_params`` (JSON), ``seed``,
 ``max_steps``, ``held_out_fraction``, ``num_episodes``, ``num_frames``, ``lewm_bench_version``,
-``created`` (ISO-8601 UTC).
+``created`` (ISO-8601 UTC), and ``collector_provenance`` (JSON; what the collector ran with beyond its
+parameters, e.g. the SHA-256 of a trained expert; ``{}`` when nothing, absent in older files).
 
 A dataset file appears only complete: it is written under a temporary name and renamed into place
 (see :mod:`lewm_bench.collect.runner`), so a file that opens and validates is never half-written.
@@ -36,7 +37,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -80,6 +81,9 @@ class DatasetMeta:
     schema_version: int
     lewm_bench_version: str
     created: str
+    collector_provenance: dict[str, Any] = field(default_factory=dict)
+    """What the collector ran with beyond its parameters (:meth:`CollectorConfig.provenance`); not part of the
+    identity."""
 
     @property
     def identity(self) -> str:
@@ -250,7 +254,8 @@ class OfflineDataset:
         lengths = self.episode_length
         return {
             "path": str(self.path), "env": m.env_name, "env_kwargs": m.env_kwargs, "collector": m.collector,
-            "collector_params": m.collector_params, "image_size": m.image_size, "episodes": m.num_episodes,
+            "collector_params": m.collector_params, "collector_provenance": m.collector_provenance,
+            "image_size": m.image_size, "episodes": m.num_episodes,
             "frames": m.num_frames, "held_out_episodes": int(self.held_out.sum()),
             "episode_length_mean": float(lengths.mean()), "episode_length_min": int(lengths.min()),
             "episode_length_max": int(lengths.max()), "action_mean": [round(float(v), 4) for v in self.action_mean],
@@ -297,9 +302,11 @@ def open_dataset(path: str | os.PathLike[str], env: str | None = None) -> Offlin
             raise DatasetError(f"{path}: written by a newer lewm-bench (schema {version} > {SCHEMA_VERSION}, "
                                f"lewm-bench {a.get('lewm_bench_version')}); upgrade lewm-bench "
                                f"(pip install -U lewm-bench) or recollect with: {hint}")
-        raw = {k: a[k].item() if isinstance(a[k], np.generic) else a[k] for k in DatasetMeta.__dataclass_fields__}
-        meta = DatasetMeta(**dict(raw, env_kwargs=json.loads(raw["env_kwargs"]),
-                                  collector_params=json.loads(raw["collector_params"])))
+        raw = {k: a[k].item() if isinstance(a[k], np.generic) else a[k] for k in DatasetMeta.__dataclass_fields__
+               if k in a}
+        raw.update({k: json.loads(raw[k]) for k in ("env_kwargs", "collector_params", "collector_provenance")
+                    if k in raw})
+        meta = DatasetMeta(**raw)
         if env is not None and meta.env_name != env:
             raise DatasetError(f"{path}: holds env {meta.env_name!r}, not {env!r}; collect one with: "
                                f"lewm-bench collect --env {env}")

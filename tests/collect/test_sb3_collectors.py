@@ -1,11 +1,15 @@
 """Collectors driven by SB3 models: ``sb3:PATH`` with any saved model, and the trained SAC expert (Reacher)."""
 
+import json
+import shutil
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig, collect, run_episode
+from lewm_bench.collect.sb3 import file_sha256
 from lewm_bench.data.dataset import open_dataset
 from lewm_bench.envs import make_env
 from lewm_bench.envs.goal_view import make_goal_env
@@ -98,6 +102,20 @@ def test_sac_expert_trains_once_then_is_reused(tmp_path):
     assert model.stat().st_mtime_ns == stamp  # reused, not retrained
     with open_dataset(tmp_path / "r.h5", "reacher") as ds:
         assert ds.meta.collector == "sac" and ds.meta.collector_params["train_steps"] == 60
+        assert ds.meta.collector_provenance == {"expert": model.name, "expert_sha256": file_sha256(model)}
+    # an expert retrained (or dropped in) under the same name is another expert: never mixed into a dataset
+    other = make_collector("reacher", "sac", train_steps=60, episode_steps=5, net_width=16, train_seed=1)
+    other.prepare()
+    shutil.copyfile(other.model_path(), model)
+    with pytest.raises(LewmBenchError, match="its expert was retrained or replaced"):
+        collect(cfg, tmp_path / "r.h5", workers=1, progress=False)
+    spool = tmp_path / "r3.h5.partial"  # an interrupted collection resumed with another expert
+    spool.mkdir()
+    (spool / "provenance.json").write_text(json.dumps({"expert": model.name, "expert_sha256": "0" * 64}))
+    cfg3 = CollectConfig(env="reacher", collector=collector, episodes=2, max_steps=6, image_size=16, seed=3)
+    (spool / "config.json").write_text(json.dumps(cfg3.metadata()))
+    with pytest.raises(LewmBenchError, match="the interrupted collection in .* was collected with"):
+        collect(cfg3, tmp_path / "r3.h5", workers=1, progress=False)
 
 
 def test_reacher_profiles_use_the_sac_expert_with_their_budget():
