@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, preprocess, pretrain_masked
-from lewm_bench.models.layers import KV, Attention, Mlp
+from lewm_bench.models.layers import KV, Attention, Mlp, windowed_rollout
 from lewm_bench.models.lewm import PredictorConfig
 from lewm_bench.registry import LossTerms, register_agent
 from lewm_bench.training.config import TrainConfig
@@ -243,19 +243,12 @@ class DinoWM(nn.Module):
         steps = actions.shape[1] - (h - 1)
         if steps < 1:
             raise ValueError(f"rollout needs h - 1 + H action blocks with H >= 1; got {actions.shape[1]} for h={h}")
-        window = self.config.history
-        embs, outputs, cache = history, [], None
-        for _ in range(steps):
-            n = embs.shape[1]
-            if self.kv_cache and n <= window:  # growing window: earlier frames' keys and values are reused
-                new = slice(0, n) if cache is None else slice(n - 1, n)
-                out, cache = self.predict(embs[:, new], actions[:, new], past=cache, keep=True)
-                nxt = out[:, -1:]
-            else:  # the window slides: every token's position changes, nothing to reuse
-                nxt = self.predict(embs[:, max(0, n - window):n], actions[:, max(0, n - window):n])[:, -1:]
-            outputs.append(nxt)
-            embs = torch.cat([embs, nxt.to(embs.dtype)], 1)
-        return torch.cat(outputs, 1)
+        def step(span: slice, embs: Tensor, past: list[KV] | None, keep: bool) -> tuple[Tensor, list[KV] | None]:
+            out = self.predict(embs, actions[:, span], past=past, keep=keep)
+            out, cache = out if keep else (out, None)
+            return out[:, -1:], cache
+
+        return windowed_rollout(history, steps, self.config.history, self.kv_cache, step)
 
     def planning_cost(self, predicted: Tensor, goal: Tensor) -> Tensor:
         """Mean squared error over all patches and channels: (N, P, D), (N, P, D) -> (N,)."""

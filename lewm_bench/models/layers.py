@@ -6,6 +6,8 @@ AdaLN-zero action-conditioned transformer block with its causal predictor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -229,6 +231,31 @@ class CausalPredictor(nn.Module):
         return (self.norm(x), kept) if keep else self.norm(x)
 
 
+def windowed_rollout(history: Tensor, steps: int, window: int, kv_cache: bool,
+                     step: Callable[[slice, Tensor, list[KV] | None, bool], tuple[Tensor, list[KV] | None]]) -> Tensor:
+    """Autoregressive prediction of ``steps`` frames after ``history`` (B, h, ...) -> (B, steps, ...).
+
+    ``step(span, embeddings, past, keep)`` runs the predictor on the frames ``embeddings[:, span]`` (the
+    conditioning of the same positions is the caller's) and returns the newest frame's prediction (B, 1, ...)
+    and, with ``keep``, the key/value cache. The predictor sees at most the last ``window`` frames. While that
+    window still grows from the first frame (and ``kv_cache``), the earlier frames' keys and values do not change
+    (causal attention, fixed positions), so only the newest frame goes through the predictor; once it slides,
+    every position changes and the window is recomputed.
+    """
+    embs, outputs, cache = history, [], None
+    for _ in range(steps):
+        n = embs.shape[1]
+        if kv_cache and n <= window:
+            span = slice(0, n) if cache is None else slice(n - 1, n)
+            nxt, cache = step(span, embs[:, span], cache, True)
+        else:
+            span = slice(max(0, n - window), n)
+            nxt, _ = step(span, embs[:, span], None, False)
+        outputs.append(nxt)
+        embs = torch.cat([embs, nxt.to(embs.dtype)], 1)
+    return torch.cat(outputs, 1)
+
+
 def count_parameters(module: nn.Module, trainable: bool | None = None) -> int:
     """Number of parameters (all, only trainable, or only frozen)."""
     return sum(p.numel() for p in module.parameters() if trainable is None or p.requires_grad == trainable)
@@ -244,4 +271,4 @@ def init_linear_(module: nn.Module) -> None:
 
 
 __all__ = ["KV", "ActionEmbedder", "AdaLNZeroBlock", "Attention", "CNNEncoder", "CausalPredictor", "Mlp", "Projector",
-           "ViTEncoder", "count_parameters", "frames_to_float", "init_linear_"]
+           "ViTEncoder", "count_parameters", "frames_to_float", "init_linear_", "windowed_rollout"]

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lewm_bench.models.layers import (
+    KV,
     ActionEmbedder,
     CausalPredictor,
     CNNEncoder,
@@ -24,6 +25,7 @@ from lewm_bench.models.layers import (
     ViTEncoder,
     count_parameters,
     frames_to_float,
+    windowed_rollout,
 )
 from lewm_bench.models.sigreg import sigreg
 from lewm_bench.registry import LossTerms, register_agent
@@ -175,21 +177,13 @@ class LeWM(nn.Module):
         if steps < 1:
             raise ValueError(f"rollout needs h - 1 + H action blocks with H >= 1; got {actions.shape[1]} for h={h}")
         cond = self.action_embedder(actions)  # (B, h - 1 + H, D), embedded once for all steps
-        window = self.config.history
-        embs, outputs, cache = history, [], None
-        for _ in range(steps):
-            n = embs.shape[1]
-            if self.kv_cache and n <= window:
-                # the window still grows from the first frame: the earlier tokens' keys and values do not change
-                # (causal attention, fixed positions), so only the newest token goes through the predictor
-                new = slice(0, n) if cache is None else slice(n - 1, n)
-                out, cache = self.predictor(embs[:, new], cond[:, new], past=cache, keep=True)
-            else:  # the window slides: every token's position changes, nothing to reuse
-                out = self.predictor(embs[:, max(0, n - window):n], cond[:, max(0, n - window):n])
-            nxt = self.pred_projector(out[:, -1:])  # (B, 1, D): only the newest output is needed
-            outputs.append(nxt)
-            embs = torch.cat([embs, nxt.to(embs.dtype)], 1)
-        return torch.cat(outputs, 1)
+
+        def step(span: slice, embs: Tensor, past: list[KV] | None, keep: bool) -> tuple[Tensor, list[KV] | None]:
+            out = self.predictor(embs, cond[:, span], past=past, keep=keep)
+            out, cache = out if keep else (out, None)
+            return self.pred_projector(out[:, -1:]), cache  # only the newest output is needed
+
+        return windowed_rollout(history, steps, self.config.history, self.kv_cache, step)
 
     # ----------------------------------------------------------------------------- training
     def loss(self, frames: Tensor, actions: Tensor, generator: torch.Generator | None = None) -> LossTerms:
