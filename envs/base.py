@@ -179,9 +179,15 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._render(), self._info()
 
     def step(self, action: np.ndarray):
-        self._simulate(self._check_action(action))
-        info = self._info()
+        info = self.step_unrendered(action)
         return self._render(), float(info["is_success"]), False, False, info
+
+    def step_unrendered(self, action: np.ndarray) -> dict[str, Any]:
+        """:meth:`step` without rendering the observation: the same physics, and the ``info`` ``step`` returns.
+        For a caller that looks at few of the frames (the evaluation renders only the ones a planner or policy
+        sees: one in 25 env steps with the paper's frameskip and receding horizon)."""
+        self._simulate(self._check_action(action))
+        return self._info()
 
     def render(self) -> np.ndarray | None:
         return None if self.render_mode is None else self._render()

@@ -64,6 +64,11 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
     if model is None and (policies is None or len(policies) != len(envs)):
         raise ValueError("run_mpc needs a world model with a planner, or one policy per env")
     proprio = uses_proprio(model)  # only such a model is given the physical states
+    # Frames are rendered only where they are looked at: where the next decision is made (the end of the executed
+    # blocks), every frameskip-th step when the planner's context reaches back, and in the episodes kept for a video.
+    # Rendering has no effect on the physics, so the episodes are the same as with every frame rendered.
+    pixels = model is not None or any(getattr(p, "observes", "pixels") == "pixels" for p in policies or [])
+    context_frames = model is not None and context > 1
     records, goals, history, actions_taken, states = [], [], [], [], []
     for i, (env, task) in enumerate(zip(envs, tasks)):
         obs, _ = env.reset(options={"state": task.start_state, "goal_state": task.goal_state})
@@ -102,10 +107,12 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
             rec, env = records[i], envs[i]
             rec.solves += model is not None
             try:
-                for a in plans[i]:
+                for j, a in enumerate(plans[i]):
                     if rec.steps >= protocol.budget:
                         break
-                    obs, _, _, _, info = env.step(a)
+                    seen = i < keep_frames or pixels and (j == len(plans[i]) - 1 or context_frames
+                                                          and (rec.steps + 1) % codec.frameskip == 0)
+                    obs, _, _, _, info = env.step(a) if seen else (None, 0.0, False, False, env.step_unrendered(a))
                     rec.steps += 1
                     history[i].append(obs)
                     actions_taken[i].append(a)
@@ -138,11 +145,14 @@ def context_indices(t: int, context: int, frameskip: int) -> list[int]:
     return [max(t - k * frameskip, 0) for k in range(context - 1, -1, -1)]
 
 
-def context_window(frames: list[np.ndarray], actions: list[np.ndarray], context: int,
+def context_window(frames: list[np.ndarray | None], actions: list[np.ndarray], context: int,
                    codec: ActionCodec) -> tuple[np.ndarray, np.ndarray]:
     """The last ``context`` frames ``frameskip`` steps apart (CHW) and the z-scored blocks between them."""
     fs = codec.frameskip
     idx = context_indices(len(frames) - 1, context, fs)
+    if any(frames[j] is None for j in idx):
+        raise RuntimeError(f"context frames {idx} were not all rendered; run_mpc renders every {fs}th step's frame "
+                           "when the context reaches back")
     ctx = np.stack([frames[j] for j in idx]).transpose(0, 3, 1, 2)
     blocks = np.zeros((context - 1, fs * len(codec.mean)), np.float32)
     for k in range(context - 1):

@@ -131,14 +131,14 @@ def test_mpc_gives_the_context_and_goal_states_to_the_planner():
     model = get_agent("dinowm-proprio").build(DinoWMProprio.presets["smoke"], 16, 10, "two-room").eval()
     env = make_env("two-room", image_size=16)
     visited = []
-    step = env.step
+    step = env.step_unrendered  # every env step, rendered (step calls it) or not
 
     def recording_step(action):
         out = step(action)
         visited.append(env.get_state().copy())
         return out
 
-    env.step = recording_step
+    env.step_unrendered = recording_step
     seen = []
     encode = model.encode
 

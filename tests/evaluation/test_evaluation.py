@@ -66,9 +66,38 @@ def test_mpc_counts_success_at_any_step_and_respects_the_budget():
     assert not records[1].success and records[1].steps == 7 and records[1].final_distance > 4.57
 
 
+def test_only_the_frames_a_planner_sees_are_rendered_and_no_episode_changes(root, tmp_path):
+    """At context 1 a world model sees one frame per planning call (after 5 blocks of 5 env steps); at context 2
+    every 5th frame is kept. The episodes are those of an evaluation that renders every frame (kept for a video)."""
+    root_dir, path = root
+    run = train("two-room", SMOKE, data=path, out=tmp_path / "run", progress=False)
+    from lewm_bench.evaluation.run import _set_up
+
+    protocol = dataclasses.replace(PROTOCOLS["paper"], episodes=3)
+    for context, per_call in ((1, 1), (2, 5)):
+        st = _set_up("two-room", "lewm", SMOKE, run.run_dir, path, 0, protocol, context, SMOKE.cem, "cem", root_dir)
+        results = []
+        for keep in (0, 3):
+            envs = [make_env("two-room", image_size=16) for _ in st.tasks]
+            counts = [0] * len(envs)
+            for k, env in enumerate(envs):
+                def counted(k=k, render=env._render, counts=counts):
+                    counts[k] += 1
+                    return render()
+                env._render = counted
+            records = run_mpc(envs, st.tasks, protocol, st.world_model, st.planner, st.codec, context, 5,
+                              st.device, keep_frames=keep)
+            results.append(([dataclasses.replace(r, frames=[]) for r in records], counts))
+        (lazy, lazy_counts), (full, full_counts) = results
+        assert lazy == full
+        for r, n, m in zip(lazy, lazy_counts, full_counts):
+            assert m == 2 + r.steps and n <= 2 + r.solves * per_call  # reset and goal, then the frames looked at
+        assert sum(lazy_counts) < sum(full_counts)
+
+
 def test_a_crashing_episode_keeps_the_other_records():
     class Broken(type(make_env("two-room", image_size=16))):
-        def step(self, action):
+        def _simulate(self, action):
             raise RuntimeError("simulator exploded")
 
     protocol = dataclasses.replace(PROTOCOLS["paper"], budget=5)
