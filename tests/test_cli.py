@@ -1,16 +1,26 @@
-"""Subprocess smoke tests of the real command line."""
+"""The command line, run in this process (``cli.main``, the entry point's function; the installed script's own
+process — one line on stderr, exit status — is tested in ``test_bad_inputs.py``)."""
 
 import json
-import subprocess
-import sys
+from contextlib import redirect_stderr, redirect_stdout
+from io import StringIO
+from types import SimpleNamespace
 
 import pytest
+
+from lewm_bench import cli
 
 COMMANDS = [[], ["envs"], ["collect"], ["datasets"], ["train"], ["bench"]]
 
 
 def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "lewm_bench.cli", *args], capture_output=True, text=True, timeout=300)
+    out, err = StringIO(), StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # argparse: --help, usage errors
+            code = exc.code or 0
+    proc = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

@@ -1,7 +1,5 @@
 import dataclasses
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -198,12 +196,14 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, mon
         evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, batch=-1)
 
 
-def test_smoke_collect_train_eval_through_the_cli(tmp_path):
+def test_smoke_collect_train_eval_through_the_cli(tmp_path, capsys):
+    from lewm_bench.cli import main
+
     def cli(*args):
-        proc = subprocess.run([sys.executable, "-m", "lewm_bench.cli", *args, "--profile", "smoke"],
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        return proc.stdout
+        code = main([*args, "--profile", "smoke"])
+        out, err = capsys.readouterr()
+        assert code == 0, err[-2000:]
+        return out
 
     cli("collect", "--env", "two-room", "--data-root", str(tmp_path / "data"), "--episodes", "30",
         "--max-steps", "60", "--held-out-fraction", "0.3", "--no-progress")
