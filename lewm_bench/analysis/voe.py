@@ -113,8 +113,10 @@ def replay_trajectories(env_name: str, data_path: str | os.PathLike[str], frames
                 for t in range(1, cfg.frames):
                     if variant == "colour" and t == cfg.perturb_frame:
                         env.recolour(recolour)
-                    for a in actions[(t - 1) * frameskip:t * frameskip]:
-                        obs, *_ = env.step(a)
+                    *between, last = actions[(t - 1) * frameskip:t * frameskip]
+                    for a in between:  # only every frameskip-th frame is observed: the others need no image
+                        env.step_unrendered(a)
+                    obs, *_ = env.step(last)
                     if variant == "teleport" and t == cfg.perturb_frame:
                         jumped = env.teleport(env.get_state(), np.random.default_rng([cfg.seed, k]))
                         obs, _ = env.reset(options={"state": jumped})
