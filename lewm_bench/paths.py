@@ -15,10 +15,16 @@ Stage = Literal["train", "eval", "analysis"]
 DEFAULT_ROOT = Path("runs")
 
 
+def run_name(stage: Stage, env: str, agent: str, profile: str, seed: int) -> str:
+    """``STAGE/ENV/AGENT-PROFILE-seedS``: one (env, agent, profile, seed)'s run of a stage (its folder under the root,
+    and its name in an experiment logger)."""
+    return f"{stage}/{env}/{agent}-{profile}-seed{seed}"
+
+
 def run_dir(stage: Stage, env: str, agent: str, profile: str, seed: int,
             root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:
     """``ROOT/STAGE/ENV/AGENT-PROFILE-seedS``: one (env, agent, profile, seed)'s folder of a stage."""
-    return Path(root) / stage / env / f"{agent}-{profile}-seed{seed}"
+    return Path(root) / run_name(stage, env, agent, profile, seed)
 
 
 def data_root(root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:

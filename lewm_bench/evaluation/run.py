@@ -36,7 +36,7 @@ from lewm_bench.io import atomic_path, check_output_folder, upsert_csv, write_cs
 from lewm_bench.locks import lock_output
 from lewm_bench.loggers import check_logger, make_logger
 from lewm_bench.models.layers import count_parameters
-from lewm_bench.paths import data_root, run_dir, summary_path
+from lewm_bench.paths import data_root, run_dir, run_name, summary_path
 from lewm_bench.planning import Planner, describe, make_planner
 from lewm_bench.planning.cem import CEMConfig
 from lewm_bench.profiles import Profile
@@ -231,7 +231,7 @@ def _evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathL
     with lock_output(summary_path(root), wait_s=60):  # shared by every evaluation under root: update in turn
         upsert_csv(summary_path(root), pd.DataFrame([row]), {k: row[k] for k in SUMMARY_KEYS})
     _write_gif(out_dir / "episodes.gif", records, gif_goals)
-    mirror = make_logger(logger, out_dir, f"eval/{env}/{agent}-{profile.name}-seed{seed}", dataclasses.asdict(record))
+    mirror = make_logger(logger, out_dir, run_name("eval", env, agent, profile.name, seed), dataclasses.asdict(record))
     mirror.log_summary(row)
     mirror.close()
     return EvalResult(out_dir, record)

@@ -43,6 +43,7 @@ from lewm_bench.loggers import ExperimentLogger, check_logger, make_logger
 from lewm_bench.metrics import effective_rank, embedding_std, straightness
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.paths import run_dir as run_dir_of
+from lewm_bench.paths import run_name
 from lewm_bench.profiles import Profile
 from lewm_bench.protocols import proprio_kwargs
 from lewm_bench.provenance import Provenance, default_device
@@ -219,7 +220,7 @@ def _train_online(run: RunConfig, run_dir: Path, env_kwargs: dict[str, Any], res
                "train_time_s": seconds, "device": str(device),
                "params": {"trainable": count_parameters(model, True), "frozen": count_parameters(model, False)}}
     write_json(run_dir / "summary.json", summary)
-    mirror = make_logger(logger, run_dir, f"train/{run.env}/{run.agent}-{run.profile}-seed{run.seed}", run.to_dict())
+    mirror = make_logger(logger, run_dir, run_name("train", run.env, run.agent, run.profile, run.seed), run.to_dict())
     mirror.log_summary(summary)  # the learner's own rows are SB3's progress.csv in the run folder
     mirror.close()
     return TrainResult(run_dir, True, summary)
@@ -308,7 +309,7 @@ def _setup(cls: type, run: RunConfig, run_dir: Path, train_set: ClipDataset, hel
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", run.to_dict())
-        s.logger = make_logger(logger, run_dir, f"train/{run.env}/{run.agent}-{run.profile}-seed{run.seed}",
+        s.logger = make_logger(logger, run_dir, run_name("train", run.env, run.agent, run.profile, run.seed),
                                run.to_dict())
         if not s.rows:
             s.rows.append(dict(epoch=0, step=0, **heldout_metrics(model, held_set, s.held_idx, device)))
