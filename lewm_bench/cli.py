@@ -761,6 +761,9 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from lewm_bench.provenance import git_commit
+
+    git_commit()  # the tree this process's code comes from, before anything can change it
     # `kill` (SIGTERM) gets the same orderly stop as Ctrl-C: finished episodes stay on disk.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:

@@ -54,8 +54,12 @@ def _native_bf16(device_str: str) -> bool:
         return False
 
 
+@functools.cache
 def git_commit() -> str:
-    """Short commit of the lewm-bench source (``-dirty`` with uncommitted changes), or ``unknown``."""
+    """Short commit of the lewm-bench source (``-dirty`` with uncommitted changes), or ``unknown``.
+
+    Read once per process — the command line reads it as it starts — so that a result names the tree its code was
+    loaded from, not a commit checked out while it ran (an hour-long suite outlives many commits)."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
