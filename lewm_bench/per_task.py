@@ -42,10 +42,6 @@ class Evaluation:
     def tasks(self) -> frozenset[tuple[int, int, int]]:
         return frozenset(self.outcomes.index)
 
-    @property
-    def label(self) -> str:
-        return f"{self.result['agent']} [{self.result.get('variant', '')}]"
-
 
 def load_evaluations(root: str | os.PathLike[str]) -> list[Evaluation]:
     """Every evaluation under ``ROOT/eval`` with a readable ``result.json`` and ``episodes.csv``, in path order."""
@@ -96,27 +92,21 @@ def oracle_table(evaluations: list[Evaluation]) -> pd.DataFrame:
 def training_data_table(evaluations: list[Evaluation]) -> pd.DataFrame:
     """Agents evaluated on the same tasks after training on different datasets (their ``train_data``), one row per
     evaluation, with the oracle on the same tasks where it was evaluated; empty when no agent was."""
+    groups: dict[tuple[Any, ...], list[Evaluation]] = {}
+    for e in evaluations:
+        if e.result.get("train_data"):
+            groups.setdefault((e.result["agent"], e.result["env"], e.result["profile"], e.tasks), []).append(e)
     rows = []
-    trained = [e for e in evaluations if e.result.get("train_data")]
-    seen: set[int] = set()
-    for i, e in enumerate(trained):
-        if i in seen:
+    for group in groups.values():
+        if len({e.result["train_data"] for e in group}) < 2:
             continue
-        group = [j for j, other in enumerate(trained) if other.result["agent"] == e.result["agent"]
-                 and other.result["env"] == e.result["env"] and other.result["profile"] == e.result["profile"]
-                 and other.tasks == e.tasks]
-        seen.update(group)
-        if len({trained[j].result["train_data"] for j in group}) < 2:
-            continue
-        oracles = [o for o in _same_tasks(evaluations, e) if o.result["agent"] == ORACLE]
-        tasks_from = e.result.get("tasks_data") or "—"
-        for j in group:
-            r = trained[j].result
+        oracles = [o for o in _same_tasks(evaluations, group[0]) if o.result["agent"] == ORACLE]
+        oracle = "; ".join(_rate(int(o.outcomes.sum()), len(o.outcomes)) for o in oracles) or "—"
+        for e in group:
+            r = e.result
             collector, identity = r["train_data"].split(":", 1)
             rows.append({"profile": r["profile"], "env": r["env"], "agent": r["agent"], "seed": r["seed"],
                          "trained on": f"{collector} data ({identity[:8]})",
-                         "tasks from": tasks_from.split(":", 1)[0] + " data",
-                         "success": _rate(int(trained[j].outcomes.sum()), len(trained[j].outcomes)),
-                         "oracle on the same tasks": "; ".join(_rate(int(o.outcomes.sum()), len(o.outcomes))
-                                                               for o in oracles) or "—"})
+                         "tasks from": (r.get("tasks_data") or "—").split(":", 1)[0] + " data",
+                         "success": _rate(int(e.outcomes.sum()), len(e.outcomes)), "oracle on the same tasks": oracle})
     return pd.DataFrame(rows)

@@ -211,23 +211,25 @@ def results_markdown(table: pd.DataFrame) -> str:
     return "\n".join(parts) + "\n"
 
 
+_PER_TASK_SECTIONS = {
+    "oracle_tasks.csv": ("Tasks the oracle fails",
+                         "The oracle plans with the protocol's CEM budget over the true simulator: a task it fails is "
+                         "not a test of a world model at this planner size. Every evaluation of the same start/goal "
+                         "pairs (matched on episode, start and goal in `episodes.csv`), on the tasks the oracle solves "
+                         "and on those it fails; counts with the Wilson 95% interval."),
+    "training_data.csv": ("Training data",
+                          "The same agent trained on different datasets (collector and dataset identity) and "
+                          "evaluated on the same start/goal pairs, beside the oracle on them."),
+}
+
+
 def per_task_markdown(per_task: dict[str, pd.DataFrame]) -> str:
     """The sections of the per-task tables (:mod:`lewm_bench.per_task`) that have rows."""
     parts = []
-    if "oracle_tasks.csv" in per_task:
-        parts += ["", "## Tasks the oracle fails", "",
-                  "The oracle plans with the protocol's CEM budget over the true simulator: a task it fails is not a "
-                  "test of a world model at this planner size. Every evaluation of the same start/goal pairs "
-                  "(matched on episode, start and goal in `episodes.csv`), on the tasks the oracle solves and on "
-                  "those it fails; counts with the Wilson 95% interval. Table: `oracle_tasks.csv`.", "",
-                  markdown_table(per_task["oracle_tasks.csv"].assign(
-                      env=lambda t: t.env.map(_env_name), agent=lambda t: t.agent.map(_agent_name)))]
-    if "training_data.csv" in per_task:
-        parts += ["", "## Training data", "",
-                  "The same agent trained on different datasets (collector and dataset identity) and evaluated on "
-                  "the same start/goal pairs, beside the oracle on them. Table: `training_data.csv`.", "",
-                  markdown_table(per_task["training_data.csv"].assign(
-                      env=lambda t: t.env.map(_env_name), agent=lambda t: t.agent.map(_agent_name)))]
+    for name, t in per_task.items():
+        title, text = _PER_TASK_SECTIONS[name]
+        shown = t.assign(env=t.env.map(_env_name), agent=t.agent.map(_agent_name))
+        parts += ["", f"## {title}", "", f"{text} Table: `{name}`.", "", markdown_table(shown)]
     return "\n".join(parts) + ("\n" if parts else "")
 
 
