@@ -27,7 +27,7 @@ import torch
 from lewm_bench.data.actions import ActionCodec
 from lewm_bench.data.clips import ClipDataset
 from lewm_bench.data.dataset import open_dataset
-from lewm_bench.envs import GoalEnv, make_env
+from lewm_bench.envs import GoalEnv, env_spec, make_env
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.mpc import EpisodeRecord, context_window, episode_seed, policy_act, run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Protocol, Task, sample_tasks, wilson_interval
@@ -210,18 +210,25 @@ def _evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathL
     st = _set_up(env, agent, profile, checkpoint, data, seed, protocol, context, cem, planner_name, root)
     st = dataclasses.replace(st, env_name=env, cem=cem, receding_horizon=receding_horizon)
     out_dir.mkdir(parents=True, exist_ok=True)
-    aux_env = make_env(env, **st.env_kwargs)  # one env for the timed one-episode calls and the GIF's goal frames
-    batch = batch or min(len(st.tasks), aux_env.max_parallel or len(st.tasks))
+    # One simulator per episode of a batch, made once and reused by the next batches: every episode starts with
+    # a reset to its task's start and goal states, so it does not depend on what the simulator ran before (Cube's
+    # simulators take seconds to build). The first one also serves the timed one-episode calls and the GIF's goals.
+    batch = batch or min(len(st.tasks), env_spec(env).entry_point.max_parallel or len(st.tasks))
+    envs = [make_env(env, **st.env_kwargs) for _ in range(min(batch, len(st.tasks)))]
     model = st.world_model
-    if model is not None:  # warm-up, not counted
-        _time_single_calls(model, st.planner, aux_env, st.tasks, st.codec, context, st.device, warmup_calls, 0)
-    else:
-        _time_decisions(st, aux_env, warmup_calls)
-    records, batched_times = _run_episodes(env, st, protocol, context, receding_horizon, seed, batch, gif_episodes)
-    single_times = _time_decisions(st, aux_env, timing_calls) if model is None else _time_single_calls(
-        model, st.planner, aux_env, st.tasks, st.codec, context, st.device, 0, timing_calls)
-    gif_goals = [aux_env.render_state(t.goal_state) for t in st.tasks[:gif_episodes]]
-    aux_env.close()
+    try:
+        if model is not None:  # warm-up, not counted
+            _time_single_calls(model, st.planner, envs[0], st.tasks, st.codec, context, st.device, warmup_calls, 0)
+        else:
+            _time_decisions(st, envs[0], warmup_calls)
+        records, batched_times = _run_episodes(envs, st, protocol, context, receding_horizon, seed, batch,
+                                               gif_episodes)
+        single_times = _time_decisions(st, envs[0], timing_calls) if model is None else _time_single_calls(
+            model, st.planner, envs[0], st.tasks, st.codec, context, st.device, 0, timing_calls)
+        gif_goals = [envs[0].render_state(t.goal_state) for t in st.tasks[:gif_episodes]]
+    finally:
+        for e in envs:
+            e.close()
     record = _record(env, agent, profile, seed, st, protocol, context, cem, receding_horizon, records, single_times,
                      batched_times, batch, time.perf_counter() - start_time)
     write_csv(out_dir / "episodes.csv",
@@ -300,27 +307,20 @@ def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLik
                     default_collector=profile_data.collector.name)
 
 
-def _run_episodes(env: str, st: _Setting, protocol: Protocol, context: int, receding_horizon: int, seed: int,
-                  batch: int, gif_episodes: int) -> tuple[list[EpisodeRecord], list[float]]:
-    """Every task, ``batch`` episodes (simulators) at a time; returns the records and the batched call times."""
+def _run_episodes(envs: list[GoalEnv], st: _Setting, protocol: Protocol, context: int, receding_horizon: int,
+                  seed: int, batch: int, gif_episodes: int) -> tuple[list[EpisodeRecord], list[float]]:
+    """Every task, ``batch`` episodes (the simulators ``envs``) at a time; returns the records and the batched call
+    times."""
     records: list[EpisodeRecord] = []
     batched_times: list[float] = []
     model = st.world_model
-    # One simulator per episode of a batch, made once and reused by the next batches: every episode starts with
-    # a reset to its task's start and goal states, so it does not depend on what the simulator ran before (Cube's
-    # simulators take seconds to build).
-    envs = [make_env(env, **st.env_kwargs) for _ in range(min(batch, len(st.tasks)))]
-    try:
-        for lo in range(0, len(st.tasks), batch):
-            chunk = st.tasks[lo:lo + batch]
-            seeds = [episode_seed(seed, t) for t in chunk]
-            policies = None if model is not None else st.policies(envs[0].action_dim, seeds)
-            records += run_mpc(envs[:len(chunk)], chunk, protocol, model, st.planner, st.codec, context,
-                               receding_horizon, st.device, policies=policies, seed=seed,
-                               keep_frames=gif_episodes if lo == 0 else 0, plan_times=batched_times)
-    finally:
-        for e in envs:
-            e.close()
+    for lo in range(0, len(st.tasks), batch):
+        chunk = st.tasks[lo:lo + batch]
+        seeds = [episode_seed(seed, t) for t in chunk]
+        policies = None if model is not None else st.policies(envs[0].action_dim, seeds)
+        records += run_mpc(envs[:len(chunk)], chunk, protocol, model, st.planner, st.codec, context,
+                           receding_horizon, st.device, policies=policies, seed=seed,
+                           keep_frames=gif_episodes if lo == 0 else 0, plan_times=batched_times)
     return records, batched_times
 
 
