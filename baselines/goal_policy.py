@@ -209,7 +209,7 @@ class GoalPolicy(nn.Module):
 
     def set_action_codec(self, codec: ActionCodec) -> None:
         """The run's action statistics and frameskip, to turn predicted blocks into env actions."""
-        if codec.frameskip * len(codec.mean) != self.action_dim:
+        if codec.block_dim != self.action_dim:
             raise LewmBenchError(f"the action codec gives blocks of {codec.frameskip} x {len(codec.mean)} but the "
                                  f"policy was trained on blocks of {self.action_dim}; use the run's frameskip")
         self.codec = codec

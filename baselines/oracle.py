@@ -45,15 +45,14 @@ class SimulatorOracle:
         self.sim = make_env(env, **env_kwargs)  # the episode's env settings; only its physics is used
         self.codec, self.cem, self.receding_horizon = codec, cem, receding_horizon
         self.rng = np.random.default_rng(seed)
-        self.block_dim = codec.frameskip * len(codec.mean)
 
     def act(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
         """The first ``receding_horizon`` blocks of CEM's plan, as (receding_horizon * frameskip, A) env actions."""
-        cfg = self.cem
-        mean = np.zeros((cfg.horizon, self.block_dim))
-        std = np.full((cfg.horizon, self.block_dim), cfg.init_std)
+        cfg, block_dim = self.cem, self.codec.block_dim
+        mean = np.zeros((cfg.horizon, block_dim))
+        std = np.full((cfg.horizon, block_dim), cfg.init_std)
         for _ in range(cfg.iterations):
-            plans = mean + std * self.rng.standard_normal((cfg.candidates, cfg.horizon, self.block_dim))
+            plans = mean + std * self.rng.standard_normal((cfg.candidates, cfg.horizon, block_dim))
             plans[0] = mean  # the current mean is always a candidate
             steps = self.codec.to_env(plans).reshape(cfg.candidates, -1, len(self.codec.mean))  # all at once
             cost = np.array([self.sim.distance(self.sim.simulate(state, seq), goal_state) for seq in steps])

@@ -177,10 +177,7 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=columns)
     params = ["params_trainable", "params_frozen"]
     table[params] = table[params].astype(float).round().astype("Int64")  # integers; <NA> where not reported
-    ranks = {"_env": table.env.map(_rank(_envs(table.env))),
-             "_agent": table.agent.map(_rank(_agents(table.agent)))}
-    table = table.assign(**ranks).sort_values(["profile", "_env", "_agent"]).drop(columns=list(ranks))
-    return table.reset_index(drop=True)
+    return _in_table_order(table)
 
 
 def results_markdown(table: pd.DataFrame) -> str:
@@ -423,10 +420,11 @@ def _figure(rows: int, cols: int, panel: tuple[float, float]):
 
 
 def _in_table_order(t: pd.DataFrame) -> pd.DataFrame:
-    """Rows sorted like the results table: profile, env, agent, then seed (stable otherwise)."""
+    """Rows sorted by profile, env (registration order), agent (the paper's column order), then seed where there is
+    one; stable otherwise."""
     ranks = {"_env": t.env.map(_rank(_envs(t.env))), "_agent": t.agent.map(_rank(_agents(t.agent)))}
-    return t.assign(**ranks).sort_values(["profile", "_env", "_agent", "seed"], kind="stable").drop(
-        columns=list(ranks)).reset_index(drop=True)
+    keys = ["profile", "_env", "_agent"] + ["seed"] * ("seed" in t)
+    return t.assign(**ranks).sort_values(keys, kind="stable").drop(columns=list(ranks)).reset_index(drop=True)
 
 
 def _envs(values: Iterable[str]) -> list[str]:

@@ -85,7 +85,7 @@ def plan_ranks(model: Any, env: str, data_path: str | os.PathLike[str], codec: A
             obs, _ = sim.reset(options={"state": task.start_state, "goal_state": task.goal_state})
             start = torch.from_numpy(obs).permute(2, 0, 1)[None, None].to(device)
             goal = torch.from_numpy(sim.render_state(task.goal_state)).permute(2, 0, 1)[None].to(device)
-            past = torch.zeros(1, 0, codec.frameskip * len(codec.mean), device=device)  # one context frame
+            past = torch.zeros(1, 0, codec.block_dim, device=device)  # one context frame
             plan = planner.solve(model, start, past, goal, seeds=[config.seed + k]).actions[0].float().cpu().numpy()
             candidates, model_cost = (t[0].float().cpu().numpy() for t in planner.last_candidates)
             true = np.array([_true_distance(sim, codec, c, task) for c in candidates])

@@ -34,6 +34,11 @@ class ActionCodec:
         """From a dataset's stored action statistics."""
         return cls.from_stats(ds.action_mean, ds.action_std, frameskip)
 
+    @property
+    def block_dim(self) -> int:
+        """Size of one z-scored action block: ``frameskip`` env actions of ``len(mean)`` dimensions."""
+        return self.frameskip * len(self.mean)
+
     def normalise(self, actions: np.ndarray) -> np.ndarray:
         """(..., A) env actions -> (..., A) z-scored actions (float32)."""
         return ((actions - self.mean) / self.std).astype(np.float32)
@@ -45,4 +50,4 @@ class ActionCodec:
 
     def to_blocks(self, actions: np.ndarray) -> np.ndarray:
         """(k * frameskip, A) env actions -> (k, frameskip * A) z-scored blocks."""
-        return self.normalise(actions).reshape(-1, self.frameskip * len(self.mean))
+        return self.normalise(actions).reshape(-1, self.block_dim)

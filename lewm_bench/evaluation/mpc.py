@@ -110,9 +110,12 @@ def run_mpc(envs: list[GoalEnv], tasks: list[Task], protocol: Protocol, model: W
                 for j, a in enumerate(plans[i]):
                     if rec.steps >= protocol.budget:
                         break
-                    seen = i < keep_frames or pixels and (j == len(plans[i]) - 1 or context_frames
-                                                          and (rec.steps + 1) % codec.frameskip == 0)
-                    obs, _, _, _, info = env.step(a) if seen else (None, 0.0, False, False, env.step_unrendered(a))
+                    decision_frame = j == len(plans[i]) - 1  # the next plan or decision starts from it
+                    context_frame = context_frames and (rec.steps + 1) % codec.frameskip == 0
+                    if i < keep_frames or (pixels and (decision_frame or context_frame)):
+                        obs, _, _, _, info = env.step(a)
+                    else:
+                        obs, info = None, env.step_unrendered(a)
                     rec.steps += 1
                     history[i].append(obs)
                     actions_taken[i].append(a)
@@ -154,7 +157,7 @@ def context_window(frames: list[np.ndarray | None], actions: list[np.ndarray], c
         raise RuntimeError(f"context frames {idx} were not all rendered; run_mpc renders every {fs}th step's frame "
                            "when the context reaches back")
     ctx = np.stack([frames[j] for j in idx]).transpose(0, 3, 1, 2)
-    blocks = np.zeros((context - 1, fs * len(codec.mean)), np.float32)
+    blocks = np.zeros((context - 1, codec.block_dim), np.float32)
     for k in range(context - 1):
         lo = idx[k]
         if idx[k + 1] - lo == fs:

@@ -147,10 +147,11 @@ class _Setting:
     """A policy loaded from a file the user gave (``from_file``, e.g. ``sb3``): one instance for every episode."""
     tasks_data: str = ""
     """``COLLECTOR:IDENTITY`` of the dataset the tasks were cut from."""
-    default_data: str = ""
-    """Identity of the dataset tasks come from by default: the one the agent was trained on, else the profile's."""
-    default_collector: str = ""
-    """The collector of the profile's dataset for the env."""
+    other_tasks: str | None = None
+    """The identity of that dataset when it is not the default one (the agent's training data, else the profile's):
+    part of the evaluation's identity then."""
+    data_words: str = ""
+    """The training and task data in the variant's words, where they are not the profile's kind."""
     env_name: str = ""
     cem: CEMConfig | None = None
     receding_horizon: int = 5
@@ -221,8 +222,7 @@ def _evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathL
             _time_single_calls(model, st.planner, envs[0], st.tasks, st.codec, context, st.device, warmup_calls, 0)
         else:
             _time_decisions(st, envs[0], warmup_calls)
-        records, batched_times = _run_episodes(envs, st, protocol, context, receding_horizon, seed, batch,
-                                               gif_episodes)
+        records, batched_times = _run_episodes(envs, st, protocol, context, receding_horizon, seed, gif_episodes)
         single_times = _time_decisions(st, envs[0], timing_calls) if model is None else _time_single_calls(
             model, st.planner, envs[0], st.tasks, st.codec, context, st.device, 0, timing_calls)
         gif_goals = [envs[0].render_state(t.goal_state) for t in st.tasks[:gif_episodes]]
@@ -302,20 +302,25 @@ def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLik
         raise LewmBenchError(f"{data_path} has {meta.image_size} px frames; the checkpoint expects "
                              f"{loaded.run.data.image_size} px")
     default_data = loaded.run.data.identity if loaded is not None else profile_data.identity()
+    other_tasks = meta.identity if default_data and meta.identity != default_data else None  # '': an old run
+    words = ""
+    if loaded is not None and loaded.run.data.collector != profile_data.collector.name:
+        words += f", trained on {loaded.run.data.collector} data"
+    if other_tasks:
+        words += f", tasks from {meta.collector} data"
     return _Setting(info, loaded, planner, tasks, codec, data_path, dict(meta.env_kwargs), device, policy,
-                    tasks_data=f"{meta.collector}:{meta.identity}", default_data=default_data,
-                    default_collector=profile_data.collector.name)
+                    tasks_data=f"{meta.collector}:{meta.identity}", other_tasks=other_tasks, data_words=words)
 
 
 def _run_episodes(envs: list[GoalEnv], st: _Setting, protocol: Protocol, context: int, receding_horizon: int,
-                  seed: int, batch: int, gif_episodes: int) -> tuple[list[EpisodeRecord], list[float]]:
-    """Every task, ``batch`` episodes (the simulators ``envs``) at a time; returns the records and the batched call
-    times."""
+                  seed: int, gif_episodes: int) -> tuple[list[EpisodeRecord], list[float]]:
+    """Every task, as many episodes at a time as there are simulators ``envs``; returns the records and the batched
+    call times."""
     records: list[EpisodeRecord] = []
     batched_times: list[float] = []
     model = st.world_model
-    for lo in range(0, len(st.tasks), batch):
-        chunk = st.tasks[lo:lo + batch]
+    for lo in range(0, len(st.tasks), len(envs)):
+        chunk = st.tasks[lo:lo + len(envs)]
         seeds = [episode_seed(seed, t) for t in chunk]
         policies = None if model is not None else st.policies(envs[0].action_dim, seeds)
         records += run_mpc(envs[:len(chunk)], chunk, protocol, model, st.planner, st.codec, context,
@@ -345,13 +350,8 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
     setting = {"protocol": dataclasses.asdict(protocol), "planner": planner, "context": context if model else None,
                "receding_horizon": receding_horizon, "frameskip": st.codec.frameskip,
                "agent": st.loaded.run.identity() if st.loaded else getattr(st.policy, "identity", f"{agent} (policy)")}
-    tasks_collector, tasks_identity = st.tasks_data.split(":", 1)
-    data_words = ""
-    if st.loaded and st.loaded.run.data.collector != st.default_collector:
-        data_words += f", trained on {st.loaded.run.data.collector} data"
-    if st.default_data and tasks_identity != st.default_data:  # tasks cut from another dataset than the default
-        setting["tasks"] = tasks_identity
-        data_words += f", tasks from {tasks_collector} data"
+    if st.other_tasks:
+        setting["tasks"] = st.other_tasks
     return EvalRecord(
         env=env, agent=agent, profile=profile.name, seed=seed, episodes=len(records),
         success_rate=successes / len(records), success_ci_low=low, success_ci_high=high,
@@ -372,7 +372,7 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
         tasks_data=st.tasks_data, config_id=content_hash(setting),
         variant=f"{protocol.name}, {protocol.split}, {len(records)} episodes" + (f", {planner}" if planner else "")
         + ("" if inputs == "pixels" else f", {inputs}")
-        + (f", {online_steps} env steps online" if online_steps else "") + data_words,
+        + (f", {online_steps} env steps online" if online_steps else "") + st.data_words,
         plan_time_p10_s=_pct(single_times, 10), plan_time_batched_p10_s=_pct(batched_times, 10),
         plan_time_batched_p90_s=_pct(batched_times, 90), plan_calls_batched=len(batched_times),
         batched_episodes_per_call=batch, goal_offset=protocol.goal_offset, budget=protocol.budget,
