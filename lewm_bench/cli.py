@@ -432,8 +432,19 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------------------------ parser
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults in the help, except where the help already says what the default is, the option is
+    required or a flag, or its default is None (nothing given)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if (action.required or action.nargs == 0 or action.default is None
+                or (action.help and "default" in action.help.lower())):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add(sub: argparse._SubParsersAction, name: str, help_: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help_, description=help_, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return sub.add_parser(name, help=help_, description=help_, formatter_class=_HelpFormatter)
 
 
 def _profile_opt(p: argparse.ArgumentParser) -> None:
@@ -743,7 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-parser per command (``_parser_NAME``); choices come from the registries."""
     parser = _Parser(
         prog="lewm-bench", description="Benchmark suite for reward-free world models that plan in latent space.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"lewm-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_parser in (_parser_envs, _parser_collect, _parser_datasets, _parser_agents, _parser_train, _parser_eval,

@@ -30,6 +30,8 @@ def run(*args, check=True):
 def test_help_on_every_command(cmd):
     out = run(*cmd, "--help").stdout
     assert "usage: lewm-bench" in out
+    flat = " ".join(out.split())  # no "None" default (nothing given) and no flag's "False"
+    assert "(default: None)" not in flat and "(default: False)" not in flat, out
 
 
 def test_envs_lists_all():
