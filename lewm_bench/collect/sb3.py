@@ -228,6 +228,7 @@ def train_sac_expert(cfg: SACExpert, eval_episodes: int = 20, progress: bool = F
     """Train SAC on ``cfg.env``'s goal view (dense reward), save it at ``cfg.model_path()``; return its record."""
     import torch
     from stable_baselines3 import SAC
+    from stable_baselines3.common.logger import Logger
 
     from lewm_bench.envs.goal_view import make_goal_env
 
@@ -237,6 +238,7 @@ def train_sac_expert(cfg: SACExpert, eval_episodes: int = 20, progress: bool = F
         env = make_goal_env(cfg.env, image_size=16, reward="dense", max_episode_steps=cfg.episode_steps)
         model = SAC("MultiInputPolicy", env, learning_starts=min(1_000, cfg.train_steps // 2), seed=cfg.train_seed,
                     policy_kwargs={"net_arch": [cfg.net_width, cfg.net_width]}, device="cpu", verbose=0)
+        model.set_logger(Logger(None, []))  # SB3's default logger would leave an empty SB3-<time> folder in /tmp
         start = time.perf_counter()
         model.learn(cfg.train_steps, progress_bar=progress)
         seconds = time.perf_counter() - start
