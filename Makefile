@@ -12,8 +12,9 @@ setup:
 run: setup
 	$(BIN)/lewm-bench run --suite all $(if $(PROFILE),--profile $(PROFILE))
 
+# Test files run in parallel, one file per worker (its module fixtures built once), up to 4 workers.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

@@ -40,6 +40,9 @@ class Profile:
     timing_calls: int = 20
     """Planning calls (or policy decisions) timed one episode at a time, after ``warmup_calls`` untimed ones."""
     warmup_calls: int = 3
+    gif_episodes: int = 4
+    """Episodes drawn into ``episodes.gif`` (observation beside goal). Their every frame is rendered, where the other
+    episodes render only the frames the agent looks at."""
     voe: VoEConfig = field(default_factory=VoEConfig)
     """Violation-of-expectation sizes (trajectories, frames, perturbation step)."""
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -61,7 +64,7 @@ PROFILES: dict[str, Profile] = {
                    cem=CEMConfig(iterations=8)),
     "smoke": Profile("smoke", train=TrainConfig(epochs=2, steps_per_epoch=4, batch_size=16, lr=1e-3, eval_clips=32),
                      cem=CEMConfig(candidates=16, iterations=2, elites=4, horizon=2), eval_episodes=4,
-                     timing_calls=3, warmup_calls=1,
+                     timing_calls=3, warmup_calls=1, gif_episodes=1,
                      voe=VoEConfig(trajectories=8, frames=5, perturb_frame=3),
                      probe=ProbeConfig(train_frames=120, test_frames=40, mlp_steps=20),
                      diagnostics=DiagnosticsConfig(clips=8, tasks=2, batch=4)),

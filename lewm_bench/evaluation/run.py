@@ -177,7 +177,7 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
              data: str | os.PathLike[str] | None = None, out: str | os.PathLike[str] | None = None, seed: int = 0,
              protocol: Protocol = PROTOCOLS["paper"], context: int = 1, cem: CEMConfig | None = None,
              receding_horizon: int = 5, timing_calls: int | None = None, planner_name: str = "cem",
-             warmup_calls: int | None = None, gif_episodes: int = 4,
+             warmup_calls: int | None = None, gif_episodes: int | None = None,
              root: str | os.PathLike[str] = "runs", batch: int | None = None, logger: str = "csv") -> EvalResult:
     """Evaluate ``agent`` on ``env`` (see the module docstring); returns the run folder and the record.
 
@@ -191,6 +191,7 @@ def evaluate(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLi
     cem = cem or profile.cem
     timing_calls = profile.timing_calls if timing_calls is None else timing_calls
     warmup_calls = profile.warmup_calls if warmup_calls is None else warmup_calls
+    gif_episodes = profile.gif_episodes if gif_episodes is None else gif_episodes
     if batch is not None and batch < 1:
         raise LewmBenchError(f"batch must be >= 1 episodes per planning call; got {batch}")
     out_dir = Path(out) if out else run_dir("eval", env, agent, profile.name, seed, root)
