@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from lewm_bench import cli
 from lewm_bench.baselines.pldm import PLDM
@@ -81,8 +82,10 @@ def test_local_executor_gives_the_inline_summary(smoke_suite, tmp_path):
     """The same jobs, each in its own process through submitit's local executor: the same summary rows."""
     inline, _ = smoke_suite
     out = tmp_path / "local"
+    # each job with the torch threads the inline suite had (training sums depend on the thread count)
     proc = lewm_bench("run", "--suite", "smoke", "--envs", "two-room", "--agents", "lewm,gcbc,random", "--executor",
-                      "local", "--out", str(out), "--no-progress", cwd=tmp_path)
+                      "local", "--cpus-per-job", str(torch.get_num_threads()), "--out", str(out), "--no-progress",
+                      cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "15 jobs — 9 done, 0 skipped, 0 failed, 0 blocked, 6 not-applicable" in proc.stdout
     jobs = pd.read_csv(out / "suite.csv")
