@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -108,6 +109,8 @@ from pathlib import Path
 state = Path(os.environ["FAKE_SLURM_DIR"])
 job, tasks, script = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 for task in tasks:  # one array task after the other
+    while (state / "hold").exists():  # the test holds the queue: jobs stay PENDING
+        time.sleep(0.1)
     if (state / f"{task}.state").read_text() == "CANCELLED":
         continue
     env = dict(os.environ, SLURM_JOB_ID=task.replace("_", "0"), SLURM_NTASKS="1", SLURM_JOB_NUM_NODES="1",
@@ -236,6 +239,7 @@ def test_slurm_executor_submits_in_dependency_order_resubmits_failures_and_reatt
     #    the training runs (the job carries on on the cluster) ...
     toml = (root / "cluster.toml").read_text()
     (root / "cluster.toml").write_text(toml.replace("[stages.train]\ncpus = 2", "[stages.train]\ncpus = 2\nprocs = 2"))
+    (state / "hold").touch()  # the training stays queued until the next driver has re-attached to it
     driver = subprocess.Popen([sys.executable, "-m", "lewm_bench.cli", *args], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marker = root / "jobs" / "train__two-room__lewm__seed0.submitted.json"
@@ -246,7 +250,17 @@ def test_slurm_executor_submits_in_dependency_order_resubmits_failures_and_reatt
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     # ... and the next run re-attaches to it instead of submitting it again
-    third = lewm_bench(args, env, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "lewm_bench.cli", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    release = threading.Timer(300, (state / "hold").unlink, kwargs={"missing_ok": True})  # never a hung test
+    release.start()
+    head = []
+    while not head or not (head[-1].startswith("re-attached") or head[-1] == ""):  # "": the driver ended
+        head.append(proc.stderr.readline())
+    release.cancel()
+    (state / "hold").unlink(missing_ok=True)
+    out, err = proc.communicate()
+    third = subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(head) + err)
     assert third.returncode == 0, third.stderr
     assert "re-attached 1 job(s)" in third.stderr and "train/two-room/lewm/seed0" in third.stderr
     assert "10 jobs — 5 done, 2 skipped, 0 failed, 0 blocked, 3 not-applicable" in third.stdout, third.stdout
