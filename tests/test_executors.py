@@ -191,6 +191,12 @@ def lewm_bench(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Co
                           env=env, timeout=900)
 
 
+def start_lewm_bench(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """The same command, started in the background (output piped, as text)."""
+    return subprocess.Popen([sys.executable, "-m", "lewm_bench.cli", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def test_slurm_executor_submits_in_dependency_order_resubmits_failures_and_reattaches(tmp_path):
     env = install_fake_slurm(tmp_path / "slurm")
     root = tmp_path / "runs"
@@ -240,8 +246,7 @@ def test_slurm_executor_submits_in_dependency_order_resubmits_failures_and_reatt
     toml = (root / "cluster.toml").read_text()
     (root / "cluster.toml").write_text(toml.replace("[stages.train]\ncpus = 2", "[stages.train]\ncpus = 2\nprocs = 2"))
     (state / "hold").touch()  # the training stays queued until the next driver has re-attached to it
-    driver = subprocess.Popen([sys.executable, "-m", "lewm_bench.cli", *args], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = start_lewm_bench(args, env, tmp_path)
     marker = root / "jobs" / "train__two-room__lewm__seed0.submitted.json"
     deadline = time.time() + 300
     while not marker.exists() and driver.poll() is None and time.time() < deadline:
@@ -250,13 +255,14 @@ def test_slurm_executor_submits_in_dependency_order_resubmits_failures_and_reatt
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     # ... and the next run re-attaches to it instead of submitting it again
-    proc = subprocess.Popen([sys.executable, "-m", "lewm_bench.cli", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_lewm_bench(args, env, tmp_path)
     release = threading.Timer(300, (state / "hold").unlink, kwargs={"missing_ok": True})  # never a hung test
     release.start()
     head = []
-    while not head or not (head[-1].startswith("re-attached") or head[-1] == ""):  # "": the driver ended
-        head.append(proc.stderr.readline())
+    for line in iter(proc.stderr.readline, ""):  # until the driver says it re-attached (or ends)
+        head.append(line)
+        if line.startswith("re-attached"):
+            break
     release.cancel()
     (state / "hold").unlink(missing_ok=True)
     out, err = proc.communicate()
