@@ -112,12 +112,13 @@ class PredictorBlock(nn.Module):
         self.mlp_norm = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, cfg.mlp_dim, cfg.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor | None, past: KV | None = None,
-                keep: bool = False) -> Tensor | tuple[Tensor, KV]:
-        """``past`` / ``keep``: the attention's key/value cache (:meth:`lewm_bench.models.layers.Attention.forward`)."""
-        attended = self.attn(self.attn_norm(x), mask=mask, past=past, keep=keep)
+    def forward(self, x: Tensor, mask: Tensor | None, past: KV | None = None, keep: bool = False,
+                queries: int | None = None) -> Tensor | tuple[Tensor, KV]:
+        """``past`` / ``keep`` / ``queries``: the attention's key/value cache and trailing outputs
+        (:meth:`lewm_bench.models.layers.Attention.forward`); with ``queries`` only the last ``queries`` tokens."""
+        attended = self.attn(self.attn_norm(x), mask=mask, past=past, keep=keep, queries=queries)
         attended, kv = attended if keep else (attended, None)
-        x = x + attended
+        x = x + attended if queries is None else x[:, x.shape[1] - queries:] + attended
         x = x + self.mlp(self.mlp_norm(x))
         return (x, kv) if keep else x
 
@@ -137,27 +138,27 @@ class PatchPredictor(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.register_buffer("mask", frame_block_causal_mask(history, tokens_per_frame), persistent=False)
 
-    def forward(self, x: Tensor, past: list[KV] | None = None,
-                keep: bool = False) -> Tensor | tuple[Tensor, list[KV]]:
-        """Outputs for the frames ``x``; with ``past`` (per block, from an earlier call with ``keep``) ``x`` is the
-        one frame that follows them, whose tokens attend to every earlier token and to each other (as the
-        frame-block-causal mask allows). ``keep`` also returns the cache including ``x``."""
+    def forward(self, x: Tensor, past: list[KV] | None = None, keep: bool = False,
+                newest: bool = False) -> Tensor | tuple[Tensor, list[KV]]:
+        """Outputs for the frames ``x``; with ``past`` (per block, from an earlier call with ``keep``) ``x`` are the
+        frames that follow them, whose tokens attend to every earlier token and to each other as the
+        frame-block-causal mask allows. ``keep`` also returns the cache including ``x``. ``newest``: only the
+        last frame's outputs, (B, 1, P, dim) (its last block computes no other)."""
         b, t, p, _ = x.shape
         offset = 0 if past is None else past[0][0].shape[2]
-        if past is not None and t != 1:
-            raise ValueError(f"with a key/value cache the predictor takes one new frame at a time; got {t}")
         n = offset + t * p
         if n > self.history * p:
             raise ValueError(f"predictor context {n // p} exceeds its trained maximum {self.history}")
         x = x.flatten(1, 2) + self.pos[:, offset:n]
-        mask = self.mask[:n, :n] if past is None else None
+        mask = None if t == 1 else self.mask[offset:n, :n]  # one new frame attends to every token so far
         kept: list[KV] = []
         for i, blk in enumerate(self.blocks):
-            x = blk(x, mask=mask, past=None if past is None else past[i], keep=keep)
+            last = newest and i == len(self.blocks) - 1
+            x = blk(x, mask=mask, past=None if past is None else past[i], keep=keep, queries=p if last else None)
             if keep:
                 x, kv = x
                 kept.append(kv)
-        out = self.norm(x).view(b, t, p, -1)
+        out = self.norm(x).view(b, 1 if newest else t, p, -1)
         return (out, kept) if keep else out
 
 
@@ -173,7 +174,7 @@ class DinoWM(nn.Module):
     loss_terms = ("pred_loss",)
     check_collapse = False  # the encoder is frozen
     kv_cache = True
-    """Rollouts reuse the earlier frames' keys and values while the predictor's window grows (see LeWM.kv_cache)."""
+    """Rollouts reuse known work: earlier frames' keys and values, shared context frames (see LeWM.kv_cache)."""
 
     def __init__(self, config: DinoWMConfig, image_size: int, action_dim: int) -> None:
         super().__init__()
@@ -223,32 +224,30 @@ class DinoWM(nn.Module):
             tokens = self.encoder(preprocess(frames.flatten(0, 1), self.config.encoder.input_size))[:, 1:]
         return tokens.reshape(b, t, self.tokens_per_frame, -1)
 
-    def predict(self, embeddings: Tensor, actions: Tensor, past: list[KV] | None = None,
-                keep: bool = False) -> Tensor | tuple[Tensor, list[KV]]:
+    def predict(self, embeddings: Tensor, actions: Tensor, past: list[KV] | None = None, keep: bool = False,
+                newest: bool = False) -> Tensor | tuple[Tensor, list[KV]]:
         """Next-frame patch tokens for every frame: (B, T, P, D), (B, T, A) -> (B, T, P, D).
 
         The predictor's action slots are dropped (the reference replaces them by the next action's
         embedding before the next step and leaves them out of the loss and the planning cost).
-        ``past`` / ``keep``: the predictor's key/value cache (:meth:`PatchPredictor.forward`).
+        ``past`` / ``keep`` / ``newest``: the predictor's key/value cache and newest frame only
+        (:meth:`PatchPredictor.forward`).
         """
         a = self.action_encoder(actions)[:, :, None].expand(-1, -1, embeddings.shape[2], -1)
-        out = self.predictor(torch.cat([embeddings, a.to(embeddings.dtype)], -1), past=past, keep=keep)
+        out = self.predictor(torch.cat([embeddings, a.to(embeddings.dtype)], -1), past=past, keep=keep, newest=newest)
         out, kept = out if keep else (out, None)
         out = out[..., :embeddings.shape[-1]]
         return (out, kept) if keep else out
 
     def rollout(self, history: Tensor, actions: Tensor) -> Tensor:
         """(B, h, P, D) history and (B, h - 1 + H, A) action blocks -> (B, H, P, D) predicted frames."""
-        h = history.shape[1]
-        steps = actions.shape[1] - (h - 1)
-        if steps < 1:
-            raise ValueError(f"rollout needs h - 1 + H action blocks with H >= 1; got {actions.shape[1]} for h={h}")
-        def step(span: slice, embs: Tensor, past: list[KV] | None, keep: bool) -> tuple[Tensor, list[KV] | None]:
-            out = self.predict(embs, actions[:, span], past=past, keep=keep)
-            out, cache = out if keep else (out, None)
-            return out[:, -1:], cache
+        def step(span: slice, embs: Tensor, past: list[KV] | None, keep: bool,
+                 rows: Tensor | None) -> tuple[Tensor, list[KV] | None]:
+            acts = actions[:, span] if rows is None else actions[rows, span]
+            out = self.predict(embs, acts, past=past, keep=keep, newest=True)
+            return out if keep else (out, None)
 
-        return windowed_rollout(history, steps, self.config.history, self.kv_cache, step)
+        return windowed_rollout(history, actions, self.config.history, self.kv_cache, step)
 
     def planning_cost(self, predicted: Tensor, goal: Tensor) -> Tensor:
         """Mean squared error over all patches and channels: (N, P, D), (N, P, D) -> (N,)."""

@@ -7,8 +7,9 @@ profile's with its own CEM settings. The batched figure plans ``batch`` episodes
 speed-up is (batch x one-episode time) / batched time, both measured in this run.
 
 Every figure has its reference measured in the same run: the one-episode call is also timed without
-the predictor's key/value cache (``kv_cache`` off: every token of the window recomputed at every
-rollout step, as before the cache existed), the FLOPs of one call are counted (``FlopCounterMode``:
+the rollout's reuse of known work (``kv_cache`` off: no key/value cache and no sharing of the context
+frames between candidates, every token of the window recomputed at every rollout step; see
+:func:`lewm_bench.models.layers.windowed_rollout`), the FLOPs of one call are counted (``FlopCounterMode``:
 matrix products and attention) for both, and the machine's GEMM throughput in the planner's
 precision (a 2048 x 2048 x 2048 product) gives the fraction of it the call reaches. On CUDA the call
 is also timed with the rollouts run eagerly (no CUDA graph), and the plans of both are compared on

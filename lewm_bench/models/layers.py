@@ -39,13 +39,17 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, causal: bool = False, mask: Tensor | None = None, past: KV | None = None,
-                keep: bool = False) -> Tensor | tuple[Tensor, KV]:
-        """``causal``: token i attends to tokens <= i; ``mask``: boolean (N, N), True where attention is allowed.
+                keep: bool = False, queries: int | None = None) -> Tensor | tuple[Tensor, KV]:
+        """Attention of the tokens ``x`` (B, n, dim).
 
-        A key/value cache for autoregressive rollouts: ``past`` holds the keys and values (B, heads, n, d)
-        of earlier tokens, and ``x`` only the new ones, which attend to every earlier token and to each
-        other (one new token for a token-causal model; one new frame's tokens for a frame-causal one).
-        ``keep`` also returns the keys and values of all tokens so far, for the next call.
+        ``causal``: token i attends to tokens <= i. ``mask``: boolean, True where attention is allowed:
+        (n, n) over the tokens ``x``, or with ``past`` the new tokens' rows over every key, (n, n_past + n).
+
+        A key/value cache for autoregressive rollouts: ``past`` holds the keys and values (B, heads, n_past, d)
+        of earlier tokens, and ``x`` only the new ones, which attend to every earlier token and to each other as
+        ``causal`` / ``mask`` allow. ``keep`` also returns the keys and values of all tokens so far, for the next
+        call. ``queries``: only the last ``queries`` tokens' outputs are computed, (B, queries, dim); every token's
+        key and value still is (a model's last layer, where only the newest tokens' outputs are used).
 
         A single token without a past attends only to itself: the softmax over one key is 1 and the
         output is its value, so neither its query nor the attention is computed (outside training
@@ -53,21 +57,36 @@ class Attention(nn.Module):
         """
         b, n, _ = x.shape
         inner = self.heads * self.head_dim
-        if past is not None and causal and n > 1:
-            raise ValueError("with a key/value cache a token-causal attention takes one new token at a time")
-        if n == 1 and past is None and not (self.training and self.dropout > 0):
-            bias = None if self.qkv.bias is None else self.qkv.bias[inner:]
-            k, v = F.linear(x, self.qkv.weight[inner:], bias).view(b, 1, 2, self.heads, self.head_dim).permute(
-                2, 0, 3, 1, 4)
+        nq = n if queries is None else queries
+        if not 1 <= nq <= n:
+            raise ValueError(f"queries must be between 1 and the {n} tokens given; got {queries}")
+        dropout = self.dropout if self.training else 0.0
+        bias = self.qkv.bias
+        if n == 1 and past is None and dropout == 0:
+            k, v = F.linear(x, self.qkv.weight[inner:], None if bias is None else bias[inner:]).view(
+                b, 1, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
             out = v
         else:
-            q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, N, d)
+            if nq == n:
+                q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, N, d)
+            else:
+                q = F.linear(x[:, n - nq:], self.qkv.weight[:inner], None if bias is None else bias[:inner])
+                q = q.view(b, nq, self.heads, self.head_dim).transpose(1, 2)
+                k, v = F.linear(x, self.qkv.weight[inner:], None if bias is None else bias[inner:]).view(
+                    b, n, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
             if past is not None:
                 k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask if past is None else None,
-                                                 is_causal=causal and past is None,
-                                                 dropout_p=self.dropout if self.training else 0.0)
-        y = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+            keys = k.shape[2]
+            square_causal = causal and nq == keys  # no past, every query: SDPA's own causal mask
+            if causal:  # the queries' rows of the causal mask over every key (the last token's: all of them)
+                mask = None if square_causal or nq == 1 else torch.ones(
+                    keys, keys, dtype=torch.bool, device=x.device).tril()[keys - nq:]
+            elif mask is not None:
+                if mask.shape != (n, keys):
+                    raise ValueError(f"mask must be (new tokens, keys) = {(n, keys)}; got {tuple(mask.shape)}")
+                mask = mask[n - nq:]
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=square_causal, dropout_p=dropout)
+        y = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, nq, -1)))
         return (y, (k, v)) if keep else y
 
 
@@ -186,13 +205,20 @@ class AdaLNZeroBlock(nn.Module):
         nn.init.zeros_(self.modulation[1].weight)
         nn.init.zeros_(self.modulation[1].bias)
 
-    def forward(self, x: Tensor, cond: Tensor, causal: bool = True, past: KV | None = None,
-                keep: bool = False) -> Tensor | tuple[Tensor, KV]:
-        """``past`` / ``keep``: the attention's key/value cache (see :meth:`Attention.forward`)."""
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.modulation(cond).chunk(6, dim=-1)
+    def forward(self, x: Tensor, cond: Tensor, causal: bool = True, past: KV | None = None, keep: bool = False,
+                queries: int | None = None, activated: bool = False) -> Tensor | tuple[Tensor, KV]:
+        """``past`` / ``keep`` / ``queries``: the attention's key/value cache and trailing outputs (see
+        :meth:`Attention.forward`); with ``queries`` the block returns only the last ``queries`` tokens.
+        ``activated``: ``cond`` has already been through the modulation's SiLU (a predictor applies it once for all
+        of its blocks)."""
+        mod = self.modulation[1](cond) if activated else self.modulation(cond)
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)
         attended = self.attn(self.attn_norm(self.norm1(x) * (1 + scale_a) + shift_a), causal=causal, past=past,
-                             keep=keep)
+                             keep=keep, queries=queries)
         attended, kv = attended if keep else (attended, None)
+        if queries is not None:
+            tail = x.shape[1] - queries
+            x, gate_a, shift_m, scale_m, gate_m = (t[:, tail:] for t in (x, gate_a, shift_m, scale_m, gate_m))
         x = x + gate_a * attended
         x = x + gate_m * self.mlp(self.mlp_norm(self.norm2(x) * (1 + scale_m) + shift_m))
         return (x, kv) if keep else x
@@ -213,47 +239,90 @@ class CausalPredictor(nn.Module):
         self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, head_dim, mlp_dim, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)  # eps 1e-5, as the reference's
 
-    def forward(self, x: Tensor, cond: Tensor, past: list[KV] | None = None,
-                keep: bool = False) -> Tensor | tuple[Tensor, list[KV]]:
-        """Outputs for the tokens ``x``; with ``past`` (per block, from an earlier call with ``keep``) ``x`` is the
-        one token that follows them, at the next position. ``keep`` also returns the cache including ``x``."""
+    def forward(self, x: Tensor, cond: Tensor, past: list[KV] | None = None, keep: bool = False,
+                newest: bool = False) -> Tensor | tuple[Tensor, list[KV]]:
+        """Outputs for the tokens ``x``; with ``past`` (per block, from an earlier call with ``keep``) ``x`` are the
+        tokens that follow them, at the next positions. ``keep`` also returns the cache including ``x``.
+        ``newest``: only the last token's output, (B, 1, D) (its last block computes no other)."""
         offset = 0 if past is None else past[0][0].shape[2]
         t = offset + x.shape[1]
         if t > self.max_len:
             raise ValueError(f"predictor context {t} exceeds its trained maximum {self.max_len}")
         x = x + self.pos[:, offset:t]
+        cond = F.silu(cond)  # the first layer of every block's modulation, applied once
         kept: list[KV] = []
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cond, causal=True, past=None if past is None else past[i], keep=keep)
+            last = newest and i == len(self.blocks) - 1
+            x = blk(x, cond, causal=True, past=None if past is None else past[i], keep=keep,
+                    queries=1 if last else None, activated=True)
             if keep:
                 x, kv = x
                 kept.append(kv)
         return (self.norm(x), kept) if keep else self.norm(x)
 
 
-def windowed_rollout(history: Tensor, steps: int, window: int, kv_cache: bool,
-                     step: Callable[[slice, Tensor, list[KV] | None, bool], tuple[Tensor, list[KV] | None]]) -> Tensor:
-    """Autoregressive prediction of ``steps`` frames after ``history`` (B, h, ...) -> (B, steps, ...).
+RolloutStep = Callable[[slice, Tensor, "list[KV] | None", bool, "Tensor | None"], "tuple[Tensor, list[KV] | None]"]
+"""``step(span, embeddings, past, keep, rows)`` of :func:`windowed_rollout`."""
 
-    ``step(span, embeddings, past, keep)`` runs the predictor on the frames ``embeddings[:, span]`` (the
-    conditioning of the same positions is the caller's) and returns the newest frame's prediction (B, 1, ...)
-    and, with ``keep``, the key/value cache. The predictor sees at most the last ``window`` frames. While that
-    window still grows from the first frame (and ``kv_cache``), the earlier frames' keys and values do not change
-    (causal attention, fixed positions), so only the newest frame goes through the predictor; once it slides,
-    every position changes and the window is recomputed.
+
+def windowed_rollout(history: Tensor, actions: Tensor, window: int, reuse: bool, step: RolloutStep) -> Tensor:
+    """Autoregressive prediction of the H frames after ``history`` (B, h, ...) -> (B, H, ...).
+
+    ``actions`` (B, h - 1 + H, A): the h - 1 blocks taken between the history frames, then the H to roll out
+    (block i follows frame i). ``step(span, embeddings, past, keep, rows)`` runs the predictor on the frames
+    ``embeddings`` at the absolute frame indices ``span``, conditioned on the actions ``actions[rows][:, span]``
+    (every row when ``rows`` is None), after the frames whose keys and values are ``past`` (None: the frames start
+    the window); it returns the newest frame's prediction (B, 1, ...) and, with ``keep``, the key/value cache
+    including these frames. The predictor sees at most the last ``window`` frames.
+
+    With ``reuse`` (False recomputes every frame of every window: the reference of tests and benchmarks), work
+    whose result is already known is not repeated; the predictions are the same up to float rounding:
+
+    - While the window still grows from the first frame, the earlier frames' keys and values do not change
+      (causal attention, fixed positions), so only the newest frame goes through the predictor. Once the window
+      slides, every position changes and the window is recomputed.
+    - The frames at the head of a window that are history frames followed by past actions are identical in every
+      row of a run of equal rows (the candidates of one planning call share their context frames and past
+      actions): they go through the predictor once per run, and their keys and values are copied to its rows
+      (not inside a CUDA graph capture, where the runs cannot be looked for).
     """
+    h = history.shape[1]
+    steps = actions.shape[1] - (h - 1)
+    if steps < 1:
+        raise ValueError(f"rollout needs h - 1 + H action blocks with H >= 1; got {actions.shape[1]} for h={h}")
+    capturing = history.is_cuda and torch.cuda.is_current_stream_capturing()  # a CUDA graph: no data-dependent choice
+    runs = _runs_of_equal_rows(history[:, :h - 1], actions[:, :h - 1]) if reuse and h > 1 and not capturing else None
     embs, outputs, cache = history, [], None
     for _ in range(steps):
         n = embs.shape[1]
-        if kv_cache and n <= window:
-            span = slice(0, n) if cache is None else slice(n - 1, n)
-            nxt, cache = step(span, embs[:, span], cache, True)
+        grows = reuse and n <= window
+        if grows and cache is not None:  # one new frame after the cached ones
+            nxt, cache = step(slice(n - 1, n), embs[:, n - 1:], cache, True, None)
         else:
-            span = slice(max(0, n - window), n)
-            nxt, _ = step(span, embs[:, span], None, False)
+            lo = max(0, n - window)
+            shared = 0 if runs is None else max(0, h - 1 - lo)  # leading history frames with past actions
+            past = None
+            if shared:
+                firsts, run = runs
+                _, head = step(slice(lo, lo + shared), embs[firsts, lo:lo + shared], None, True, firsts)
+                past = [(k[run], v[run]) for k, v in head or []]
+            nxt, kept = step(slice(lo + shared, n), embs[:, lo + shared:], past, grows, None)
+            if grows:
+                cache = kept
         outputs.append(nxt)
         embs = torch.cat([embs, nxt.to(embs.dtype)], 1)
     return torch.cat(outputs, 1)
+
+
+def _runs_of_equal_rows(*tensors: Tensor) -> tuple[Tensor, Tensor] | None:
+    """Runs of consecutive rows equal in every tensor: (first row of each run (U,), run of each row (B,)),
+    or None when no two consecutive rows are equal."""
+    flat = torch.cat([t.flatten(1).float() for t in tensors], 1)
+    starts = torch.ones(len(flat), dtype=torch.bool, device=flat.device)
+    starts[1:] = (flat[1:] != flat[:-1]).any(1)
+    if bool(starts.all()):
+        return None
+    return starts.nonzero().squeeze(1), starts.cumsum(0) - 1
 
 
 def count_parameters(module: nn.Module, trainable: bool | None = None) -> int:
@@ -271,4 +340,5 @@ def init_linear_(module: nn.Module) -> None:
 
 
 __all__ = ["KV", "ActionEmbedder", "AdaLNZeroBlock", "Attention", "CNNEncoder", "CausalPredictor", "Mlp", "Projector",
-           "ViTEncoder", "count_parameters", "frames_to_float", "init_linear_", "windowed_rollout"]
+           "ViTEncoder", "count_parameters", "frames_to_float", "init_linear_", "windowed_rollout",
+           "RolloutStep"]

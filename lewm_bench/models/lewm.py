@@ -128,8 +128,9 @@ class LeWM(nn.Module):
     encoder_kind = "end-to-end"
     display_name, colour, in_grid, order = "LeWM", "C0", True, 0
     kv_cache = True
-    """Rollouts reuse the earlier tokens' keys and values while the predictor's window grows (the same outputs up
-    to float rounding, fewer FLOPs); ``bench planning`` sets it False on an instance for its before/after."""
+    """Rollouts reuse known work: the earlier tokens' keys and values while the predictor's window grows, and the
+    context frames shared by every candidate (:func:`~lewm_bench.models.layers.windowed_rollout`; the same outputs
+    up to float rounding, fewer FLOPs). ``bench planning`` sets it False on an instance for its before/after."""
 
     # ------------------------------------------------------------------ world-model interface
     @property
@@ -172,18 +173,16 @@ class LeWM(nn.Module):
             (B, H, D) predicted embeddings of the H next frames. The predictor sees at most the
             last ``config.history`` frames, the context it was trained with.
         """
-        h = history.shape[1]
-        steps = actions.shape[1] - (h - 1)
-        if steps < 1:
-            raise ValueError(f"rollout needs h - 1 + H action blocks with H >= 1; got {actions.shape[1]} for h={h}")
         cond = self.action_embedder(actions)  # (B, h - 1 + H, D), embedded once for all steps
 
-        def step(span: slice, embs: Tensor, past: list[KV] | None, keep: bool) -> tuple[Tensor, list[KV] | None]:
-            out = self.predictor(embs, cond[:, span], past=past, keep=keep)
+        def step(span: slice, embs: Tensor, past: list[KV] | None, keep: bool,
+                 rows: Tensor | None) -> tuple[Tensor, list[KV] | None]:
+            c = cond[:, span] if rows is None else cond[rows, span]
+            out = self.predictor(embs, c, past=past, keep=keep, newest=True)  # only the newest output is needed
             out, cache = out if keep else (out, None)
-            return self.pred_projector(out[:, -1:]), cache  # only the newest output is needed
+            return self.pred_projector(out), cache
 
-        return windowed_rollout(history, steps, self.config.history, self.kv_cache, step)
+        return windowed_rollout(history, actions, self.config.history, self.kv_cache, step)
 
     # ----------------------------------------------------------------------------- training
     def loss(self, frames: Tensor, actions: Tensor, generator: torch.Generator | None = None) -> LossTerms:

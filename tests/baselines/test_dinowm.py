@@ -230,11 +230,18 @@ def test_smoke_eval_records_the_encoder_kind_and_patch_tokens(trained):
 
 
 @pytest.mark.parametrize("context", [1, 3])
-def test_key_value_cache_rollout_equals_the_full_recompute(context):
+def test_rollout_reusing_work_equals_the_full_recompute(context):
+    """Key/value cache, context frames shared by runs of equal rows (a planning call's candidates), newest frame only
+    in the last block: the same predictions as recomputing every token of every window."""
     torch.manual_seed(0)
     model = DinoWM(DinoWM.presets["smoke"], 16, 10).eval()
-    z = torch.randn(3, context, model.tokens_per_frame, model.embed_dim)
-    a = torch.randn(3, context - 1 + 4, 10)
-    cached = model.rollout(z, a)
-    model.kv_cache = False
-    torch.testing.assert_close(cached, model.rollout(z, a), rtol=1e-4, atol=1e-5)
+    shape = (context, model.tokens_per_frame, model.embed_dim)
+    unrelated = torch.randn(3, *shape), torch.randn(3, context - 1 + 4, 10)
+    runs = (torch.cat([torch.randn(1, *shape).expand(r, *shape) for r in (2, 3)]),
+            torch.cat([torch.cat([torch.randn(1, context - 1, 10).expand(r, -1, -1) for r in (2, 3)]),
+                       torch.randn(5, 4, 10)], 1))
+    for z, a in (unrelated, runs):
+        cached = model.rollout(z, a)
+        model.kv_cache = False
+        torch.testing.assert_close(cached, model.rollout(z, a), rtol=1e-4, atol=1e-5)
+        model.kv_cache = True

@@ -105,20 +105,49 @@ def naive_rollout(model, history, actions):
     return torch.cat(out, 1)
 
 
+def candidate_rows(context, runs=(4, 3), horizon=5, dim=192):
+    """Rows as a planning call tiles them: each run of rows shares its context frames and past actions
+    (one episode's candidates), the planned actions differ in every row."""
+    z = torch.cat([torch.randn(1, context, dim).expand(r, -1, -1) for r in runs])
+    past = torch.cat([torch.randn(1, context - 1, 10).expand(r, -1, -1) for r in runs])
+    return z.contiguous(), torch.cat([past, torch.randn(sum(runs), horizon, 10)], 1)
+
+
 @pytest.mark.parametrize("context", [1, 2, 3])
-def test_key_value_cache_rollout_equals_the_rollout_by_definition(context):
+def test_rollout_reusing_work_equals_the_rollout_by_definition(context):
+    """Key/value cache, context frames shared by runs of equal rows, and only the newest output in the last block:
+    the same predictions as recomputing every token of every window, for unrelated rows and for candidate rows."""
     torch.manual_seed(0)
     model = LeWM(LeWM.presets["cpu"], 32, 10).eval()
     for blk in model.predictor.blocks:  # AdaLN-zero starts as the identity: give the blocks something to do
         torch.nn.init.normal_(blk.modulation[1].weight, std=0.05)
-    z, a = torch.randn(6, context, 192), torch.randn(6, context - 1 + 5, 10)
-    expected = naive_rollout(model, z, a)
-    torch.testing.assert_close(model.rollout(z, a), expected, rtol=1e-4, atol=1e-5)
+    unrelated = torch.randn(6, context, 192), torch.randn(6, context - 1 + 5, 10)
+    for z, a in (unrelated, candidate_rows(context)):
+        expected = naive_rollout(model, z, a)
+        torch.testing.assert_close(model.rollout(z, a), expected, rtol=1e-4, atol=1e-5)
+        model.kv_cache = False
+        torch.testing.assert_close(model.rollout(z, a), expected, rtol=1e-4, atol=1e-5)
+        model.kv_cache = True
+
+
+def test_shared_context_frames_go_through_the_predictor_once_per_run_of_equal_rows():
+    torch.manual_seed(0)
+    model = LeWM(LeWM.presets["cpu"], 32, 10).eval()
+    rows = []
+    hook = model.predictor.register_forward_hook(lambda m, args, out: rows.append(tuple(args[0].shape[:2])))
+    z, a = candidate_rows(3, runs=(4, 3))
+    model.rollout(z, a)
+    # Window [0, 3) then [1, 4), [2, 5), [3, 6), [4, 7): the history frames 0 and 1 (2 past actions) lead the first
+    # window, frame 2 the second: once per run (2 rows), then the candidates' own frames after them.
+    assert rows == [(2, 2), (7, 1), (2, 1), (7, 2), (7, 3), (7, 3), (7, 3)]
+    rows.clear()
     model.kv_cache = False
-    torch.testing.assert_close(model.rollout(z, a), expected, rtol=1e-4, atol=1e-5)
+    model.rollout(z, a)
+    assert rows == [(7, 3)] * 5
+    hook.remove()
 
 
-def test_one_token_attention_is_its_value_and_a_cached_step_equals_the_full_pass():
+def test_one_token_attention_is_its_value_and_cached_steps_equal_the_full_pass():
     torch.manual_seed(0)
     block = AdaLNZeroBlock(32, 4, 8, 64, 0.0).eval()
     torch.nn.init.normal_(block.modulation[1].weight, std=0.1)
@@ -126,12 +155,17 @@ def test_one_token_attention_is_its_value_and_a_cached_step_equals_the_full_pass
     full = block(x, cond)
     one, kv = block(x[:, :1], cond[:, :1], keep=True)  # no query, no attention: the value
     torch.testing.assert_close(one, full[:, :1], rtol=1e-5, atol=1e-6)
+    rest = block(x[:, 1:], cond[:, 1:], past=kv)  # two new tokens after a cached one: causal among themselves
+    torch.testing.assert_close(rest, full[:, 1:], rtol=1e-5, atol=1e-6)
     for i in (1, 2):
         step, kv = block(x[:, i:i + 1], cond[:, i:i + 1], past=kv, keep=True)
         torch.testing.assert_close(step, full[:, i:i + 1], rtol=1e-5, atol=1e-6)
     assert kv[0].shape == (5, 4, 3, 8)
-    with pytest.raises(ValueError, match="one new token at a time"):
-        block(x[:, 1:], cond[:, 1:], past=kv)
+    last, kv = block(x, cond, keep=True, queries=1)  # only the newest output; every key and value
+    torch.testing.assert_close(last, full[:, 2:], rtol=1e-5, atol=1e-6)
+    assert kv[0].shape == (5, 4, 3, 8)
+    with pytest.raises(ValueError, match="queries must be between 1 and the 3 tokens"):
+        block(x, cond, queries=4)
 
 
 def test_vit_encoder_is_initialised_like_hugging_face_vit():
