@@ -384,11 +384,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from lewm_bench.bench.planning import bench_planning
 
         profile = _profile(args)
-        rows = bench_planning(profile, batch=args.batch, calls=args.calls, agent=args.agent, compile=args.compile)
+        rows = bench_planning(profile, batch=args.batch, calls=args.calls, context=args.context, agent=args.agent,
+                              compile=args.compile)
         print_table(rows, ["architecture", "image_size", "params", "cem", "device", "calls", "single_median_s",
                            "batch", "batched_median_s", "batched_per_episode_s", "batched_speedup"])
-        print("against references measured in this run: the call without the key/value cache, and the GEMM throughput "
-              "of this device in the planner's precision (2048^3)")
+        print("against references measured in this run: the call without the rollout's reuse of known work (key/value "
+              "cache, context frames shared between candidates), and the GEMM throughput of this device in the "
+              "planner's precision (2048^3)")
         print_table(rows, ["architecture", "precision", "no_cache_median_s", "single_median_s", "cache_speedup",
                            "no_cache_gflop_per_call", "gflop_per_call", "gflop_per_s", "gemm_gflop_per_s",
                            "fraction_of_gemm"])
@@ -712,6 +714,9 @@ def _parser_bench(sub: argparse._SubParsersAction) -> None:
                    help="episodes per batched planning call (default: 50; 4 for the paper architecture on CPU)")
     p.add_argument("--calls", type=positive_int, default=None,
                    help="timed one-episode planning calls after 2 warm-ups (default: 20; 5 for paper on CPU)")
+    p.add_argument("--context", type=positive_int, default=1,
+                   help="planning: context frames per call (random frames and past actions); with more than one, the "
+                        "candidates share the frames before the first planned action")
     p.add_argument("--agent", default="lewm",
                    help="planning and train: the world model to time (default lewm; e.g. dinowm, pldm)")
     p.add_argument("--compile", action="store_true",
