@@ -305,7 +305,7 @@ def windowed_rollout(history: Tensor, actions: Tensor, window: int, reuse: bool,
             if shared:
                 firsts, run = runs
                 _, head = step(slice(lo, lo + shared), embs[firsts, lo:lo + shared], None, True, firsts)
-                past = [(k[run], v[run]) for k, v in head or []]
+                past = [(k[run], v[run]) for k, v in head]
             nxt, kept = step(slice(lo + shared, n), embs[:, lo + shared:], past, grows, None)
             if grows:
                 cache = kept

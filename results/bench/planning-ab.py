@@ -1,9 +1,15 @@
 """Median seconds of one one-episode LeWM planning call (random weights), cpu architecture + CEM, context 1 and 3."""
-import statistics, subprocess, torch, lewm_bench
-from lewm_bench.registry import get_agent
-from lewm_bench.profiles import PROFILES
-from lewm_bench.planning.cem import CEM
+import statistics
+import subprocess
+
+import torch
+
+import lewm_bench
 from lewm_bench.bench.planning import time_calls
+from lewm_bench.planning.cem import CEM
+from lewm_bench.profiles import PROFILES
+from lewm_bench.registry import get_agent
+
 torch.set_num_threads(2)
 info = get_agent("lewm")
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

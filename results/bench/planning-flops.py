@@ -1,9 +1,12 @@
 """FLOPs of one one-episode planning call (FlopCounterMode), LeWM paper and cpu architectures, context 1 and 3."""
-import sys, torch, lewm_bench
-from lewm_bench.registry import get_agent
-from lewm_bench.profiles import PROFILES
-from lewm_bench.planning.cem import CEM
+import torch
+
+import lewm_bench
 from lewm_bench.bench.planning import call_flops
+from lewm_bench.planning.cem import CEM
+from lewm_bench.profiles import PROFILES
+from lewm_bench.registry import get_agent
+
 print(lewm_bench.__file__)
 torch.set_num_threads(1)
 info = get_agent("lewm")
