@@ -1,4 +1,4 @@
-"""FLOPs of one one-episode DINO-WM-style planning call (FlopCounterMode, random weights), cpu profile, context 1 and 3."""
+"""FLOPs of one one-episode DINO-WM-style planning call (FlopCounterMode, random weights), cpu profile."""
 import subprocess
 
 import torch
