@@ -89,7 +89,7 @@ TRAIN_PRESETS: MappingProxyType[str, TrainConfig] = MappingProxyType({
     # The cpu profile's 7 epochs, with DINO-WM's batch, lr and weight decay; 800 steps of 32 clips see as many
     # clips per epoch as the profile's 200 steps of 128.
     "cpu": TrainConfig(epochs=7, steps_per_epoch=800, batch_size=32, lr=5e-4, weight_decay=0.0,
-                       warmup_fraction=0.0, grad_clip=1.0, bf16="always"),
+                       warmup_fraction=0.0, grad_clip=1.0, bf16="auto"),
     "smoke": TrainConfig(epochs=2, steps_per_epoch=4, batch_size=8, lr=5e-4, weight_decay=0.0,
                          warmup_fraction=0.0, grad_clip=1.0, eval_clips=32),
 })
