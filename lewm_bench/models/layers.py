@@ -261,7 +261,7 @@ class CausalPredictor(nn.Module):
         return (self.norm(x), kept) if keep else self.norm(x)
 
 
-RolloutStep = Callable[[slice, Tensor, "list[KV] | None", bool, "Tensor | None"], "tuple[Tensor, list[KV] | None]"]
+RolloutStep = Callable[[slice, Tensor, list[KV] | None, bool, Tensor | None], tuple[Tensor, list[KV] | None]]
 """``step(span, embeddings, past, keep, rows)`` of :func:`windowed_rollout`."""
 
 
