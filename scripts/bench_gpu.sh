@@ -5,7 +5,9 @@
 #      GEMM fraction;
 #   3. the planning-speed table at the paper's sizes (LeWM, PLDM, DINO-WM-style; the paper's 48x);
 #   4. training throughput at the paper profile (clips/s, fp32 and bf16);
-#   5. one DINO-WM-style planning call at the paper's sizes, as 2.
+#   5. one DINO-WM-style planning call at the paper's sizes, as 2;
+#   6. where the LeWM call's time goes: graph replays vs the rest, kernels per CEM iteration, top kernels
+#      (scripts/profile_planning_gpu.py).
 # Usage: [STEPS="plan-lewm speed"] scripts/bench_gpu.sh OUT_DIR [CALLS]
 #   (writes 8 files to OUT_DIR, the log to OUT_DIR/log.txt; STEPS picks steps by name, default all)
 set -u
@@ -25,6 +27,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, never stop
   -P -c "import torch, lewm_bench; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"; } \
   2>&1 | tee -a "$out/log.txt"
 step graphs-test 120 python3 -P -m pytest -q -p no:cacheprovider tests/planning/test_cuda_graphs.py
+step profile 120 python3 -P scripts/profile_planning_gpu.py --profile paper --calls 20 --out "$out"
 step plan-lewm 240 "${cli[@]}" bench planning --profile paper --compile --calls 20 --json "$out/plan-lewm.json"
 step speed 240 "${cli[@]}" run --suite planning-speed --profile paper --calls "$calls" --out "$out"
 step train 90 "${cli[@]}" bench train --profile paper --json "$out/train.json"

@@ -1,0 +1,109 @@
+"""Where one LeWM planning call's time goes on a GPU (issue 18's "profile table after").
+
+Times, on one model with random weights at a profile's sizes (default ``paper``):
+  - the whole call with the rollouts as a replayed CUDA graph (the default planner), median of ``--calls``;
+  - the graph replays alone (one per CEM iteration), so ``call - iterations x replay`` is the time outside the
+    rollouts (encoding, sampling, top-k, refit, Python);
+  - the same call with the model's weights stored in bf16 (no per-call weight casts under autocast);
+and profiles one eager call and one graphed call with ``torch.profiler``: kernels per CEM iteration, summed
+kernel time per iteration against wall time, and the top kernels (CUDA time).
+
+Usage (on a CUDA machine, lewm-bench importable): python scripts/profile_planning_gpu.py [--profile paper]
+    [--calls 20] [--out DIR]. Prints tables; with --out also writes profile-*.txt there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from lewm_bench.bench.planning import time_calls
+from lewm_bench.planning.cem import CEM
+from lewm_bench.profiles import PROFILES
+from lewm_bench.provenance import default_device
+from lewm_bench.registry import get_agent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="paper", choices=sorted(PROFILES))
+    ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    device = default_device()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    prof = PROFILES[args.profile]
+    size = 224 if args.profile == "paper" else 64
+    info = get_agent("lewm")
+    torch.manual_seed(0)
+    model = info.cls(info.config_for(args.profile), size, 10).to(device).eval()
+    cfg = prof.cem
+    lines = [f"device {torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
+             f"profile {args.profile}, CEM {cfg.candidates}x{cfg.iterations} top{cfg.elites} h{cfg.horizon}"]
+
+    graphed = CEM(cfg)
+    call = statistics.median(time_calls(model, graphed, 1, size, 1, device, args.calls))
+    replay = None
+    if graphed._graphs:
+        g = next(reversed(graphed._graphs.values()))
+        plans = torch.randn_like(g.plans)
+        for _ in range(3):
+            g(plans)
+        sync()
+        reps = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(cfg.iterations):
+                g(plans)
+            sync()
+            reps.append((time.perf_counter() - t0) / cfg.iterations)
+        replay = statistics.median(reps)
+    lines.append(f"graphed call: {call * 1e3:.2f} ms median of {args.calls}")
+    if replay is not None:
+        outside = call - cfg.iterations * replay
+        lines.append(f"one graph replay (one CEM iteration's rollouts): {replay * 1e3:.3f} ms; "
+                     f"{cfg.iterations} replays {cfg.iterations * replay * 1e3:.2f} ms; outside the rollouts "
+                     f"{outside * 1e3:.2f} ms ({outside / call:.0%} of the call)")
+    if graphed.uses_bf16(device):  # weights cast once, not at every call (numerics differ: a timing only)
+        try:
+            half = copy.deepcopy(model).to(torch.bfloat16)
+            bf16w = statistics.median(time_calls(half, CEM(cfg), 1, size, 1, device, args.calls))
+            lines.append(f"graphed call with bf16-stored weights: {bf16w * 1e3:.2f} ms ({call / bf16w:.2f}x)")
+        except Exception as e:  # noqa: BLE001 - a timing variant, reported and skipped
+            lines.append(f"graphed call with bf16-stored weights failed: {type(e).__name__}: {e}")
+    print("\n".join(lines), flush=True)
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    for name, planner in (("eager", _eager(cfg)), ("graphed", graphed)):
+        time_calls(model, planner, 1, size, 1, device, 1, warmup=1)
+        with profile(activities=activities) as p:
+            wall = time_calls(model, planner, 1, size, 1, device, 1, warmup=0)[0]
+        events = p.key_averages()
+        kernels = [e for e in p.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        busy = sum(e.device_time for e in kernels) / 1e3  # ms
+        sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+        table = events.table(sort_by=sort, row_limit=25, max_name_column_width=70)
+        head = (f"\n=== {name} call: wall {wall * 1e3:.1f} ms (under the profiler); {len(kernels)} kernels "
+                f"({len(kernels) / cfg.iterations:.0f} per CEM iteration), summed kernel time {busy:.2f} ms "
+                f"({busy / cfg.iterations:.3f} ms per iteration)")
+        print(head, flush=True)
+        print(table, flush=True)
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"profile-{name}.txt").write_text("\n".join(lines) + head + "\n" + table)
+
+
+def _eager(cfg) -> CEM:
+    planner = CEM(cfg)
+    planner.cuda_graphs = False
+    return planner
+
+
+if __name__ == "__main__":
+    main()
