@@ -28,6 +28,25 @@ class Mlp(nn.Sequential):
                          nn.Dropout(dropout))
 
 
+SHORT_ATTENTION_KEYS = 8
+"""Attention over at most this many keys is computed as two batched products and a softmax
+(:func:`_short_attention`) instead of ``scaled_dot_product_attention``: a planning rollout attends over 1-4 frame
+tokens for each of hundreds of candidates x heads, where the fused kernels (cuDNN/flash on a GPU: 54 us a call on
+an H200, a third of a LeWM planning call's kernel time, ``results/bench/gpu-h200``) are almost all tile padding."""
+
+
+def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v for a few keys; ``mask`` True where allowed, ``causal`` the square causal mask.
+    The softmax runs in fp32 (as the fused kernels accumulate), the products in the inputs' (autocast) precision."""
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if causal:
+        n = scores.shape[-1]
+        mask = torch.ones(n, n, dtype=torch.bool, device=q.device).tril()
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.float().softmax(-1).to(v.dtype) @ v
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with ``heads * head_dim`` inner width (may differ from ``dim``)."""
 
@@ -85,7 +104,11 @@ class Attention(nn.Module):
                 if mask.shape != (n, keys):
                     raise ValueError(f"mask must be (new tokens, keys) = {(n, keys)}; got {tuple(mask.shape)}")
                 mask = mask[n - nq:]
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=square_causal, dropout_p=dropout)
+            if keys <= SHORT_ATTENTION_KEYS and dropout == 0:
+                out = _short_attention(q, k, v, mask, square_causal)
+            else:
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=square_causal,
+                                                     dropout_p=dropout)
         y = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, nq, -1)))
         return (y, (k, v)) if keep else y
 

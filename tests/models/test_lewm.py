@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from lewm_bench.models.layers import AdaLNZeroBlock, ViTBlock
+from lewm_bench.models import layers
+from lewm_bench.models.layers import AdaLNZeroBlock, Attention, ViTBlock
 from lewm_bench.models.lewm import LeWM, LeWMConfig
 from lewm_bench.protocols import WorldModel
 
@@ -166,6 +167,21 @@ def test_one_token_attention_is_its_value_and_cached_steps_equal_the_full_pass()
     assert kv[0].shape == (5, 4, 3, 8)
     with pytest.raises(ValueError, match="queries must be between 1 and the 3 tokens"):
         block(x, cond, queries=4)
+
+
+@pytest.mark.parametrize("case", ["plain", "causal", "mask", "past", "past-causal", "queries"])
+def test_short_attention_equals_scaled_dot_product_attention(case, monkeypatch):
+    """Few keys take the explicit path (two products and a softmax); it computes what SDPA does."""
+    torch.manual_seed(0)
+    attn = Attention(32, 4, 8).eval()
+    x, past = torch.randn(6, 3, 32), (torch.randn(6, 4, 2, 8), torch.randn(6, 4, 2, 8))
+    kwargs = {"plain": {}, "causal": {"causal": True}, "queries": {"causal": True, "queries": 1},
+              "mask": {"mask": (torch.rand(3, 3) > 0.3) | torch.eye(3, dtype=torch.bool)},
+              "past": {"past": past}, "past-causal": {"past": past, "causal": True, "keep": True}}[case]
+    short = attn(x, **kwargs)
+    monkeypatch.setattr(layers, "SHORT_ATTENTION_KEYS", 0)  # every call through SDPA
+    fused = attn(x, **kwargs)
+    torch.testing.assert_close(short, fused, rtol=1e-5, atol=1e-6)
 
 
 def test_vit_encoder_is_initialised_like_hugging_face_vit():
