@@ -33,6 +33,9 @@ SHORT_ATTENTION_KEYS = 8
 (:func:`_short_attention`) instead of ``scaled_dot_product_attention``: a planning rollout attends over 1-4 frame
 tokens for each of hundreds of candidates x heads, where the fused kernels (cuDNN/flash on a GPU: 54 us a call on
 an H200, a third of a LeWM planning call's kernel time, ``results/bench/gpu-h200``) are almost all tile padding."""
+SHORT_ATTENTION_DEVICES: tuple[str, ...] = ("cuda",)
+"""Device types that take the short path. Not the CPU: there PyTorch's fused attention is as fast or faster at these
+sizes in fp32 (300 rows x 16 heads x 64, 2-4 keys, AVX2 EPYC: the explicit products 1.0-1.4x slower)."""
 
 
 def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
@@ -104,7 +107,7 @@ class Attention(nn.Module):
                 if mask.shape != (n, keys):
                     raise ValueError(f"mask must be (new tokens, keys) = {(n, keys)}; got {tuple(mask.shape)}")
                 mask = mask[n - nq:]
-            if keys <= SHORT_ATTENTION_KEYS and dropout == 0:
+            if keys <= SHORT_ATTENTION_KEYS and dropout == 0 and q.device.type in SHORT_ATTENTION_DEVICES:
                 out = _short_attention(q, k, v, mask, square_causal)
             else:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=square_causal,
