@@ -17,7 +17,10 @@ as DINOv2 does, so official checkpoints load without conversion.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lewm_bench.errors import LewmBenchError
+from lewm_bench.identity import content_hash
+from lewm_bench.io import atomic_path
 from lewm_bench.models.layers import Attention
 from lewm_bench.training.checkpoint import state_mismatches
 
@@ -310,3 +315,58 @@ def pretrain_masked(encoder: PatchViT, sample: Callable[[torch.Generator, int], 
     for p in encoder.parameters():
         p.requires_grad_(False)
     return losses
+
+
+def pretrain_masked_cached(encoder: PatchViT, sample: Callable[[torch.Generator, int], Tensor], steps: int, batch: int,
+                           lr: float, mask_ratio: float, seed: int, device: torch.device, folder: Path | None,
+                           identity: dict, progress: bool = True) -> Path | None:
+    """:func:`pretrain_masked`, its result kept in ``folder`` and reused by any later call with identical inputs.
+
+    Several agents freeze the same pre-trained encoder (DINO-WM-style and the goal-conditioned policies that
+    encode with it), each pre-training it again with the same seed on the same frames. The key is the hash of
+    everything that decides the result: ``identity`` (what ``sample`` draws from: the dataset and its clips), the
+    recipe, the seed, the encoder's initial weights and the global random state (the decoder's initialisation and
+    dropout draw from it), the device type and torch version. A hit loads the encoder and sets the global random
+    state to what pre-training left, so what follows is as without the cache, bit for bit. ``folder=None``, or one
+    that cannot be written, pre-trains without keeping. Returns the cache file used or written.
+    """
+    cuda = device.type == "cuda"
+    key = content_hash({**identity, "recipe": [steps, batch, lr, mask_ratio], "seed": seed, "device": device.type,
+                        "torch": torch.__version__, "init": _digest(encoder.state_dict().values()),
+                        "rng": _digest([torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if cuda else []))})
+    path = None if folder is None else Path(folder) / f"masked-{key}.pt"
+    if path is not None and path.exists():
+        try:
+            blob = torch.load(path, map_location=device, weights_only=True)
+            encoder.load_state_dict(blob["encoder"])
+            torch.set_rng_state(blob["rng"].cpu())
+            if cuda:
+                torch.cuda.set_rng_state(blob["rng_cuda"].cpu(), device)
+            encoder.eval().requires_grad_(False)
+            print(f"frozen encoder: pre-trained by an earlier run with identical inputs, loaded from {path}",
+                  file=sys.stderr)
+            return path
+        except (OSError, RuntimeError, KeyError) as e:
+            warnings.warn(f"{path}: unreadable encoder cache ({type(e).__name__}: {e}); pre-training again",
+                          stacklevel=2)
+    pretrain_masked(encoder, sample, steps, batch, lr, mask_ratio, seed, device, progress)
+    if path is None:
+        return None
+    blob = {"encoder": encoder.state_dict(), "rng": torch.get_rng_state()}
+    if cuda:
+        blob["rng_cuda"] = torch.cuda.get_rng_state(device)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(blob, tmp)
+    except OSError as e:
+        warnings.warn(f"could not keep the pre-trained encoder in {path} ({e}); later runs will pre-train again",
+                      stacklevel=2)
+        return None
+    return path
+
+
+def _digest(tensors) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -23,7 +23,8 @@ same architecture pre-trained by the suite on the env's frames (see :mod:`lewm_b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, preprocess, pretrain_masked
+from lewm_bench.baselines.dinov2 import (
+    PatchEncoderConfig,
+    PatchViT,
+    load_dinov2_weights,
+    preprocess,
+    pretrain_masked_cached,
+)
 from lewm_bench.models.layers import KV, Attention, Mlp, windowed_rollout
 from lewm_bench.models.lewm import PredictorConfig
 from lewm_bench.registry import LossTerms, register_agent
@@ -265,7 +272,12 @@ class DinoWM(nn.Module):
                 return torch.stack([train_set[c].frames[f] for c, f in zip(clips, frame)])
 
             pc = self.config.pretrain
-            pretrain_masked(self.encoder, sample, pc.steps, pc.batch_size, pc.lr, pc.mask_ratio, seed, device, progress)
+            identity = {"dataset": train_set.meta.identity, "episodes": [int(e) for e in train_set.episodes],
+                        "history": train_set.history, "frameskip": train_set.frameskip, "clips": len(train_set),
+                        "encoder": asdict(self.config.encoder), "image_size": self.image_size}
+            folder = Path(train_set.path).parent / "encoders"
+            pretrain_masked_cached(self.encoder, sample, pc.steps, pc.batch_size, pc.lr, pc.mask_ratio, seed, device,
+                                   folder, identity, progress)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
 

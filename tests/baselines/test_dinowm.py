@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from lewm_bench.baselines import dinov2
 from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, patchify, pretrain_masked
 from lewm_bench.baselines.dinowm import DinoWM, frame_block_causal_mask
 from lewm_bench.collect.policies import make_collector
@@ -188,6 +189,33 @@ def test_masked_pretraining_lowers_reconstruction_error():
     assert sum(losses[-10:]) < 0.8 * sum(losses[:10])
     assert not any(p.requires_grad for p in enc.parameters())
     assert patchify(torch.arange(48.0).view(1, 3, 4, 4), 2).shape == (1, 4, 12)
+
+
+def test_pretrained_encoder_is_kept_and_reused_bit_for_bit_by_identical_inputs_only(tmp_path, monkeypatch):
+    frames = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
+    cfg = PatchEncoderConfig(input_size=16, patch_size=4, width=32, depth=1, heads=2, pos_grid=4)
+
+    def sample(gen, n):
+        return frames[torch.randint(len(frames), (n,), generator=gen)]
+
+    def run(seed=0, identity=None):  # a fresh encoder and global random state, as a new training run has
+        torch.manual_seed(7)
+        enc = PatchViT(cfg)
+        path = dinov2.pretrain_masked_cached(enc, sample, 5, 8, 1e-3, 0.5, seed, torch.device("cpu"), tmp_path,
+                                             identity or {"data": "frames"}, progress=False)
+        return enc, path, torch.rand(4)  # what the run draws next
+
+    first, path, after = run()
+    assert path is not None and path.exists()
+    monkeypatch.setattr(dinov2, "pretrain_masked", lambda *a, **k: pytest.fail("pre-trained again"))
+    again, path2, after2 = run()
+    assert path2 == path
+    for (name, a), b in zip(first.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(after, after2) and not any(p.requires_grad for p in again.parameters())
+    for changed in ({"seed": 1}, {"identity": {"data": "other frames"}}):
+        with pytest.raises(pytest.fail.Exception, match="pre-trained again"):
+            run(**changed)
 
 
 @pytest.fixture(scope="module")
