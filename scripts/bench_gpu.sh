@@ -9,7 +9,8 @@
 #   6. where the LeWM call's time goes: graph replays vs the rest, kernels per CEM iteration, top kernels
 #      (scripts/profile_planning_gpu.py).
 # Usage: [STEPS="plan-lewm speed"] scripts/bench_gpu.sh OUT_DIR [CALLS]
-#   (writes 8 files to OUT_DIR, the log to OUT_DIR/log.txt; STEPS picks steps by name, default all)
+#   (writes its JSON, tables and profiles to OUT_DIR, the log to OUT_DIR/log.txt; STEPS picks steps by name,
+#   default all)
 set -u
 out=${1:?usage: scripts/bench_gpu.sh OUT_DIR [CALLS]}
 calls=${2:-10}
