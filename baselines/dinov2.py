@@ -17,7 +17,6 @@ as DINOv2 does, so official checkpoints load without conversion.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import warnings
@@ -31,7 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lewm_bench.errors import LewmBenchError
-from lewm_bench.identity import content_hash
+from lewm_bench.identity import content_hash, tensor_digest
 from lewm_bench.io import atomic_path
 from lewm_bench.models.layers import Attention
 from lewm_bench.training.checkpoint import state_mismatches
@@ -331,9 +330,10 @@ def pretrain_masked_cached(encoder: PatchViT, sample: Callable[[torch.Generator,
     that cannot be written, pre-trains without keeping. Returns the cache file used or written.
     """
     cuda = device.type == "cuda"
+    rng = [torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if cuda else [])
     key = content_hash({**identity, "recipe": [steps, batch, lr, mask_ratio], "seed": seed, "device": device.type,
-                        "torch": torch.__version__, "init": _digest(encoder.state_dict().values()),
-                        "rng": _digest([torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if cuda else []))})
+                        "torch": torch.__version__, "init": tensor_digest(encoder.state_dict().values()),
+                        "rng": tensor_digest(rng)})
     path = None if folder is None else Path(folder) / f"masked-{key}.pt"
     if path is not None and path.exists():
         try:
@@ -363,10 +363,3 @@ def pretrain_masked_cached(encoder: PatchViT, sample: Callable[[torch.Generator,
                       stacklevel=2)
         return None
     return path
-
-
-def _digest(tensors) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
