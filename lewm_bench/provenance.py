@@ -59,7 +59,11 @@ def git_commit() -> str:
     """Short commit of the lewm-bench source (``-dirty`` with uncommitted changes), or ``unknown``.
 
     Read once per process — the command line reads it as it starts — so that a result names the tree its code was
-    loaded from, not a commit checked out while it ran (an hour-long suite outlives many commits)."""
+    loaded from, not a commit checked out while it ran (an hour-long suite outlives many commits).
+    ``$LEWM_BENCH_COMMIT``, when set, is returned as it is: for a copy of the tree whose git metadata is
+    missing or stale (a GPU machine or cluster node the source was copied to)."""
+    if os.environ.get("LEWM_BENCH_COMMIT"):
+        return os.environ["LEWM_BENCH_COMMIT"]
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,

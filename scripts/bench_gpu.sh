@@ -10,7 +10,8 @@
 #      (scripts/profile_planning_gpu.py).
 # Usage: [STEPS="plan-lewm speed"] scripts/bench_gpu.sh OUT_DIR [CALLS]
 #   (writes its JSON, tables and profiles to OUT_DIR, the log to OUT_DIR/log.txt; STEPS picks steps by name,
-#   default all)
+#   default all). Where the tree was copied without its git metadata (or with stale metadata), set
+#   LEWM_BENCH_COMMIT=<commit> so that every JSON names the commit the copy came from.
 set -u
 out=${1:?usage: scripts/bench_gpu.sh OUT_DIR [CALLS]}
 calls=${2:-10}
