@@ -368,7 +368,8 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from lewm_bench.report import build_report
 
-    report = build_report(args.root, args.out, profile=args.profile)
+    report = build_report(args.root or ["runs"], args.out, profile=args.profile,
+                          exclude_variants=args.exclude_variant)
     print((report.out_dir / "results.md").read_text())
     print("written: " + ", ".join(str(f) for f in report.files))
 
@@ -694,9 +695,14 @@ def _parser_analyze(sub: argparse._SubParsersAction) -> None:
 
 def _parser_report(sub: argparse._SubParsersAction) -> None:
     p = _add(sub, "report", "Tables (CSV, Markdown) and plots from finished evaluations, beside the paper's numbers.")
-    p.add_argument("--root", default="runs", help="folder holding summary.csv and train/ (a run's --out)")
-    p.add_argument("--out", default=None, help="output folder (default ROOT/report)")
+    p.add_argument("--root", action="append", default=None,
+                   help="folder holding summary.csv and train/ (a run's --out; default runs); repeat it to pool "
+                        "runs made in separate folders into one report (the same evaluation in two is an error)")
+    p.add_argument("--out", default=None, help="output folder (default ROOT/report; required with several --root)")
     p.add_argument("--profile", default=None, help="only this profile (default: every profile found)")
+    p.add_argument("--exclude-variant", action="append", default=[], metavar="TEXT",
+                   help="leave out evaluations whose variant (summary.csv) contains TEXT, e.g. 'trained on' for "
+                        "the data-quality runs beside the main protocol; repeatable")
     p.set_defaults(func=cmd_report)
 
 

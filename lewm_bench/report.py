@@ -2,7 +2,8 @@
 
 Reads ``ROOT/summary.csv`` (one row per finished evaluation, SPEC §11) and the training logs
 ``ROOT/train/ENV/RUN/log.csv`` (with the run's ``config.json``), and writes into ``OUT``
-(default ``ROOT/report``):
+(default ``ROOT/report``). Several roots (runs made in separate folders, e.g. one group of agents at a time)
+make one report: their rows are pooled, and the same evaluation found in two roots is an error.
 
 - ``results.csv``: one row per (profile, env, agent) with the seeds aggregated (columns below);
 - ``results.md``: per profile, the paper's Fig. 6 table (ours beside the paper) and a table of
@@ -27,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,33 +71,45 @@ class Report:
     oracle_tasks.csv / training_data.csv where there are rows (:mod:`lewm_bench.per_task`)."""
 
 
-def build_report(root: str | os.PathLike[str] = "runs", out: str | os.PathLike[str] | None = None,
-                 profile: str | None = None) -> Report:
+def build_report(root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = "runs",
+                 out: str | os.PathLike[str] | None = None, profile: str | None = None,
+                 exclude_variants: Sequence[str] = ()) -> Report:
     """Write the results table, its Markdown and the three plots for the runs under ``root``.
 
     Args:
-        root: the folder ``lewm-bench eval`` / ``run`` wrote to (holds ``summary.csv`` and ``train/``).
-        out: output folder (default ``ROOT/report``); files in it are replaced atomically.
+        root: the folder ``lewm-bench eval`` / ``run`` wrote to (holds ``summary.csv`` and ``train/``), or several
+            such folders, pooled into one report.
+        out: output folder (default ``ROOT/report``; required with several roots); files in it are replaced
+            atomically.
         profile: report only this profile (default: every profile in the summary, one section each).
+        exclude_variants: leave out the evaluations whose ``variant`` contains any of these texts (settings studied
+            beside the main protocol, e.g. ``"trained on"`` for the data-quality runs); the rest of an agent's rows
+            then keep its plain name.
 
     Raises:
-        LewmBenchError: no summary.csv, one without the ``REQUIRED_COLUMNS`` or rows, or an unknown profile.
+        LewmBenchError: no summary.csv, one without the ``REQUIRED_COLUMNS`` or rows, an unknown profile, the same
+            evaluation in two roots, several roots without ``out``, or nothing left after ``exclude_variants``.
     """
-    root = Path(root)
-    out_dir = Path(out) if out is not None else root / "report"
-    summary = load_summary(root)
+    roots = [Path(root)] if isinstance(root, (str, os.PathLike)) else [Path(r) for r in root]
+    if not roots:
+        raise LewmBenchError("no root given: expected at least one folder holding summary.csv (--root)")
+    if out is None and len(roots) > 1:
+        raise LewmBenchError(f"{len(roots)} roots and no output folder: pass --out for the pooled report (it is "
+                             "not written into any one of the roots)")
+    out_dir = Path(out) if out is not None else roots[0] / "report"
+    summary = load_summaries(roots, exclude_variants)
     if profile is not None:
         if profile not in set(summary.profile):
-            raise LewmBenchError(f"no results for profile {profile!r} in {root / 'summary.csv'}; "
+            raise LewmBenchError(f"no results for profile {profile!r} in {_summary_paths(roots)}; "
                                  f"profiles there: {', '.join(sorted(set(summary.profile)))}")
         summary = summary[summary.profile == profile]
     table = results_table(summary)
     profiles = sorted(set(table.profile))
-    logs = load_training_logs(root)
+    logs = pd.concat([load_training_logs(r) for r in roots], ignore_index=True)
     logs = logs[logs.profile.isin(profiles)]
     files = [out_dir / name for name in ("results.csv", "results.md", "success.png", "planning_time.png",
                                          "straightness.png")]
-    evaluations = [e for e in load_evaluations(root) if e.result["profile"] in profiles]
+    evaluations = [e for r in roots for e in load_evaluations(r) if e.result["profile"] in profiles]
     per_task = {"oracle_tasks.csv": oracle_table(evaluations), "training_data.csv": training_data_table(evaluations)}
     per_task = {name: _in_table_order(t) for name, t in per_task.items() if not t.empty}
     files += [out_dir / name for name in per_task]
@@ -105,16 +118,51 @@ def build_report(root: str | os.PathLike[str] = "runs", out: str | os.PathLike[s
         write_csv(files[0], table)
         for name, t in per_task.items():
             write_csv(out_dir / name, t)
-        write_text(files[1], results_markdown(table) + per_task_markdown(per_task) + analysis_markdown(root, profiles))
+        write_text(files[1], results_markdown(table) + per_task_markdown(per_task) + analysis_markdown(roots, profiles))
         _save(_plot_success(table, profiles), files[2])
         _save(_plot_planning_time(table, profiles), files[3])
-        _save(_plot_straightness(logs, profiles, root / "train"), files[4])
+        _save(_plot_straightness(logs, profiles, [r / "train" for r in roots]), files[4])
     return Report(out_dir, table, files)
 
 
 def load_summary(root: str | os.PathLike[str]) -> pd.DataFrame:
     """``ROOT/summary.csv``, checked for the columns the report needs."""
-    path = Path(root) / "summary.csv"
+    return load_summaries([root])
+
+
+def load_summaries(roots: Sequence[str | os.PathLike[str]], exclude_variants: Sequence[str] = ()) -> pd.DataFrame:
+    """The ``summary.csv`` of every root, checked and pooled (column ``root`` says where a row came from), less the
+    rows whose ``variant`` contains one of ``exclude_variants``.
+
+    Raises:
+        LewmBenchError: a summary is missing, unreadable or empty, the same evaluation (profile, env, agent, seed,
+            config) is in two roots — pooling it would count its episodes twice — or no row is left.
+    """
+    summary = pd.concat([_read_summary(Path(r)).assign(root=str(r)) for r in roots], ignore_index=True)
+    for text in exclude_variants:
+        summary = summary[~summary.variant.str.contains(text, regex=False)]
+    if summary.empty:
+        raise LewmBenchError(f"no evaluation left in {_summary_paths([Path(r) for r in roots])} after leaving out "
+                             f"the variants containing {', '.join(map(repr, exclude_variants))}; drop an "
+                             "--exclude-variant")
+    key = ["profile", "env", "agent", "seed", "config_id"]
+    per_key = summary.groupby(key).root.nunique()
+    if (per_key > 1).any():
+        (profile, env, agent, seed, _), = per_key[per_key > 1].index[:1]
+        where = sorted(set(summary.root[(summary.env == env) & (summary.agent == agent) & (summary.seed == seed)
+                                        & (summary.profile == profile)]))
+        raise LewmBenchError(f"the evaluation of {agent} on {env} (profile {profile}, seed {seed}) is in more than "
+                             f"one root: {', '.join(where)}; pass only one of these folders (or rerun the other "
+                             "with another seed)")
+    return _separate_variants(summary)
+
+
+def _summary_paths(roots: Sequence[Path]) -> str:
+    return ", ".join(str(r / "summary.csv") for r in roots)
+
+
+def _read_summary(root: Path) -> pd.DataFrame:
+    path = root / "summary.csv"
     if not path.is_file():
         raise LewmBenchError(f"no evaluation results: expected {path} (one row per finished evaluation); create it "
                              f"with `lewm-bench eval --env ENV --agent AGENT` or `lewm-bench run --suite SUITE`, "
@@ -136,7 +184,7 @@ def load_summary(root: str | os.PathLike[str]) -> pd.DataFrame:
         if column not in summary:
             summary[column] = ""
     summary[["config_id", "variant"]] = summary[["config_id", "variant"]].fillna("")
-    return _separate_variants(summary)
+    return summary
 
 
 def _separate_variants(summary: pd.DataFrame) -> pd.DataFrame:
@@ -230,13 +278,12 @@ def per_task_markdown(per_task: dict[str, pd.DataFrame]) -> str:
     return "\n".join(parts) + ("\n" if parts else "")
 
 
-def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
-    """The violation-of-expectation, probing and diagnostics tables of ``ROOT/analysis/`` (empty when there are
-    none)."""
+def analysis_markdown(roots: Sequence[str | os.PathLike[str]], profiles: list[str]) -> str:
+    """The violation-of-expectation, probing and diagnostics tables of every ``ROOT/analysis/`` (empty when there
+    are none)."""
     parts = []
-    voe_path, probe_path = Path(root) / "analysis" / "voe.csv", Path(root) / "analysis" / "probe.csv"
-    if voe_path.exists():
-        voe = pd.read_csv(voe_path)
+    voe, probe, diagnostics = (_analysis_table(roots, name) for name in ("voe.csv", "probe.csv", "diagnostics.csv"))
+    if voe is not None:
         voe = voe[voe.profile.isin(profiles)]
         # rows written before the colour-change mode was recorded have no perturbation: use the variant
         voe = voe.assign(perturbation=voe.get("perturbation", voe.variant).fillna(voe.variant))
@@ -250,23 +297,21 @@ def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
                   markdown_table(pd.DataFrame(rows, columns=["profile", "env", "agent", "seed", "perturbation",
                                                              "trajectories", "step", "surprise (perturbed)",
                                                              "surprise (unperturbed)", "t", "p", "Cohen's d"]))]
-    if probe_path.exists():
-        probe = pd.read_csv(probe_path)
+    if probe is not None:
+        agents = [_agent_name(a) for a in _agents(probe.agent)]
         probe = probe[probe.profile.isin(profiles)]
         probe = probe.assign(cell=[f"r {r.pearson_r:.3f} / MSE {r.mse:.3f}" for r in probe.itertuples()],
                              agent=probe.agent.map(_agent_name))
         wide = probe.pivot_table(index=["profile", "env", "quantity", "probe"], columns="agent", values="cell",
                                  aggfunc="first", sort=False).reset_index()
         wide["env"] = wide.env.map(lambda e: _env_name(e))
-        agents = [_agent_name(a) for a in _agents(pd.read_csv(probe_path).agent)]
         wide = wide[["profile", "env", "quantity", "probe"] + [a for a in agents if a in wide]]
         parts += ["", "## Probing", "",
                   "Probes trained on frozen embeddings of training-split frames, scored on held-out episodes; MSE in "
                   "standardised units (1 = predicting the mean), Pearson r averaged over the quantity's components. "
                   "Paper (PushT, LeWM, linear): agent r 0.974, block r 0.986, angle r 0.902.", "",
                   markdown_table(wide)]
-    diagnostics_path = Path(root) / "analysis" / "diagnostics.csv"
-    if diagnostics_path.exists():
+    if diagnostics is not None:
         parts += ["", "## Model diagnostics", "",
                   "Open-loop prediction error over the planning horizon on held-out clips, relative to the distance "
                   "between random held-out frames (1 = no better than a random frame), beside the persistence "
@@ -274,8 +319,14 @@ def analysis_markdown(root: str | os.PathLike[str], profiles: list[str]) -> str:
                   "simulator ranks the plan one CEM call returns among that call's final candidates (0 = the best "
                   "of them, 0.5 = a random one) with the Spearman correlation of model and simulator costs over "
                   "the candidates. Plots: `analysis/ENV/RUN/diagnostics.png`.", "",
-                  markdown_table(diagnostics_table(pd.read_csv(diagnostics_path), profiles))]
+                  markdown_table(diagnostics_table(diagnostics, profiles))]
     return "\n".join(parts) + ("\n" if parts else "")
+
+
+def _analysis_table(roots: Sequence[str | os.PathLike[str]], name: str) -> pd.DataFrame | None:
+    """``ROOT/analysis/NAME`` of every root that has one, pooled; None where none has."""
+    paths = [Path(r) / "analysis" / name for r in roots if (Path(r) / "analysis" / name).exists()]
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True) if paths else None
 
 
 def diagnostics_table(d: pd.DataFrame, profiles: list[str]) -> pd.DataFrame:
@@ -383,11 +434,12 @@ def _plot_planning_time(table: pd.DataFrame, profiles: list[str]):
     return fig
 
 
-def _plot_straightness(logs: pd.DataFrame, profiles: list[str], train_dir: Path):
+def _plot_straightness(logs: pd.DataFrame, profiles: list[str], train_dirs: list[Path]):
     envs, profiles = _envs(logs.env), [p for p in profiles if p in set(logs.profile)]
     if not envs:
         fig, axes = _figure(1, 1, (6, 3))
-        axes[0, 0].text(0.5, 0.5, f"no training logs under {train_dir}", ha="center", va="center")
+        axes[0, 0].text(0.5, 0.5, f"no training logs under {', '.join(map(str, train_dirs))}", ha="center",
+                        va="center")
         axes[0, 0].set_axis_off()
         return fig
     fig, axes = _figure(len(profiles), len(envs), (4.5, 3.4))

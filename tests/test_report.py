@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -282,3 +283,43 @@ def test_per_task_sections_oracle_failures_and_training_data(tmp_path):
 def test_no_per_task_sections_without_evaluation_folders(report):
     text = (report.out_dir / "results.md").read_text()
     assert "## Tasks the oracle fails" not in text and not (report.out_dir / "oracle_tasks.csv").exists()
+
+
+def test_several_roots_pool_into_the_report_of_one(tmp_path, report):
+    """Runs made in separate folders (one group of agents at a time) give the table one folder would."""
+    whole = write_summary(tmp_path / "whole")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    whole[whole.agent == "lewm"].to_csv(tmp_path / "a" / "summary.csv", index=False)
+    whole[whole.agent != "lewm"].to_csv(tmp_path / "b" / "summary.csv", index=False)
+    write_log(tmp_path / "a", "two-room", "lewm", 0, [-0.3, 0.1, 0.4])
+    probe = pd.DataFrame([dict(profile="smoke", env="two-room", agent="pldm", seed=0, quantity="agent_xy",
+                               probe="linear", pearson_r=0.91, mse=0.2)])
+    (tmp_path / "b" / "analysis").mkdir()
+    probe.to_csv(tmp_path / "b" / "analysis" / "probe.csv", index=False)
+    pooled = build_report([tmp_path / "a", tmp_path / "b"], out=tmp_path / "pooled", profile="smoke")
+    pd.testing.assert_frame_equal(pooled.table, report.table)
+    text = (tmp_path / "pooled" / "results.md").read_text()
+    assert "## Probing" in text and "r 0.910 / MSE 0.200" in text
+
+
+def test_several_roots_need_an_output_folder_and_distinct_evaluations(tmp_path):
+    write_summary(tmp_path / "a"), write_summary(tmp_path / "b")
+    with pytest.raises(LewmBenchError, match="pass --out"):
+        build_report([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(LewmBenchError, match=r"lewm on pusht \(profile cpu, seed 0\) is in more than one root: "
+                                             + re.escape(f"{tmp_path / 'a'}, {tmp_path / 'b'}")):
+        build_report([tmp_path / "a", tmp_path / "b"], out=tmp_path / "pooled")
+
+
+def test_excluded_variants_leave_the_main_rows_under_their_plain_name(tmp_path):
+    summary = write_summary(tmp_path)
+    extra = summary[(summary.env == "pusht") & (summary.profile == "cpu")].assign(
+        config_id="other", variant="cem 300x8, trained on random data", success_rate=0.0)
+    pd.concat([summary.assign(config_id="main", variant="cem 300x8"), extra]).to_csv(tmp_path / "summary.csv",
+                                                                                     index=False)
+    both = build_report(tmp_path, profile="cpu").table
+    assert sorted(both.agent) == ["lewm [cem 300x8, trained on random data]", "lewm [cem 300x8]"]
+    main = build_report(tmp_path, profile="cpu", exclude_variants=["trained on"]).table
+    assert main.agent.tolist() == ["lewm"] and main.success_rate.tolist() == [0.5]
+    with pytest.raises(LewmBenchError, match="no evaluation left .* drop an --exclude-variant"):
+        build_report(tmp_path, exclude_variants=["cem"])
