@@ -39,7 +39,7 @@ from lewm_bench.models.layers import count_parameters
 from lewm_bench.paths import data_root, run_dir, run_name, summary_path
 from lewm_bench.planning import Planner, describe, make_planner
 from lewm_bench.planning.cem import CEMConfig
-from lewm_bench.profiles import Profile
+from lewm_bench.profiles import Profile, get_profile
 from lewm_bench.protocols import uses_proprio
 from lewm_bench.provenance import default_device, device_name, git_commit
 from lewm_bench.registry import AgentInfo, get_agent
@@ -304,13 +304,33 @@ def _set_up(env: str, agent: str, profile: Profile, checkpoint: str | os.PathLik
                              f"{loaded.run.data.image_size} px")
     default_data = loaded.run.data.identity if loaded is not None else profile_data.identity()
     other_tasks = meta.identity if default_data and meta.identity != default_data else None  # '': an old run
-    words = ""
+    words = _training_words(info, loaded) if loaded is not None else ""
     if loaded is not None and loaded.run.data.collector != profile_data.collector.name:
         words += f", trained on {loaded.run.data.collector} data"
     if other_tasks:
         words += f", tasks from {meta.collector} data"
     return _Setting(info, loaded, planner, tasks, codec, data_path, dict(meta.env_kwargs), device, policy,
                     tasks_data=f"{meta.collector}:{meta.identity}", other_tasks=other_tasks, data_words=words)
+
+
+def _training_words(info: AgentInfo, loaded: LoadedModel) -> str:
+    """``", trained with steps_per_epoch 5000"``, ``", model sigreg_weight 0.0"``: the optimisation settings and the
+    top-level model settings in which the run differs from the agent's presets for its profile, so that a run trained
+    off-preset is never shown as the preset's row (a nested setting is named without its value)."""
+    run = loaded.run
+    try:
+        presets = {"trained with": (run.train, info.train_config_for(get_profile(run.profile))),
+                   "model": (run.model, info.config_for(run.profile))}
+    except LewmBenchError:  # a profile this version does not know: nothing to compare with
+        return ""
+    words = ""
+    for label, (used, preset) in presets.items():
+        if not dataclasses.is_dataclass(preset) or type(used) is not type(preset):
+            continue
+        changed = [f.name + (f" {v}" if isinstance(v, (int, float, str, bool)) else "")
+                   for f in dataclasses.fields(preset) if (v := getattr(used, f.name)) != getattr(preset, f.name)]
+        words += f", {label} {', '.join(changed)}" if changed else ""
+    return words
 
 
 def _run_episodes(envs: list[GoalEnv], st: _Setting, protocol: Protocol, context: int, receding_horizon: int,

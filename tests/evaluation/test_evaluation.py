@@ -14,8 +14,10 @@ from lewm_bench.envs import make_env
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.mpc import run_mpc
 from lewm_bench.evaluation.protocol import PROTOCOLS, Task, sample_tasks, wilson_interval
-from lewm_bench.evaluation.run import SUMMARY_COLUMNS, evaluate
+from lewm_bench.evaluation.run import SUMMARY_COLUMNS, _training_words, evaluate
 from lewm_bench.profiles import PROFILES
+from lewm_bench.registry import get_agent
+from lewm_bench.training.checkpoint import load_world_model
 from lewm_bench.training.trainer import train
 
 SMOKE = PROFILES["smoke"]
@@ -170,6 +172,14 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, mon
     assert adam.planner.startswith("adam") and adam.plan_calls == 1
     assert rec["train_data"] == rec["tasks_data"] and rec["train_data"].startswith("expert:")
     assert "data" not in rec["variant"]  # trained on and tasks from the profile's kind of data: nothing to say
+    assert "trained with" not in rec["variant"] and "model" not in rec["variant"]  # trained with the presets
+
+    # a run trained off its presets is named so in its variant, never shown as the presets' row
+    loaded = load_world_model(root_dir / "train" / "two-room" / "lewm-smoke-seed0", "two-room")
+    off = dataclasses.replace(loaded.run, train=dataclasses.replace(loaded.run.train, steps_per_epoch=7),
+                              model=dataclasses.replace(loaded.run.model, sigreg_weight=0.0))
+    assert _training_words(get_agent("lewm"), dataclasses.replace(loaded, run=off)) == \
+        ", trained with steps_per_epoch 7, model sigreg_weight 0.0"
 
     # the same checkpoint on tasks cut from another dataset: its own row, saying so
     other = collect(CollectConfig(env="two-room", collector=make_collector("two-room", "random"), episodes=60,
