@@ -132,7 +132,7 @@ def test_every_command_fails_at_once_on_a_folder_another_process_writes(tmp_path
 
             with pytest.raises(OutputLockedError, match=f"pid {proc.pid}"), \
                     pytest.MonkeyPatch.context() as mp:
-                mp.setattr("lewm_bench.report.load_summaries", lambda roots: _summary())
+                mp.setattr("lewm_bench.report.load_summaries", lambda roots, *_: _summary())
                 build_report(root)
             return
         assert cli.main([*command, *_options(command, root, out)]) == 2
