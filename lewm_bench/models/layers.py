@@ -33,9 +33,19 @@ SHORT_ATTENTION_KEYS = 8
 (:func:`_short_attention`) instead of ``scaled_dot_product_attention``: a planning rollout attends over 1-4 frame
 tokens for each of hundreds of candidates x heads, where the fused kernels (cuDNN/flash on a GPU: 54 us a call on
 an H200, a third of a LeWM planning call's kernel time, ``results/bench/gpu-h200``) are almost all tile padding."""
-SHORT_ATTENTION_DEVICES: tuple[str, ...] = ("cuda",)
-"""Device types that take the short path. Not the CPU: there PyTorch's fused attention is as fast or faster at these
-sizes in fp32 (300 rows x 16 heads x 64, 2-4 keys, AVX2 EPYC: the explicit products 1.0-1.4x slower)."""
+SHORT_ATTENTION_PATHS: tuple[tuple[str, torch.dtype | None], ...] = (("cuda", None), ("cpu", torch.bfloat16))
+"""(device type, dtype or None for any) that take the short path. On a GPU every dtype. On the CPU only bf16: there
+PyTorch's fused bf16 attention costs 2-5x the explicit products at these sizes (300 rows x 16 heads x 64, 1-3
+queries over 2-3 keys, AVX-512 EPYC with bf16: 0.8-1.4 ms against 1.9-4.1 ms; one paper-size LeWM planning call
+1.28x faster, ``results/bench/planning-attention-avx512.txt``), while in fp32 the fused kernel is as fast or faster
+(the explicit products 0.7-0.9x its speed on the same machine, 1.0-1.4x slower on an AVX2 EPYC)."""
+
+
+def _takes_short_path(q: Tensor, keys: int, dropout: float) -> bool:
+    """Whether attention of ``q`` over ``keys`` keys runs as explicit products (:data:`SHORT_ATTENTION_PATHS`)."""
+    if keys > SHORT_ATTENTION_KEYS or dropout:
+        return False
+    return any(q.device.type == device and dtype in (None, q.dtype) for device, dtype in SHORT_ATTENTION_PATHS)
 
 
 def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
@@ -107,7 +117,7 @@ class Attention(nn.Module):
                 if mask.shape != (n, keys):
                     raise ValueError(f"mask must be (new tokens, keys) = {(n, keys)}; got {tuple(mask.shape)}")
                 mask = mask[n - nq:]
-            if keys <= SHORT_ATTENTION_KEYS and dropout == 0 and q.device.type in SHORT_ATTENTION_DEVICES:
+            if _takes_short_path(q, keys, dropout):
                 out = _short_attention(q, k, v, mask, square_causal)
             else:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=square_causal,

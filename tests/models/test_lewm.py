@@ -178,7 +178,7 @@ def test_short_attention_equals_scaled_dot_product_attention(case, monkeypatch):
     kwargs = {"plain": {}, "causal": {"causal": True}, "queries": {"causal": True, "queries": 1},
               "mask": {"mask": (torch.rand(3, 3) > 0.3) | torch.eye(3, dtype=torch.bool)},
               "past": {"past": past}, "past-causal": {"past": past, "causal": True, "keep": True}}[case]
-    monkeypatch.setattr(layers, "SHORT_ATTENTION_DEVICES", ("cpu",))
+    monkeypatch.setattr(layers, "SHORT_ATTENTION_PATHS", (("cpu", None),))
     short = attn(x, **kwargs)
     monkeypatch.setattr(layers, "SHORT_ATTENTION_KEYS", 0)  # every call through SDPA
     fused = attn(x, **kwargs)
