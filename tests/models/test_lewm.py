@@ -185,6 +185,24 @@ def test_short_attention_equals_scaled_dot_product_attention(case, monkeypatch):
     torch.testing.assert_close(short, fused, rtol=1e-5, atol=1e-6)
 
 
+def test_short_attention_path_on_cpu_is_taken_in_bf16_only():
+    """On the CPU the explicit products replace the fused kernel in bf16 (where it is slow), not in fp32; within
+    bf16 rounding they compute the same attention."""
+    q, k, v = torch.randn(3, 6, 4, 2, 8).unbind(0)
+    assert not layers._takes_short_path(q, 2, 0.0)
+    assert layers._takes_short_path(q.bfloat16(), 2, 0.0)
+    assert not layers._takes_short_path(q.bfloat16(), layers.SHORT_ATTENTION_KEYS + 1, 0.0)
+    assert not layers._takes_short_path(q.bfloat16(), 2, 0.1)
+    attn = Attention(32, 4, 8).eval()
+    x = torch.randn(6, 3, 32)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        short = attn(x, causal=True).float()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(layers, "SHORT_ATTENTION_KEYS", 0)
+            fused = attn(x, causal=True).float()
+    torch.testing.assert_close(short, fused, rtol=0.05, atol=0.02)
+
+
 def test_vit_encoder_is_initialised_like_hugging_face_vit():
     """The reference's encoder is Hugging Face's ViTModel: LayerNorm eps 1e-12; linear and conv weights, CLS
     token and positional embedding ~ N(0, 0.02^2) (truncated), biases zero."""
