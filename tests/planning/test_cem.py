@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from lewm_bench.models.lewm import LeWM
+from lewm_bench.planning import base
 from lewm_bench.planning.cem import CEM, CEMConfig
 from lewm_bench.planning.gradient import GradientConfig, GradientPlanner
 
@@ -59,6 +61,29 @@ def test_batched_and_one_at_a_time_planning_agree():
     for i in range(3):
         single = cem.solve(model, ctx[i:i + 1], torch.zeros(1, 0, 10), goal[i:i + 1], seeds=[5 + i]).actions
         torch.testing.assert_close(single[0], batched[i], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("context", [1, 3])
+def test_cpu_chunks_of_candidates_cost_what_one_pass_does(context, monkeypatch):
+    """On the CPU the candidates' rollouts run in chunks of rows, which may split an episode's candidates (and a run of
+    rows sharing their context frames); every cost is the one of a single pass."""
+    torch.manual_seed(0)
+    model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
+    for block in model.predictor.blocks:  # AdaLN-zero starts as the identity: let attention matter
+        torch.nn.init.normal_(block.modulation[1].weight, std=0.1)
+    b, n = 3, 10
+    history = base.tile(torch.randn(b, context, model.embed_dim), n)
+    past = base.tile(torch.randn(b, context - 1, 10), n)
+    goal, plans = base.tile(torch.randn(b, model.embed_dim), n), torch.randn(b, n, 2, 10)
+    calls = []
+    rollout = model.rollout
+    monkeypatch.setattr(model, "rollout", lambda h, a: calls.append(len(h)) or rollout(h, a))
+    with torch.no_grad():
+        one_pass = base.rollout_cost(model, history, past, goal, plans)
+        monkeypatch.setattr(base, "CPU_CHUNK_TOKENS", 7)
+        chunked = base.rollout_cost(model, history, past, goal, plans)
+    assert calls == [30, 7, 7, 7, 7, 2]
+    torch.testing.assert_close(chunked, one_pass, rtol=1e-5, atol=1e-6)
 
 
 def test_gradient_planner_reduces_the_cost():
