@@ -37,7 +37,7 @@ SHORT_ATTENTION_PATHS: tuple[tuple[str, torch.dtype | None], ...] = (("cuda", No
 """(device type, dtype or None for any) that take the short path. On a GPU every dtype. On the CPU only bf16: there
 PyTorch's fused bf16 attention costs 2-5x the explicit products at these sizes (300 rows x 16 heads x 64, 1-3
 queries over 2-3 keys, AVX-512 EPYC with bf16: 0.8-1.4 ms against 1.9-4.1 ms; one paper-size LeWM planning call
-1.28x faster, ``results/bench/planning-attention-avx512.txt``), while in fp32 the fused kernel is as fast or faster
+1.36-1.44x faster, ``results/bench/planning-attention-avx512.txt``), while in fp32 the fused kernel is as fast or faster
 (the explicit products 0.7-0.9x its speed on the same machine, 1.0-1.4x slower on an AVX2 EPYC)."""
 
 
