@@ -38,6 +38,27 @@ class _AllReduceSum(torch.autograd.Function):
         return grad
 
 
+class _CharacteristicSums(torch.autograd.Function):
+    """Sums over the samples of cos(t_k p) and sin(t_k p): projections p (T, N, M), knots t (K,) -> two (T, M, K).
+
+    The backward reuses the forward's cosines and sines: d/dp cos(t p) = -t sin(t p) and d/dp sin(t p) = t cos(t p).
+    Autograd through ``torch.cos`` / ``torch.sin`` would evaluate both functions again over all T x N x M x K
+    arguments, a fifth of a cpu-profile training step (``results/bench/sigreg-avx512.txt``).
+    """
+
+    @staticmethod
+    def forward(ctx, p: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        arg = p.unsqueeze(-1) * t
+        cos, sin = torch.cos(arg), torch.sin(arg)
+        ctx.save_for_backward(cos, sin, t)
+        return cos.sum(1), sin.sum(1)
+
+    @staticmethod
+    def backward(ctx, grad_cos: Tensor, grad_sin: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        cos, sin, t = ctx.saved_tensors
+        return (cos * grad_sin.unsqueeze(1) - sin * grad_cos.unsqueeze(1)) @ t, None
+
+
 def knots_and_weights(num_knots: int = 17, t_max: float = 3.0, device=None) -> tuple[Tensor, Tensor]:
     """Integration knots on [0, t_max] and their weights (trapezoid, doubled, times exp(-t^2/2))."""
     t = torch.linspace(0.0, t_max, num_knots, device=device, dtype=torch.float32)
@@ -71,9 +92,8 @@ def sigreg(z: Tensor, num_directions: int = 1024, num_knots: int = 17, generator
     if directions is None:
         directions = random_directions(z.shape[-1], num_directions, generator, z.device)
     t, w = knots_and_weights(num_knots, device=z.device)
-    proj = (z @ directions).unsqueeze(-1) * t  # (T, N, M, K)
     n = torch.tensor(float(z.shape[1]), device=z.device)
-    cos_sum, sin_sum = torch.cos(proj).sum(1), torch.sin(proj).sum(1)  # (T, M, K)
+    cos_sum, sin_sum = _CharacteristicSums.apply(z @ directions, t)  # (T, M, K) each
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         cos_sum, sin_sum = _AllReduceSum.apply(cos_sum), _AllReduceSum.apply(sin_sum)
         dist.all_reduce(n)

@@ -6,7 +6,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lewm_bench.models.layers import Projector
-from lewm_bench.models.sigreg import random_directions, sigreg
+from lewm_bench.models.sigreg import _CharacteristicSums, knots_and_weights, random_directions, sigreg
 
 
 def test_standard_normal_reference_value():
@@ -19,6 +19,20 @@ def test_standard_normal_reference_value():
 def test_constant_embeddings_grow_with_the_batch(n):
     value = sigreg(torch.zeros(2, n, 64)).item()
     assert value / n == pytest.approx(0.40, abs=0.01)
+
+
+def test_characteristic_sums_and_their_gradient_are_those_of_cos_and_sin():
+    """The sums' own backward (reusing the forward's cosines and sines) is the derivative autograd would give."""
+    t = knots_and_weights()[0].double()
+    p = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: _CharacteristicSums.apply(x, t), (p,))
+    g_cos, g_sin = torch.randn(2, 3, 17, dtype=torch.float64), torch.randn(2, 3, 17, dtype=torch.float64)
+    cos, sin = _CharacteristicSums.apply(p, t)
+    (grad,) = torch.autograd.grad((cos * g_cos + sin * g_sin).sum(), p)
+    arg = p.unsqueeze(-1) * t
+    ref_cos, ref_sin = torch.cos(arg).sum(1), torch.sin(arg).sum(1)
+    (ref,) = torch.autograd.grad((ref_cos * g_cos + ref_sin * g_sin).sum(), p)
+    torch.testing.assert_close((cos, sin, grad), (ref_cos, ref_sin, ref))
 
 
 def test_gradient_reaches_the_projector():
