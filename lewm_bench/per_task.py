@@ -73,8 +73,9 @@ def _same_tasks(evaluations: list[Evaluation], reference: Evaluation) -> list[Ev
 
 
 def oracle_table(evaluations: list[Evaluation]) -> pd.DataFrame:
-    """Per oracle evaluation, one row per evaluation of the same tasks: success on all of them, on the ones the
-    oracle solves and on the ones it fails (counts, percent and Wilson 95% intervals)."""
+    """Per oracle evaluation (its planner named: one per CEM budget), one row per evaluation of the same tasks:
+    success on all of them, on the ones the oracle solves and on the ones it fails (counts, percent and Wilson 95%
+    intervals)."""
     rows = []
     for oracle in (e for e in evaluations if e.result["agent"] == ORACLE):
         solved = oracle.outcomes
@@ -82,6 +83,7 @@ def oracle_table(evaluations: list[Evaluation]) -> pd.DataFrame:
             outcome = e.outcomes.reindex(solved.index)
             rows.append({"profile": e.result["profile"], "env": e.result["env"], "agent": e.result["agent"],
                          "seed": e.result["seed"], "variant": e.result.get("variant", ""),
+                         "oracle's planner": oracle.result.get("planner") or "—",
                          "oracle fails": f"{int((~solved).sum())} of {len(solved)} tasks",
                          "success (all tasks)": _rate(int(outcome.sum()), len(outcome)),
                          "on tasks the oracle solves": _rate(int(outcome[solved].sum()), int(solved.sum())),

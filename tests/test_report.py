@@ -249,7 +249,7 @@ def write_eval(root: Path, agent: str, successes: list[bool], name: str | None =
     pd.DataFrame({"episode": [t[0] for t in tasks], "start": [t[1] for t in tasks], "goal": [t[2] for t in tasks],
                   "success": successes}).to_csv(folder / "episodes.csv", index=False)
     result = {"env": "pusht", "agent": agent, "profile": "cpu", "seed": 0, "variant": "paper", "train_data": train_data,
-              "tasks_data": "expert:e1e1e1e1e1e1e1e1"}
+              "tasks_data": "expert:e1e1e1e1e1e1e1e1", "planner": "cem 300x8 top30 h5" if agent != "random" else None}
     (folder / "result.json").write_text(json.dumps(result))
 
 
@@ -266,6 +266,7 @@ def test_per_task_sections_oracle_failures_and_training_data(tmp_path):
     oracle_rows = pd.read_csv(report.out_dir / "oracle_tasks.csv")
     assert list(oracle_rows.agent) == ["lewm", "lewm", "oracle", "random"]  # pldm asked other tasks
     assert set(oracle_rows["oracle fails"]) == {"3 of 6 tasks"}
+    assert set(oracle_rows["oracle's planner"]) == {"cem 300x8 top30 h5"}
     lewm = oracle_rows[oracle_rows.agent == "lewm"].iloc[0]
     assert lewm["on tasks the oracle solves"].startswith("2/3 (67%) [")
     assert lewm["on tasks the oracle fails"].startswith("1/3 (33%) [")

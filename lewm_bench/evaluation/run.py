@@ -37,7 +37,7 @@ from lewm_bench.locks import lock_output
 from lewm_bench.loggers import check_logger, make_logger
 from lewm_bench.models.layers import count_parameters
 from lewm_bench.paths import data_root, run_dir, run_name, summary_path
-from lewm_bench.planning import Planner, describe, make_planner
+from lewm_bench.planning import CEM, Planner, describe, make_planner
 from lewm_bench.planning.cem import CEMConfig
 from lewm_bench.profiles import Profile, get_profile
 from lewm_bench.protocols import uses_proprio
@@ -367,7 +367,8 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
         held = ClipDataset(st.data_path, "held_out", max(model.history, 2), st.codec.frameskip, env=env)
         idx = torch.randperm(len(held), generator=torch.Generator().manual_seed(0))[:512]
         straight = heldout_metrics(model, held, idx, st.device)["straightness"]
-    planner = describe(st.planner) if st.planner else None
+    # a world model's planner, or the CEM an agent runs over the simulator (the oracle): part of the result's identity
+    planner = describe(st.planner) if st.planner else describe(CEM(cem)) if st.info.plans_in_simulator else None
     setting = {"protocol": dataclasses.asdict(protocol), "planner": planner, "context": context if model else None,
                "receding_horizon": receding_horizon, "frameskip": st.codec.frameskip,
                "agent": st.loaded.run.identity() if st.loaded else getattr(st.policy, "identity", f"{agent} (policy)")}

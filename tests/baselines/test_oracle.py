@@ -36,6 +36,10 @@ def test_the_oracle_solves_two_room_where_random_does_not(tmp_path):
     rand = evaluate("two-room", "random", SMOKE, root=tmp_path, protocol=protocol, gif_episodes=0).record
     assert oracle.success_rate == 1.0 and rand.success_rate < 1.0
     assert oracle.inputs == "privileged state + simulator" and oracle.timed_call == "decision"
+    assert oracle.planner == "cem 16x2 top4 h2" and ", cem 16x2 top4 h2, " in oracle.variant
+    harder = evaluate("two-room", "oracle", SMOKE, root=tmp_path, protocol=protocol, gif_episodes=0,
+                      cem=dataclasses.replace(SMOKE.cem, iterations=3), out=tmp_path / "oracle-4").record
+    assert harder.planner == "cem 16x3 top4 h2" and harder.config_id != oracle.config_id  # never one row
     info = get_agent("oracle")
     assert info.plans_in_simulator and not info.trainable and info.in_grid_for("pusht")
     assert not info.in_grid_for("cube")  # minutes per solve on MuJoCo at the cpu profile: opt-in
