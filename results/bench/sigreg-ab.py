@@ -45,7 +45,7 @@ def grads(step: bool) -> list[torch.Tensor]:
 
 
 times: dict[str, list[float]] = {m: [] for m in MODES}
-for rnd in range(6):
+for rnd in range(13):
     for mode, fn in MODES.items():
         sigreg._CharacteristicSums.apply = fn
         start = time.perf_counter()
