@@ -4,9 +4,11 @@ Each planning call samples candidate sequences of ``horizon`` action blocks exac
 a world model (a diagonal Gaussian in the z-scored block space of the evaluation's action codec,
 the current mean always a candidate, the elites refit it), but scores each candidate by rolling it
 out in the agent's own copy of the env from the episode's current physical state (physics only,
-nothing rendered) and taking the env's success-test distance (:meth:`GoalEnv.distance`) between the
-state it reaches and the goal state. It executes the first ``receding_horizon`` blocks, like the
-world models, with the same candidates, iterations, elites, horizon and budget (the profile's).
+nothing rendered) and taking how far the state it reaches is from passing the success test for the goal
+state (:meth:`GoalEnv.goal_cost`: the test's distance, and on PushT also the block angle the test checks;
+until b838e4f PushT's cost was the position error alone, blind to the angle). It executes the first
+``receding_horizon`` blocks, like the world models, with the same candidates, iterations, elites, horizon
+and budget (the profile's).
 
 It is the ceiling this protocol allows a planner of that size: a task the oracle fails is not a test
 of the world model (too far for the horizon, or a goal CEM's terminal cost cannot find). It uses the
@@ -28,7 +30,7 @@ from lewm_bench.registry import register_agent
 
 @register_agent("oracle")
 class SimulatorOracle:
-    """CEM over a copy of the true simulator, cost = the success test's distance to the goal state."""
+    """CEM over a copy of the true simulator; cost: how far from passing the success test (``GoalEnv.goal_cost``)."""
 
     kind = "policy"
     observes = "state"
@@ -55,7 +57,7 @@ class SimulatorOracle:
             plans = mean + std * self.rng.standard_normal((cfg.candidates, cfg.horizon, block_dim))
             plans[0] = mean  # the current mean is always a candidate
             steps = self.codec.to_env(plans).reshape(cfg.candidates, -1, len(self.codec.mean))  # all at once
-            cost = np.array([self.sim.distance(self.sim.simulate(state, seq), goal_state) for seq in steps])
+            cost = np.array([self.sim.goal_cost(self.sim.simulate(state, seq), goal_state) for seq in steps])
             elites = plans[np.argsort(cost, kind="stable")[:cfg.elites]]
             mean, std = elites.mean(0), elites.std(0, ddof=1) if cfg.elites > 1 else np.zeros_like(mean)
         return self.codec.to_env(mean[:self.receding_horizon])

@@ -84,6 +84,14 @@ class GoalEnv(gym.Env[np.ndarray, np.ndarray]):
         """The distance the success test thresholds (units of the environment)."""
         raise NotImplementedError("GoalEnv subclasses must implement distance(state, goal_state) -> float")
 
+    @classmethod
+    def goal_cost(cls, state: np.ndarray, goal_state: np.ndarray) -> float:
+        """How far ``state`` is from passing the success test for ``goal_state``, in the units of :meth:`distance`:
+        what the oracle minimises and what the diagnostics rank plans by. By default the distance; an env whose
+        test has more conditions than the distance (PushT's block angle) overrides it so that every condition
+        counts, and a state that passes scores below one that fails."""
+        return cls.distance(state, goal_state)
+
     def _reset_simulator(self, start: np.ndarray | None) -> None:
         """Rebuild simulator objects at the start of an episode (default: nothing to rebuild).
 

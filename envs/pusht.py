@@ -72,6 +72,12 @@ def distance(state: np.ndarray, goal_state: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(state[:4]) - np.asarray(goal_state[:4])))
 
 
+def goal_cost(state: np.ndarray, goal_state: np.ndarray) -> float:
+    """The success test's condition furthest from holding, in px: the position error, or the block-angle error
+    scaled so that its tolerance (pi/9) counts as the position's (20 px). Below 20 exactly when the test passes."""
+    return max(distance(state, goal_state), angle_diff(state[4], goal_state[4]) * SUCCESS_POS_TOL / SUCCESS_ANGLE_TOL)
+
+
 def is_success(state: np.ndarray, goal_state: np.ndarray) -> bool:
     """Agent and block within 20 px (joint L2 over both) and block angle within pi/9 of the goal's."""
     return distance(state, goal_state) < SUCCESS_POS_TOL and angle_diff(state[4], goal_state[4]) < SUCCESS_ANGLE_TOL
@@ -94,6 +100,10 @@ class PushTEnv(GoalEnv):
 
     is_success = staticmethod(is_success)
     distance = staticmethod(distance)
+
+    @classmethod
+    def goal_cost(cls, state: np.ndarray, goal_state: np.ndarray) -> float:
+        return goal_cost(state, goal_state)
 
     def get_state(self) -> np.ndarray:
         agent, block = self._sim.agent, self._sim.block

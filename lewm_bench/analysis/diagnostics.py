@@ -11,12 +11,14 @@ Two measurements on a trained world model, both on held-out data:
   error is not below persistence has not learnt the dynamics its planner relies on.
 - **Rank of the executed plan.** On evaluation tasks (the protocol's held-out start/goal pairs),
   one CEM call plans from the start; every candidate of its last iteration and the plan it returns
-  are rolled out in the true simulator from the start state, and scored with the env's success
-  distance to the goal state. Reported per task: the fraction of candidates the simulator scores
-  better than the returned plan (0: the model chose the best the planner had; 0.5: no better than a
-  random candidate) and the Spearman correlation between the model's costs and the simulator's
-  over the candidates (1: the model ranks plans as the world does). A failure with a good rank is
-  the planner's or the horizon's (no candidate was good); a bad rank is the model's.
+  are rolled out in the true simulator from the start state, and scored by how far each ends from
+  passing the success test for the goal state (``GoalEnv.goal_cost``: the test's distance, on PushT
+  with the block angle too; until b838e4f PushT's was the position error alone). Reported per task:
+  the fraction of candidates the simulator scores better than the returned plan (0: the model chose
+  the best the planner had; 0.5: no better than a random candidate) and the Spearman correlation
+  between the model's costs and the simulator's over the candidates (1: the model ranks plans as the
+  world does). A failure with a good rank is the planner's or the horizon's (no candidate was good);
+  a bad rank is the model's.
 """
 
 from __future__ import annotations
@@ -101,8 +103,9 @@ def plan_ranks(model: Any, env: str, data_path: str | os.PathLike[str], codec: A
 
 
 def _true_distance(sim: Any, codec: ActionCodec, blocks: np.ndarray, task: Any) -> float:
-    """The env's success distance to the goal state after executing ``blocks`` (H, block) from the task's start."""
-    return float(sim.distance(sim.simulate(task.start_state, codec.to_env(blocks)), task.goal_state))
+    """How far from passing the success test (:meth:`GoalEnv.goal_cost`) the state is after executing ``blocks``
+    (H, block) from the task's start."""
+    return float(sim.goal_cost(sim.simulate(task.start_state, codec.to_env(blocks)), task.goal_state))
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

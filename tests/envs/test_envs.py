@@ -118,3 +118,19 @@ def test_wrong_state_shape_and_unknown_options(env):
 def test_unknown_env_lists_valid_names():
     with pytest.raises(LewmBenchError, match="valid names: two-room, pusht, cube, reacher"):
         env_spec("reach")
+
+
+def test_goal_cost_ranks_every_success_below_every_failure(env):
+    """The oracle's and the diagnostics' cost (``goal_cost``) sees every condition of the success test: along a random
+    walk away from a goal, no state that passes the test costs more than one that fails it."""
+    rng = np.random.default_rng(0)
+    env.reset(seed=3)
+    goal, states = env.get_state(), []
+    for _ in range(30):
+        env.step(rng.uniform(-1, 1, env.action_dim).astype(np.float32))
+        states.append(env.get_state())
+    cost = np.array([env.goal_cost(s, goal) for s in [goal, *states]])
+    passed = np.array([env.is_success(s, goal) for s in [goal, *states]])
+    assert passed[0] and cost[0] == pytest.approx(0.0, abs=1e-9) and np.all(cost >= 0)
+    if (~passed).any():
+        assert cost[passed].max() < cost[~passed].min()

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from lewm_bench.envs import make_env
 from lewm_bench.envs import pusht as pt
@@ -39,3 +40,14 @@ def test_success_test_uses_joint_position_error_and_wrapped_angle():
     assert not pt.is_success(moved, goal)
     moved[:4] = goal[:4] + 9.9
     assert pt.is_success(moved, goal)
+
+
+def test_goal_cost_counts_the_block_angle_the_success_test_checks():
+    """A state at the goal's positions with the block turned past the tolerance fails the test: its cost (the oracle's)
+    is not zero, as the position error alone would say, but above the 20 px tolerance."""
+    goal = np.array([200.0, 200.0, 300.0, 300.0, 1.0])
+    turned = goal + np.array([0, 0, 0, 0, 0.5])
+    assert pt.distance(turned, goal) == 0 and not pt.is_success(turned, goal)
+    cost = pt.PushTEnv.goal_cost
+    assert cost(turned, goal) == pytest.approx(0.5 * 20 / (np.pi / 9)) and cost(turned, goal) > 20
+    assert cost(goal + np.array([3.0, 4.0, 0, 0, 0.05]), goal) == pytest.approx(5.0)  # the position error dominates
