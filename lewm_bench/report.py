@@ -109,7 +109,8 @@ def build_report(root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     logs = logs[logs.profile.isin(profiles)]
     files = [out_dir / name for name in ("results.csv", "results.md", "success.png", "planning_time.png",
                                          "straightness.png")]
-    evaluations = [e for r in roots for e in load_evaluations(r) if e.result["profile"] in profiles]
+    evaluations = [e for r in roots for e in load_evaluations(r) if e.result["profile"] in profiles
+                   and not any(text in e.result.get("variant", "") for text in exclude_variants)]
     per_task = {"oracle_tasks.csv": oracle_table(evaluations), "training_data.csv": training_data_table(evaluations)}
     per_task = {name: _in_table_order(t) for name, t in per_task.items() if not t.empty}
     files += [out_dir / name for name in per_task]

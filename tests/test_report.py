@@ -324,3 +324,15 @@ def test_excluded_variants_leave_the_main_rows_under_their_plain_name(tmp_path):
     assert main.agent.tolist() == ["lewm"] and main.success_rate.tolist() == [0.5]
     with pytest.raises(LewmBenchError, match="no evaluation left .* drop an --exclude-variant"):
         build_report(tmp_path, exclude_variants=["cem"])
+
+
+def test_excluded_variants_leave_the_per_task_tables_too(tmp_path):
+    write_summary(tmp_path)
+    write_eval(tmp_path, "oracle", [True, True, False, False])
+    write_eval(tmp_path, "lewm", [True, False, False, False])
+    lewm = tmp_path / "eval" / "pusht" / "lewm-cpu-seed0" / "result.json"
+    lewm.write_text(lewm.read_text().replace('"variant": "paper"', '"variant": "paper, cem 300x30"'))
+    kept = pd.read_csv(build_report(tmp_path, profile="cpu").out_dir / "oracle_tasks.csv")
+    assert sorted(kept.agent) == ["lewm", "oracle"]
+    left = pd.read_csv(build_report(tmp_path, profile="cpu", exclude_variants=["300x30"]).out_dir / "oracle_tasks.csv")
+    assert left.agent.tolist() == ["oracle"]
