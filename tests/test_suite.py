@@ -36,12 +36,12 @@ def smoke_suite(tmp_path_factory):
 def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     runs, proc = smoke_suite
     assert proc.returncode == 0, proc.stderr
-    assert "153 jobs — 96 done, 0 skipped, 0 failed, 0 blocked, 57 not-applicable" in proc.stdout
+    assert "157 jobs — 97 done, 0 skipped, 0 failed, 0 blocked, 60 not-applicable" in proc.stdout
     summary = pd.read_csv(runs / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
-    assert len(summary) == 31 and set(summary.agent) == {"lewm", "pldm", "dinowm", "gcbc", "gciql", "gcivl", "random",
+    assert len(summary) == 32 and set(summary.agent) == {"lewm", "pldm", "dinowm", "gcbc", "gciql", "gcivl", "random",
                                                          "sac-her", "oracle"}
-    assert set(summary[summary.agent == "oracle"].env) == {"two-room", "pusht"}  # seconds per solve there
+    assert set(summary[summary.agent == "oracle"].env) == {"two-room", "pusht", "reacher"}  # seconds per solve there
     assert set(summary[summary.agent == "sac-her"].env) == {"two-room"}  # in the grid where its budget is minutes
     assert summary[summary.agent == "sac-her"].variant.str.contains("privileged state \\+ reward").all()
     policies = summary.agent.isin(["gcbc", "gciql", "gcivl", "random", "sac-her", "oracle"])
@@ -55,7 +55,7 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
     for name in ("results.csv", "results.md", "success.png", "planning_time.png", "straightness.png"):
         assert (runs / "report" / name).stat().st_size > 0
     jobs = pd.read_csv(runs / "suite.csv")
-    assert len(jobs) == 153 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
+    assert len(jobs) == 157 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
     assert set(jobs[jobs.stage == "train"].name.str.split("/").str[2]) == {"lewm", "pldm", "dinowm", "gcbc", "gciql",
                                                                             "gcivl", "sac-her"}
     na = jobs[jobs.status == "not-applicable"]
@@ -104,7 +104,7 @@ def test_rerun_skips_finished_jobs(smoke_suite):
     runs, _ = smoke_suite
     proc = lewm_bench("run", "--suite", "smoke", "--out", str(runs), "--no-progress", cwd=runs.parent)
     assert proc.returncode == 0, proc.stderr
-    assert "153 jobs — 0 done, 96 skipped, 0 failed, 0 blocked, 57 not-applicable" in proc.stdout
+    assert "157 jobs — 0 done, 97 skipped, 0 failed, 0 blocked, 60 not-applicable" in proc.stdout
     assert (pd.read_csv(runs / "suite.csv").seconds > 0).all()  # the times of the run that did the work
 
 
