@@ -6,7 +6,7 @@ the current mean always a candidate, the elites refit it), but scores each candi
 out in the agent's own copy of the env from the episode's current physical state (physics only,
 nothing rendered) and taking how far the state it reaches is from passing the success test for the goal
 state (:meth:`GoalEnv.goal_cost`: the test's distance, and on PushT also the block angle the test checks;
-until b838e4f PushT's cost was the position error alone, blind to the angle). It executes the first
+before ac8167b PushT's cost was the position error alone, blind to the angle). It executes the first
 ``receding_horizon`` blocks, like the world models, with the same candidates, iterations, elites, horizon
 and budget (the profile's).
 

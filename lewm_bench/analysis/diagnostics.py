@@ -13,7 +13,7 @@ Two measurements on a trained world model, both on held-out data:
   one CEM call plans from the start; every candidate of its last iteration and the plan it returns
   are rolled out in the true simulator from the start state, and scored by how far each ends from
   passing the success test for the goal state (``GoalEnv.goal_cost``: the test's distance, on PushT
-  with the block angle too; until b838e4f PushT's was the position error alone). Reported per task:
+  with the block angle too; before ac8167b PushT's was the position error alone). Reported per task:
   the fraction of candidates the simulator scores better than the returned plan (0: the model chose
   the best the planner had; 0.5: no better than a random candidate) and the Spearman correlation
   between the model's costs and the simulator's over the candidates (1: the model ranks plans as the
