@@ -110,7 +110,7 @@ def build_report(root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     files = [out_dir / name for name in ("results.csv", "results.md", "success.png", "planning_time.png",
                                          "straightness.png")]
     evaluations = [e for r in roots for e in load_evaluations(r) if e.result["profile"] in profiles
-                   and not any(text in e.result.get("variant", "") for text in exclude_variants)]
+                   and not _excluded(e.result.get("variant"), exclude_variants)]
     per_task = {"oracle_tasks.csv": oracle_table(evaluations), "training_data.csv": training_data_table(evaluations)}
     per_task = {name: _in_table_order(t) for name, t in per_task.items() if not t.empty}
     files += [out_dir / name for name in per_task]
@@ -131,6 +131,11 @@ def load_summary(root: str | os.PathLike[str]) -> pd.DataFrame:
     return load_summaries([root])
 
 
+def _excluded(variant: str | None, texts: Sequence[str]) -> bool:
+    """Whether an evaluation's ``variant`` contains one of ``texts`` (``--exclude-variant``)."""
+    return isinstance(variant, str) and any(text in variant for text in texts)
+
+
 def load_summaries(roots: Sequence[str | os.PathLike[str]], exclude_variants: Sequence[str] = ()) -> pd.DataFrame:
     """The ``summary.csv`` of every root, checked and pooled (column ``root`` says where a row came from), less the
     rows whose ``variant`` contains one of ``exclude_variants``.
@@ -140,8 +145,7 @@ def load_summaries(roots: Sequence[str | os.PathLike[str]], exclude_variants: Se
             config) is in two roots — pooling it would count its episodes twice — or no row is left.
     """
     summary = pd.concat([_read_summary(Path(r)).assign(root=str(r)) for r in roots], ignore_index=True)
-    for text in exclude_variants:
-        summary = summary[~summary.variant.str.contains(text, regex=False)]
+    summary = summary[~summary.variant.map(lambda v: _excluded(v, exclude_variants))]
     if summary.empty:
         raise LewmBenchError(f"no evaluation left in {_summary_paths([Path(r) for r in roots])} after leaving out "
                              f"the variants containing {', '.join(map(repr, exclude_variants))}; drop an "
