@@ -6,10 +6,11 @@ Times, on one model with random weights at a profile's sizes (default ``paper``)
     rollouts (encoding, sampling, top-k, refit, Python);
   - the same call with the model's weights stored in bf16 (no per-call weight casts under autocast);
 and profiles one eager call and one graphed call with ``torch.profiler``: kernels per CEM iteration, summed
-kernel time per iteration against wall time, and the top kernels (CUDA time).
+kernel time per iteration against wall time, and the top kernels (CUDA time). With ``--compile`` also the call
+with the rollouts through ``torch.compile`` (graphed): its time, one replay, and its profile.
 
 Usage (on a CUDA machine, lewm-bench importable): python scripts/profile_planning_gpu.py [--profile paper]
-    [--calls 20] [--out DIR]. Prints tables; with --out also writes profile-*.txt there.
+    [--calls 20] [--compile] [--out DIR]. Prints tables; with --out also writes profile-*.txt there.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--profile", default="paper", choices=sorted(PROFILES))
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--compile", action="store_true", help="also time and profile the compiled rollouts")
     args = ap.parse_args()
     device = default_device()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -48,39 +50,33 @@ def main() -> None:
              f"profile {args.profile}, CEM {cfg.candidates}x{cfg.iterations} top{cfg.elites} h{cfg.horizon}"]
 
     graphed = CEM(cfg)
-    call = statistics.median(time_calls(model, graphed, 1, size, 1, device, args.calls))
-    replay = None
-    if graphed._graphs:
-        g = next(reversed(graphed._graphs.values()))
-        plans = torch.randn_like(g.plans)
-        for _ in range(3):
-            g(plans)
-        sync()
-        reps = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            for _ in range(cfg.iterations):
-                g(plans)
-            sync()
-            reps.append((time.perf_counter() - t0) / cfg.iterations)
-        replay = statistics.median(reps)
-    lines.append(f"graphed call: {call * 1e3:.2f} ms median of {args.calls}")
-    if replay is not None:
-        outside = call - cfg.iterations * replay
-        lines.append(f"one graph replay (one CEM iteration's rollouts): {replay * 1e3:.3f} ms; "
-                     f"{cfg.iterations} replays {cfg.iterations * replay * 1e3:.2f} ms; outside the rollouts "
-                     f"{outside * 1e3:.2f} ms ({outside / call:.0%} of the call)")
+    planners = {"eager": _eager(cfg), "graphed": graphed}
+    if args.compile:
+        planners["compiled"] = CEM(cfg)
+        planners["compiled"].compile_rollouts = True
+    for name in ("graphed", "compiled") if args.compile else ("graphed",):
+        planner = planners[name]
+        call = statistics.median(time_calls(model, planner, 1, size, 1, device, args.calls))
+        lines.append(f"{name} call: {call * 1e3:.2f} ms median of {args.calls}")
+        if planner._graphs:
+            replay = _replay_seconds(next(reversed(planner._graphs.values())), cfg.iterations, sync)
+            outside = call - cfg.iterations * replay
+            lines.append(f"one graph replay (one CEM iteration's rollouts): {replay * 1e3:.3f} ms; "
+                         f"{cfg.iterations} replays {cfg.iterations * replay * 1e3:.2f} ms; outside the rollouts "
+                         f"{outside * 1e3:.2f} ms ({outside / call:.0%} of the call)")
+        if name == "graphed":
+            graphed_call = call
     if graphed.uses_bf16(device):  # weights cast once, not at every call (numerics differ: a timing only)
         try:
             half = copy.deepcopy(model).to(torch.bfloat16)
             bf16w = statistics.median(time_calls(half, CEM(cfg), 1, size, 1, device, args.calls))
-            lines.append(f"graphed call with bf16-stored weights: {bf16w * 1e3:.2f} ms ({call / bf16w:.2f}x)")
+            lines.append(f"graphed call with bf16-stored weights: {bf16w * 1e3:.2f} ms ({graphed_call / bf16w:.2f}x)")
         except Exception as e:  # noqa: BLE001 - a timing variant, reported and skipped
             lines.append(f"graphed call with bf16-stored weights failed: {type(e).__name__}: {e}")
     print("\n".join(lines), flush=True)
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    for name, planner in (("eager", _eager(cfg)), ("graphed", graphed)):
+    for name, planner in planners.items():
         time_calls(model, planner, 1, size, 1, device, 1, warmup=1)
         with profile(activities=activities) as p:
             wall = time_calls(model, planner, 1, size, 1, device, 1, warmup=0)[0]
@@ -97,6 +93,22 @@ def main() -> None:
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"profile-{name}.txt").write_text("\n".join(lines) + head + "\n" + table)
+
+
+def _replay_seconds(graph, iterations: int, sync) -> float:
+    """Median seconds of one replay of a captured rollout graph (``iterations`` replays per timing, 5 timings)."""
+    plans = torch.randn_like(graph.plans)
+    for _ in range(3):
+        graph(plans)
+    sync()
+    reps = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(iterations):
+            graph(plans)
+        sync()
+        reps.append((time.perf_counter() - t0) / iterations)
+    return statistics.median(reps)
 
 
 def _eager(cfg) -> CEM:

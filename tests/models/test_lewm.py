@@ -244,3 +244,20 @@ def test_cnn_encoder_keeps_its_truncated_normal_init():
     assert len(layers) == 5
     for m in layers:
         assert m.weight.std().item() == pytest.approx(0.02, rel=0.1) and torch.all(m.bias == 0)
+
+
+def test_predictor_modulations_are_each_blocks_own():
+    """One product for every block's AdaLN modulation gives what each block's own modulation layer gives."""
+    torch.manual_seed(0)
+    model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
+    pred = model.predictor
+    for blk in pred.blocks:
+        torch.nn.init.normal_(blk.modulation[1].weight, std=0.1)
+        torch.nn.init.normal_(blk.modulation[1].bias, std=0.1)
+    cond = torch.randn(2, 3, 32)
+    mods = pred.modulations(cond)
+    assert mods.shape == (2, 3, len(pred.blocks), 6 * 32)
+    for i, blk in enumerate(pred.blocks):
+        torch.testing.assert_close(mods[:, :, i], blk.modulation(cond))
+    x = torch.randn(2, 3, 32)
+    torch.testing.assert_close(pred(x, mods, modulated=True), pred(x, cond))
