@@ -4,19 +4,17 @@ Times, on one model with random weights at a profile's sizes (default ``paper``)
   - the whole call with the rollouts as a replayed CUDA graph (the default planner), median of ``--calls``;
   - the graph replays alone (one per CEM iteration), so ``call - iterations x replay`` is the time outside the
     rollouts (encoding, sampling, top-k, refit, Python);
-  - the same call with the model's weights stored in bf16 (no per-call weight casts under autocast);
 and profiles one eager call and one graphed call with ``torch.profiler``: kernels per CEM iteration, summed
 kernel time per iteration against wall time, and the top kernels (CUDA time). With ``--compile`` also the call
 with the rollouts through ``torch.compile`` (graphed): its time, one replay, and its profile.
 
 Usage (on a CUDA machine, lewm-bench importable): python scripts/profile_planning_gpu.py [--profile paper]
-    [--calls 20] [--compile] [--out DIR]. Prints tables; with --out also writes profile-*.txt there.
+    [--calls 20] [--compile] [--shapes] [--out DIR]. Prints tables; with --out also writes profile-*.txt there.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import time
 from pathlib import Path
@@ -37,6 +35,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--compile", action="store_true", help="also time and profile the compiled rollouts")
+    ap.add_argument("--shapes", action="store_true", help="also list the top ops by input shape")
     args = ap.parse_args()
     device = default_device()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -64,21 +63,12 @@ def main() -> None:
             lines.append(f"one graph replay (one CEM iteration's rollouts): {replay * 1e3:.3f} ms; "
                          f"{cfg.iterations} replays {cfg.iterations * replay * 1e3:.2f} ms; outside the rollouts "
                          f"{outside * 1e3:.2f} ms ({outside / call:.0%} of the call)")
-        if name == "graphed":
-            graphed_call = call
-    if graphed.uses_bf16(device):  # weights cast once, not at every call (numerics differ: a timing only)
-        try:
-            half = copy.deepcopy(model).to(torch.bfloat16)
-            bf16w = statistics.median(time_calls(half, CEM(cfg), 1, size, 1, device, args.calls))
-            lines.append(f"graphed call with bf16-stored weights: {bf16w * 1e3:.2f} ms ({graphed_call / bf16w:.2f}x)")
-        except Exception as e:  # noqa: BLE001 - a timing variant, reported and skipped
-            lines.append(f"graphed call with bf16-stored weights failed: {type(e).__name__}: {e}")
     print("\n".join(lines), flush=True)
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     for name, planner in planners.items():
         time_calls(model, planner, 1, size, 1, device, 1, warmup=1)
-        with profile(activities=activities) as p:
+        with profile(activities=activities, record_shapes=args.shapes) as p:
             wall = time_calls(model, planner, 1, size, 1, device, 1, warmup=0)[0]
         events = p.key_averages()
         kernels = [e for e in p.events() if e.device_type == torch.autograd.DeviceType.CUDA]
@@ -88,6 +78,9 @@ def main() -> None:
         head = (f"\n=== {name} call: wall {wall * 1e3:.1f} ms (under the profiler); {len(kernels)} kernels "
                 f"({len(kernels) / cfg.iterations:.0f} per CEM iteration), summed kernel time {busy:.2f} ms "
                 f"({busy / cfg.iterations:.3f} ms per iteration)")
+        if args.shapes:  # the matrix products by input shape: which kernels the library picked for which sizes
+            table += "\n" + p.key_averages(group_by_input_shape=True).table(
+                sort_by=sort, row_limit=30, max_name_column_width=40, max_shapes_column_width=90)
         print(head, flush=True)
         print(table, flush=True)
         if args.out:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lewm_bench.protocols import WorldModel, proprio_kwargs
 from lewm_bench.provenance import native_bf16
@@ -56,6 +56,10 @@ class Planner:
     compile_rollouts: bool = False
     """``torch.compile`` the candidate rollouts (inductor fuses the predictor's many small kernels; with CUDA graphs
     the fused kernels are captured). Off by default: compiling takes tens of seconds per model and input shape."""
+    cast_weights: bool = True
+    """Captured graphs under a lower-precision autocast read copies of the model's linear weights in that precision
+    (:class:`LinearWeightCopies`: the same numbers, no per-replay casts). An execution setting; False captures the
+    casts in the graph (``results/bench`` A/Bs)."""
     max_graphs: int = 4
     """Captured graphs kept per planner (one per model and input shape), least recently used dropped first."""
 
@@ -124,11 +128,13 @@ class Planner:
             return lambda plans: fn(model, history, past_actions, goal, plans)
         dev = history.device.type
         autocast = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
-        key = (id(model), getattr(model, "kv_cache", None), autocast, fn is not rollout_cost, tuple(plans_shape),
+        key = (id(model), getattr(model, "kv_cache", None), autocast, fn is not rollout_cost, self.cast_weights,
+               tuple(plans_shape),
                *((tuple(t.shape), t.dtype, t.device) for t in (history, past_actions, goal)))
         graph = self._graphs.pop(key, None)
         if graph is None or graph.model is not model:
-            graph = CapturedCost(model, history, past_actions, goal, plans_shape, autocast, fn)
+            graph = CapturedCost(model, history, past_actions, goal, plans_shape, autocast, fn,
+                                 cast_weights=self.cast_weights)
         self._graphs[key] = graph  # most recently used last
         while len(self._graphs) > self.max_graphs:
             self._graphs.popitem(last=False)
@@ -144,36 +150,97 @@ class CapturedCost:
     The graph replays the same kernels on static input buffers (the caller's tensors are copied in),
     so the costs are the eager ones. Autocast is captured as it was on entry, with its weight-cast cache
     off (a cached cast would be freed when the caller's autocast region ends, under the graph's feet).
+    Under a lower-precision autocast the graph instead reads copies of the model's linear weights in that
+    precision (:class:`LinearWeightCopies`), refreshed before a replay whenever the model's own changed: the
+    casts autocast would redo inside the graph at every replay (a third of a compiled LeWM rollout's kernels on an
+    H200) are done once, with the same rounding.
     """
 
     def __init__(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
                  plans_shape: tuple[int, ...], autocast: tuple[bool, torch.dtype],
-                 fn: Callable[..., Tensor] | None = None, warmup: int = 2) -> None:
+                 fn: Callable[..., Tensor] | None = None, warmup: int = 2, cast_weights: bool = True) -> None:
         fn = fn or rollout_cost
         self.model = model
         self.inputs = [history.clone(), past_actions.clone(), goal.clone()]
         self.plans = torch.zeros(plans_shape, device=history.device)
+        self.weights = LinearWeightCopies(model, autocast[1]) if cast_weights and autocast[0] else None
+        run = fn if self.weights is None else self.weights.bind(fn)
         device = history.device
         cast = torch.autocast(device.type, dtype=autocast[1], enabled=autocast[0], cache_enabled=False)
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side), cast:  # lazy initialisation (cuBLAS handles, kernel choice) off the capture
             for _ in range(warmup):
-                fn(model, *self.inputs, self.plans)
+                run(model, *self.inputs, self.plans)
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), cast:
-            self.cost = fn(model, *self.inputs, self.plans)
+            self.cost = run(model, *self.inputs, self.plans)
 
     def bind(self, history: Tensor, past_actions: Tensor, goal: Tensor) -> None:
-        """Copy one planning call's (tiled) inputs into the graph's input buffers."""
+        """Copy one planning call's (tiled) inputs into the graph's input buffers (and refresh the weight copies)."""
         for static, x in zip(self.inputs, (history, past_actions, goal)):
             static.copy_(x)
+        if self.weights is not None:
+            self.weights.refresh()
 
     def __call__(self, plans: Tensor) -> Tensor:
         self.plans.copy_(plans)
         self.graph.replay()
         return self.cost
+
+
+class LinearWeightCopies:
+    """Copies of a model's ``nn.Linear`` weights and biases in an autocast dtype, to run a function of the model on.
+
+    Autocast runs a linear layer on its weights cast to the lower precision; these copies hold exactly those casts
+    (the same rounding), so a function run on them computes what it computes under autocast on the model's own
+    weights, without casting them again at every call. Only float32 parameters of ``nn.Linear`` modules are copied,
+    parameters used anywhere else keep theirs.
+    """
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        self.model, self.dtype = model, dtype
+        self.names = [f"{prefix}.{name}" if prefix else name
+                      for prefix, module in model.named_modules() if isinstance(module, nn.Linear)
+                      for name, p in module.named_parameters(recurse=False) if p.dtype == torch.float32]
+        self.copies: dict[str, Tensor] = {}
+        self._seen: dict[str, tuple[int, int]] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Copy again every weight that changed (another tensor, or written in place) since the last copy."""
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name in self.names:
+                p = params[name]
+                seen = (id(p), p._version)
+                if self._seen.get(name) != seen:
+                    if name in self.copies:
+                        self.copies[name].copy_(p)
+                    else:
+                        self.copies[name] = p.detach().to(self.dtype)
+                    self._seen[name] = seen
+
+    def bind(self, fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        """``fn(model, *inputs)`` run with the model's linear weights replaced by these copies."""
+        copies = {f"model.{name}": t for name, t in self.copies.items()}
+
+        def run(model: nn.Module, *inputs: Tensor) -> Tensor:
+            return torch.func.functional_call(_Bound(model, fn), copies, inputs)
+
+        return run
+
+
+class _Bound(nn.Module):
+    """``fn(model, *inputs)`` as a module's forward, for :func:`torch.func.functional_call`."""
+
+    def __init__(self, model: nn.Module, fn: Callable[..., Tensor]) -> None:
+        super().__init__()
+        self.model, self.fn = model, fn
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return self.fn(self.model, *inputs)
 
 
 _COMPILED: Callable[..., Tensor] | None = None

@@ -5,6 +5,7 @@ from lewm_bench.models.lewm import LeWM
 from lewm_bench.planning import base
 from lewm_bench.planning.cem import CEM, CEMConfig
 from lewm_bench.planning.gradient import GradientConfig, GradientPlanner
+from lewm_bench.registry import agents
 
 
 class QuadraticModel:
@@ -92,3 +93,36 @@ def test_gradient_planner_reduces_the_cost():
     res = GradientPlanner(GradientConfig(iterations=50, lr=0.1, horizon=2)).solve(
         model, _frames(1, 0.0), torch.zeros(1, 0, 3), goal)
     assert res.costs[-1, 0] < 0.01 * res.costs[0, 0]
+
+
+@pytest.mark.parametrize("name", [n for n, i in agents().items()
+                                  if i.kind == "world_model" and not getattr(i.cls, "uses_proprio", False)])
+def test_linear_weight_copies_compute_what_autocast_computes(name):
+    """Rollout costs on bf16 copies of the linear weights equal the costs under bf16 autocast on the model's own
+    weights, bit for bit; a weight written in place or replaced is copied again before the next use."""
+    info = agents()[name]
+    torch.manual_seed(0)
+    model = info.cls(info.config_for("smoke"), 16, 10).eval()
+    for m in model.modules():  # AdaLN-zero blocks start as the identity: let every linear layer matter
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.2)
+    history = torch.randn(12, 2, *model.encode(torch.zeros(1, 1, 3, 16, 16)).shape[2:])
+    past, goal, plans = torch.randn(12, 1, 10), torch.randn_like(history[:, 0]), torch.randn(3, 4, 3, 10)
+    copies = base.LinearWeightCopies(model, torch.bfloat16)
+    assert copies.names and all(t.dtype == torch.bfloat16 for t in copies.copies.values())
+    run = copies.bind(base.rollout_cost)
+
+    def check():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(run(model, history, past, goal, plans), base.rollout_cost(model, history, past, goal,
+                                                                                        plans))
+
+    check()
+    linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    with torch.no_grad():
+        linear.weight.mul_(1.5)
+    copies.refresh()
+    check()
+    linear.weight = torch.nn.Parameter(linear.weight.detach() * -1)
+    copies.refresh()
+    check()

@@ -20,7 +20,11 @@ def test_graphed_rollouts_plan_as_eager_ones_and_are_reused_on_new_inputs(name, 
     cfg = CEMConfig(candidates=32, iterations=3, elites=4, horizon=3)
     graphed, eager = CEM(cfg), CEM(cfg)
     eager.cuda_graphs = False
-    for call in range(2):  # the second call replays the graph captured in the first, on new inputs
+    for call in range(2):  # the second call replays the graph captured in the first, on new inputs and weights
+        if call:
+            with torch.no_grad():  # written in place: the graph's bf16 weight copies must follow
+                for p in model.parameters():
+                    p.mul_(1.05)
         ctx = torch.randint(0, 256, (2, context, 3, 16, 16), dtype=torch.uint8, device="cuda")
         goal = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8, device="cuda")
         past = torch.randn(2, context - 1, 10, device="cuda")
@@ -29,3 +33,4 @@ def test_graphed_rollouts_plan_as_eager_ones_and_are_reused_on_new_inputs(name, 
         torch.testing.assert_close(a.actions, b.actions, rtol=0, atol=1e-4)
         torch.testing.assert_close(a.costs, b.costs, rtol=1e-4, atol=1e-5)
     assert len(graphed._graphs) == 1 and not eager._graphs
+    assert next(iter(graphed._graphs.values())).weights is not None  # bf16 autocast: the linear weights are copies
