@@ -8,7 +8,9 @@
 #   5. one DINO-WM-style planning call at the paper's sizes, as 2;
 #   6. where the LeWM call's time goes, graphed and compiled: graph replays vs the rest, kernels per CEM
 #      iteration, top kernels (scripts/profile_planning_gpu.py --compile);
-#   7. (run second) the AdaLN modulation per block and step against one product per step, graphed and compiled,
+#   7. (run second) the captured rollouts with autocast's weight casts in the graph against bf16 weight copies,
+#      graphed and compiled, in one process (results/bench/planning-weight-casts-ab.py);
+#   8. the AdaLN modulation per block and step against one product per step, graphed and compiled,
 #      in one process (results/bench/planning-modulation-ab.py).
 # Usage: [STEPS="plan-lewm speed"] scripts/bench_gpu.sh OUT_DIR [CALLS]
 #   (writes its JSON, tables and profiles to OUT_DIR, the log to OUT_DIR/log.txt; STEPS picks steps by name,
@@ -31,9 +33,10 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, never stop
   -P -c "import torch, lewm_bench; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"; } \
   2>&1 | tee -a "$out/log.txt"
 step graphs-test 120 python3 -P -m pytest -q -p no:cacheprovider tests/planning/test_cuda_graphs.py
+step casts 300 python3 -P results/bench/planning-weight-casts-ab.py --agents lewm --rounds 5 --calls 4
 step modulation 240 python3 -P results/bench/planning-modulation-ab.py --arch paper --contexts 1 --rounds 5 --calls 4 \
     --compile
-step profile 180 python3 -P scripts/profile_planning_gpu.py --profile paper --calls 20 --compile --out "$out"
+step profile 180 python3 -P scripts/profile_planning_gpu.py --profile paper --calls 20 --compile --shapes --out "$out"
 step plan-lewm 240 "${cli[@]}" bench planning --profile paper --compile --calls 20 --json "$out/plan-lewm.json"
 step speed 240 "${cli[@]}" run --suite planning-speed --profile paper --calls "$calls" --out "$out"
 step train 90 "${cli[@]}" bench train --profile paper --json "$out/train.json"
