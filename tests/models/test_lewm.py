@@ -169,9 +169,11 @@ def test_one_token_attention_is_its_value_and_cached_steps_equal_the_full_pass()
         block(x, cond, queries=4)
 
 
+@pytest.mark.parametrize("broadcast", [False, True])
 @pytest.mark.parametrize("case", ["plain", "causal", "mask", "past", "past-causal", "queries"])
-def test_short_attention_equals_scaled_dot_product_attention(case, monkeypatch):
-    """Few keys take the explicit path (two products and a softmax); it computes what SDPA does."""
+def test_short_attention_equals_scaled_dot_product_attention(case, broadcast, monkeypatch):
+    """Few keys take the explicit path (two products, or broadcast sums, and a softmax); it computes what SDPA does."""
+    monkeypatch.setattr(layers, "BROADCAST_ATTENTION_DEVICES", ("cpu",) if broadcast else ())
     torch.manual_seed(0)
     attn = Attention(32, 4, 8).eval()
     x, past = torch.randn(6, 3, 32), (torch.randn(6, 4, 2, 8), torch.randn(6, 4, 2, 8))
