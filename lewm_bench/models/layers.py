@@ -49,20 +49,28 @@ def _takes_short_path(q: Tensor, keys: int, dropout: float) -> bool:
 
 
 BROADCAST_ATTENTION_PAIRS = 16
-"""On CUDA, short attention with at most this many query-key pairs per head computes its two products as broadcast
-multiplications and sums in fp32 instead of batched matrix products: for 300 candidates x 16 heads the library's
-batched products of 3 x 64 x 3 and 3 x 3 x 64 took 18.6 and 11.4 us a call on an H200 (``results/bench/gpu-h200``,
-lease 3), for a few thousand multiply-adds per head; sums are one small kernel each (fused by ``torch.compile``)."""
+"""Inside ``torch.compile`` on CUDA, short attention with at most this many query-key pairs per head computes its two
+products as broadcast multiplications and sums in fp32, which inductor fuses with the softmax, instead of batched
+matrix products: for 300 candidates x 16 heads the library's batched 3 x 64 x 3 and 3 x 3 x 64 products took 18.6 and
+11.4 us a call on an H200 for a few thousand multiply-adds per head. A compiled paper-size LeWM planning call: 0.0726
+-> 0.0601 s (1.21x); run eagerly (CUDA graph, no compile) the broadcast form was 0.97x, so it is not used there
+(``results/bench/gpu-h200/README.md``, run 7)."""
 BROADCAST_ATTENTION_DEVICES: tuple[str, ...] = ("cuda",)
-"""Device types that take the broadcast form (on the CPU the batched products are faster)."""
+"""Device types that take the broadcast form when compiled."""
+
+
+def _broadcasts(q: Tensor, keys: int) -> bool:
+    """Whether attention of ``q`` over ``keys`` keys takes the broadcast form (:data:`BROADCAST_ATTENTION_PAIRS`)."""
+    return (q.device.type in BROADCAST_ATTENTION_DEVICES and q.shape[-2] * keys <= BROADCAST_ATTENTION_PAIRS
+            and torch.compiler.is_compiling())
 
 
 def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
     """softmax(q k^T / sqrt(d)) v for a few keys; ``mask`` True where allowed, ``causal`` the square causal mask.
     The softmax runs in fp32 (as the fused kernels accumulate), the products in the inputs' (autocast) precision,
     or all in fp32 in the broadcast form (:data:`BROADCAST_ATTENTION_PAIRS`)."""
-    nq, nk = q.shape[-2], k.shape[-2]
-    broadcast = q.device.type in BROADCAST_ATTENTION_DEVICES and nq * nk <= BROADCAST_ATTENTION_PAIRS
+    nk = k.shape[-2]
+    broadcast = _broadcasts(q, nk)
     if broadcast:
         scores = (q.float()[..., :, None, :] * k.float()[..., None, :, :]).sum(-1) * q.shape[-1] ** -0.5
     else:

@@ -173,7 +173,7 @@ def test_one_token_attention_is_its_value_and_cached_steps_equal_the_full_pass()
 @pytest.mark.parametrize("case", ["plain", "causal", "mask", "past", "past-causal", "queries"])
 def test_short_attention_equals_scaled_dot_product_attention(case, broadcast, monkeypatch):
     """Few keys take the explicit path (two products, or broadcast sums, and a softmax); it computes what SDPA does."""
-    monkeypatch.setattr(layers, "BROADCAST_ATTENTION_DEVICES", ("cpu",) if broadcast else ())
+    monkeypatch.setattr(layers, "_broadcasts", lambda q, keys: broadcast)
     torch.manual_seed(0)
     attn = Attention(32, 4, 8).eval()
     x, past = torch.randn(6, 3, 32), (torch.randn(6, 4, 2, 8), torch.randn(6, 4, 2, 8))
@@ -185,6 +185,17 @@ def test_short_attention_equals_scaled_dot_product_attention(case, broadcast, mo
     monkeypatch.setattr(layers, "SHORT_ATTENTION_KEYS", 0)  # every call through SDPA
     fused = attn(x, **kwargs)
     torch.testing.assert_close(short, fused, rtol=1e-5, atol=1e-6)
+
+
+def test_broadcast_attention_only_inside_torch_compile(monkeypatch):
+    """The broadcast form is for compiled rollouts (fused there); eagerly the batched products run."""
+    monkeypatch.setattr(layers, "BROADCAST_ATTENTION_DEVICES", ("cpu",))
+    q = torch.randn(6, 4, 3, 8)
+    assert not layers._broadcasts(q, 3)
+    seen = []
+    torch.compile(lambda x: seen.append(layers._broadcasts(x, 3)) or x + 1, backend="eager")(q)
+    torch.compile(lambda x: seen.append(layers._broadcasts(x, 6)) or x + 1, backend="eager")(q)
+    assert seen == [True, False]  # 3 x 3 pairs: broadcast; 3 x 6 > BROADCAST_ATTENTION_PAIRS: products
 
 
 def test_short_attention_path_on_cpu_is_taken_in_bf16_only():
