@@ -10,7 +10,7 @@ all episodes' candidates go through the predictor together.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -195,15 +195,17 @@ class LinearWeightCopies:
 
     Autocast runs a linear layer on its weights cast to the lower precision; these copies hold exactly those casts
     (the same rounding), so a function run on them computes what it computes under autocast on the model's own
-    weights, without casting them again at every call. Only float32 parameters of ``nn.Linear`` modules are copied,
-    parameters used anywhere else keep theirs.
+    weights, without casting them again at every call. Only float32 parameters of ``nn.Linear`` modules that no
+    other module shares are copied; every other parameter stays as it is.
     """
 
     def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
         self.model, self.dtype = model, dtype
+        uses = Counter(id(p) for _, p in model.named_parameters(remove_duplicate=False))
         self.names = [f"{prefix}.{name}" if prefix else name
                       for prefix, module in model.named_modules() if isinstance(module, nn.Linear)
-                      for name, p in module.named_parameters(recurse=False) if p.dtype == torch.float32]
+                      for name, p in module.named_parameters(recurse=False)
+                      if p.dtype == torch.float32 and uses[id(p)] == 1]
         self.copies: dict[str, Tensor] = {}
         self._seen: dict[str, tuple[int, int]] = {}
         self.refresh()

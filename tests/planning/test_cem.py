@@ -126,3 +126,11 @@ def test_linear_weight_copies_compute_what_autocast_computes(name):
     linear.weight = torch.nn.Parameter(linear.weight.detach() * -1)
     copies.refresh()
     check()
+
+
+def test_linear_weight_copies_leave_shared_parameters_alone():
+    """A weight that two modules share may be used outside a linear layer: it is not replaced by a bf16 copy."""
+    a, b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    b.weight = a.weight
+    copies = base.LinearWeightCopies(torch.nn.Sequential(a, b), torch.bfloat16)
+    assert copies.names == ["0.bias", "1.bias"]
