@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Issue 18's "faster than today in the same run": one paper-size LeWM planning call (planning-call.py) with the tree of
+# bad9139 (the commit before the issue's first change, 54358b9) and with main, alternately, three rounds.
+# The bad9139 tree is a git worktree at /work/wt_base; /tmp/site_base/sitecustomize.py points the editable install's
+# finder there (MAPPING / NAMESPACES: /work/main -> /work/wt_base).
+for r in 1 2 3; do
+  echo "round $r $(date -u +%T)"
+  PYTHONPATH=/tmp/site_base python planning-call.py 3 2>&1 | grep median
+  python planning-call.py 3 2>&1 | grep median
+done
