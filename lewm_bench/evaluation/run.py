@@ -371,7 +371,9 @@ def _record(env: str, agent: str, profile: Profile, seed: int, st: _Setting, pro
     planner = describe(st.planner) if st.planner else describe(CEM(cem)) if st.info.plans_in_simulator else None
     setting = {"protocol": dataclasses.asdict(protocol), "planner": planner, "context": context if model else None,
                "receding_horizon": receding_horizon, "frameskip": st.codec.frameskip,
-               "agent": st.loaded.run.identity() if st.loaded else getattr(st.policy, "identity", f"{agent} (policy)")}
+               # the trained run's setting less its seed: the seeds of one setting are one row of the report
+               "agent": st.loaded.run.setting_identity() if st.loaded
+               else getattr(st.policy, "identity", f"{agent} (policy)")}
     if st.other_tasks:
         setting["tasks"] = st.other_tasks
     return EvalRecord(

@@ -47,9 +47,10 @@ class DataRecord:
         return path if path.is_absolute() else Path(run_dir) / path
 
 
-def train_identity(agent: str, env: str, profile: str, seed: int, frameskip: int, model: Any, train: TrainConfig,
+def train_identity(agent: str, env: str, profile: str, seed: int | None, frameskip: int, model: Any, train: TrainConfig,
                    data_identity: str, world_size: int = 1) -> str:
-    """The identity of a training run: everything that decides its weights (not paths, not provenance)."""
+    """The identity of a training run: everything that decides its weights (not paths, not provenance); with ``seed``
+    None, the identity of its setting, which every seed shares."""
     return content_hash({"agent": agent, "env": env, "profile": profile, "seed": seed, "frameskip": frameskip,
                          "model": dataclasses.asdict(model), "train": dataclasses.asdict(train),
                          "data": data_identity, "world_size": world_size})
@@ -74,6 +75,12 @@ class RunConfig:
 
     def identity(self) -> str:
         return train_identity(self.agent, self.env, self.profile, self.seed, self.frameskip, self.model, self.train,
+                              self.data.identity, self.world_size)
+
+    def setting_identity(self) -> str:
+        """:meth:`identity` less the seed: the runs of one setting with different seeds share it (an evaluation's
+        ``config_id`` names it, so that the report pools their evaluations as seeds of one row)."""
+        return train_identity(self.agent, self.env, self.profile, None, self.frameskip, self.model, self.train,
                               self.data.identity, self.world_size)
 
     def differences(self, other: RunConfig) -> list[str]:

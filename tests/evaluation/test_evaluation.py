@@ -174,6 +174,15 @@ def test_lewm_eval_writes_every_metric_and_rejects_bad_input(root, tmp_path, mon
     assert "data" not in rec["variant"]  # trained on and tasks from the profile's kind of data: nothing to say
     assert "trained with" not in rec["variant"] and "model" not in rec["variant"]  # trained with the presets
 
+    # another seed of the same setting: the same config_id, so the report pools the two as seeds of one row
+    train("two-room", SMOKE, data=path, out=root_dir / "train" / "two-room" / "lewm-smoke-seed1", seed=1,
+          progress=False)
+    seed1 = evaluate("two-room", "lewm", SMOKE, root=root_dir, protocol=protocol, timing_calls=0, seed=1,
+                     out=tmp_path / "seed1").record
+    assert seed1.seed == 1 and seed1.config_id == rec["config_id"]
+    same = pd.read_csv(root_dir / "summary.csv", dtype={"config_id": str}).query(f"config_id == '{rec['config_id']}'")
+    assert sorted(same.seed) == [0, 1]  # two rows (one per seed) of one setting: what the report pools
+
     # a run trained off its presets is named so in its variant, never shown as the presets' row
     loaded = load_world_model(root_dir / "train" / "two-room" / "lewm-smoke-seed0", "two-room")
     off = dataclasses.replace(loaded.run, train=dataclasses.replace(loaded.run.train, steps_per_epoch=7),
