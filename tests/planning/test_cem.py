@@ -112,17 +112,18 @@ def test_linear_weight_copies_compute_what_autocast_computes(name):
     assert copies.names and all(t.dtype == torch.bfloat16 for t in copies.copies.values())
     run = copies.bind(base.rollout_cost)
 
-    def check():
+    def check() -> torch.Tensor:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            assert torch.equal(run(model, history, past, goal, plans), base.rollout_cost(model, history, past, goal,
-                                                                                        plans))
+            costs = base.rollout_cost(model, history, past, goal, plans)
+            assert torch.equal(run(model, history, past, goal, plans), costs)
+        return costs
 
-    check()
-    linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    first = check()
+    linear = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith("pred")][-1]  # the predictor's
     with torch.no_grad():
         linear.weight.mul_(1.5)
     copies.refresh()
-    check()
+    assert not torch.equal(check(), first)  # the change reached the costs, through the copies too
     linear.weight = torch.nn.Parameter(linear.weight.detach() * -1)
     copies.refresh()
     check()
