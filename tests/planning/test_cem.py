@@ -119,7 +119,8 @@ def test_linear_weight_copies_compute_what_autocast_computes(name):
         return costs
 
     first = check()
-    linear = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith("pred")][-1]  # the predictor's
+    linear = [m for n, m in model.named_modules()  # a linear layer the rollout uses: the predictor's last
+              if isinstance(m, torch.nn.Linear) and n.startswith("pred")][-1]
     with torch.no_grad():
         linear.weight.mul_(1.5)
     copies.refresh()
