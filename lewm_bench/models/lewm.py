@@ -174,11 +174,13 @@ class LeWM(nn.Module):
             last ``config.history`` frames, the context it was trained with.
         """
         cond = self.action_embedder(actions)  # (B, h - 1 + H, D), embedded once for all steps
+        weights = self.predictor.modulation_weights()  # the blocks' modulation layers stacked once for all steps
 
         def step(span: slice, embs: Tensor, past: list[KV] | None, keep: bool,
                  rows: Tensor | None) -> tuple[Tensor, list[KV] | None]:
             c = cond[:, span] if rows is None else cond[rows, span]
-            out = self.predictor(embs, c, past=past, keep=keep, newest=True)  # only the newest output is needed
+            mods = self.predictor.modulations(c, weights)
+            out = self.predictor(embs, mods, past=past, keep=keep, newest=True, modulated=True)  # only the newest
             out, cache = out if keep else (out, None)
             return self.pred_projector(out), cache
 
