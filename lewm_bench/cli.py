@@ -338,6 +338,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"suite {args.suite} ({profile.name}) in {args.out}: {len(result.records)} jobs — "
           + ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {result.seconds:.0f} s")
     print("wall time per stage this run: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.stage_seconds().items()))
+    if result.peak_rss_mib is not None:
+        print(f"peak memory of a job this run: {result.peak_rss_mib / 1024:.2f} GiB (each job's in the jobs/ records)")
     if result.report_dir is not None:
         print((result.report_dir / "results.md").read_text())
         print(f"report: {result.report_dir}")

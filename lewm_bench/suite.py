@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +109,10 @@ class JobRecord:
     """The submitted job's id (SLURM job id, or the local process id) for ``local``/``slurm``."""
     log: str | None = None
     """The submitted job's stderr file (stdout beside it), to read when it failed."""
+    peak_rss_mib: float | None = None
+    """Peak resident memory (MiB) of the process that ran the job, its finished child processes included, at the
+    job's end (:func:`peak_rss_mib`). A submitted job has its own process, so this is the job's peak; an inline job
+    runs in the suite's process, whose high-water mark includes the jobs before it."""
 
 
 @dataclass(frozen=True)
@@ -136,17 +142,25 @@ class SuiteResult:
     records: list[JobRecord]
     report_dir: Path | None
     seconds: float
+    ran: frozenset[str] = frozenset()
+    """Names of the jobs that ran in this run (not those kept from an earlier one, nor blocked ones)."""
 
     @property
     def failures(self) -> list[JobRecord]:
         return [r for r in self.records if r.status in ("failed", "blocked")]
 
     def stage_seconds(self) -> dict[str, float]:
-        """Wall time spent in this run per stage (jobs skipped as already done count zero)."""
+        """Wall time spent in this run per stage (jobs done by an earlier run count zero)."""
         out: dict[str, float] = {}
         for r in self.records:
-            out[r.stage] = out.get(r.stage, 0.0) + (r.seconds if r.status != "skipped" else 0.0)
+            out[r.stage] = out.get(r.stage, 0.0) + (r.seconds if r.name in self.ran else 0.0)
         return out
+
+    @property
+    def peak_rss_mib(self) -> float | None:
+        """The largest peak resident memory (MiB) of the jobs that ran in this run (None when none did)."""
+        return max((r.peak_rss_mib for r in self.records if r.name in self.ran and r.peak_rss_mib is not None),
+                   default=None)
 
 
 def resolve_suite(name: str) -> SuiteSpec:
@@ -239,12 +253,14 @@ def _run_suite(spec: SuiteSpec, suite: str, ctx: JobContext, agents: tuple[str, 
         pending = [JobRecord(j.name, j.stage, j.key) for j in jobs if j.name not in records]
         write_csv(root / "suite.csv", pd.DataFrame([dataclasses.asdict(r) for r in [*done, *pending]]))
     records = {j.name: records[j.name] for j in jobs}
+    ran = frozenset(name for name, r in records.items() if r.finished_at is not None
+                    and r.finished_at != (previous_records[name] or {}).get("finished_at"))
     report_dir = None
     if any(r.stage == "eval" and r.status in ("done", "skipped") for r in records.values()):
         from lewm_bench.report import build_report
 
         report_dir = build_report(root, profile=profile.name).out_dir
-    return SuiteResult(root, list(records.values()), report_dir, time.perf_counter() - start)
+    return SuiteResult(root, list(records.values()), report_dir, time.perf_counter() - start, ran)
 
 
 def _run_inline(jobs: list[Job], previous_records: dict[str, dict[str, Any] | None], records: dict[str, JobRecord],
@@ -271,7 +287,7 @@ def decide(job: Job, records: dict[str, JobRecord], previous: dict[str, Any] | N
     if previous is None or previous.get("status") not in ("done", "not-applicable") or force:
         return None
     if previous.get("key") == job.key:  # keep when, where and how long the run that did it took
-        kept = {k: previous[k] for k in ("seconds", "finished_at", "executor", "cluster_job_id", "log")
+        kept = {k: previous[k] for k in ("seconds", "finished_at", "executor", "cluster_job_id", "log", "peak_rss_mib")
                 if k in previous}
         if previous["status"] == "not-applicable":  # the same agent still does not apply: not asked again
             return dataclasses.replace(record, status="not-applicable", error=previous.get("error"), **kept)
@@ -308,10 +324,20 @@ def run_job(job: Job, ctx: JobContext) -> JobRecord:
         record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
         tqdm.write(f"{job.name} failed: {record.error}")
     record.seconds = time.perf_counter() - t0
+    record.peak_rss_mib = peak_rss_mib()
     record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S")
     save_record(Path(ctx.root), record)
     fault_point("suite-job-done")
     return record
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory (MiB) of this process or of the largest of its finished child processes (collection
+    workers, a training under torchrun), whichever is larger: ``getrusage``'s ``ru_maxrss``."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    per_mib = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return round(max(own, children) / per_mib, 1)
 
 
 def _run_job(job: Job, ctx: JobContext) -> None:

@@ -56,6 +56,8 @@ def test_smoke_suite_end_to_end_through_the_cli(smoke_suite):
         assert (runs / "report" / name).stat().st_size > 0
     jobs = pd.read_csv(runs / "suite.csv")
     assert len(jobs) == 157 and set(jobs.status) == {"done", "not-applicable"} and (jobs.seconds > 0).all()
+    assert (jobs.peak_rss_mib > 100).all() and jobs.peak_rss_mib.is_monotonic_increasing  # one process's high-water
+    assert f"peak memory of a job this run: {jobs.peak_rss_mib.max() / 1024:.2f} GiB" in proc.stdout
     assert set(jobs[jobs.stage == "train"].name.str.split("/").str[2]) == {"lewm", "pldm", "dinowm", "gcbc", "gciql",
                                                                             "gcivl", "sac-her"}
     na = jobs[jobs.status == "not-applicable"]
@@ -93,6 +95,7 @@ def test_local_executor_gives_the_inline_summary(smoke_suite, tmp_path):
     run = jobs[jobs.status == "done"]  # one process per job; the analyses of policies need none
     assert run.cluster_job_id.nunique() == len(run) == 9 and jobs[jobs.status != "done"].cluster_job_id.isna().all()
     assert all(Path(log).is_file() for log in run.log)
+    assert (run.peak_rss_mib > 100).all()  # each job's own process
     columns = [c for c in SUMMARY_COLUMNS if c not in TIMING_COLUMNS]
     ours = pd.read_csv(out / "summary.csv")[columns].sort_values("agent", ignore_index=True)
     theirs = pd.read_csv(inline / "summary.csv")[columns]
@@ -105,7 +108,9 @@ def test_rerun_skips_finished_jobs(smoke_suite):
     proc = lewm_bench("run", "--suite", "smoke", "--out", str(runs), "--no-progress", cwd=runs.parent)
     assert proc.returncode == 0, proc.stderr
     assert "157 jobs — 0 done, 97 skipped, 0 failed, 0 blocked, 60 not-applicable" in proc.stdout
-    assert (pd.read_csv(runs / "suite.csv").seconds > 0).all()  # the times of the run that did the work
+    jobs = pd.read_csv(runs / "suite.csv")
+    assert (jobs.seconds > 0).all() and (jobs.peak_rss_mib > 100).all()  # those of the run that did the work
+    assert "peak memory" not in proc.stdout  # no job ran
 
 
 def test_a_failing_job_is_reported_without_losing_the_others(tmp_path, monkeypatch, capsys):
