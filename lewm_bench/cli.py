@@ -402,9 +402,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
             print_table(rows, ["architecture", "no_graph_median_s", "single_median_s", "graph_speedup",
                                "graph_max_abs_diff"])
         if args.compile:
-            print("with the rollouts through torch.compile (the first call compiles), plans compared with eager ones")
+            print("with the rollouts through torch.compile (the first call compiles), against the eager call and the "
+                  "GEMM throughput; the costs of one fixed set of candidates compared with the eager ones, beside the "
+                  "spread of those costs between candidates")
             print_table(rows, ["architecture", "single_median_s", "first_compiled_call_s", "compiled_median_s",
-                               "compiled_max_abs_diff"])
+                               "compiled_speedup", "gemm_gflop_per_s", "compiled_fraction_of_gemm",
+                               "compiled_cost_max_abs_diff", "cost_spread"])
         write_json(args.json, {"benchmark": "planning", "profile": profile.name, "machine": info, "rows": rows})
         return
     if args.what == "train":

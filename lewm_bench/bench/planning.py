@@ -1,8 +1,10 @@
 """``lewm-bench bench planning``: time one CEM planning call of a world model (default LeWM), one episode
 at a time and batched.
 
-Random weights (the time does not depend on them). Two architectures: the ``paper`` one with the
-paper's CEM (300 candidates x 30 iterations, top 30, horizon 5) at 224 px, and the current
+Random weights (the time does not depend on them), with the parameters a model initialises to zero (LeWM's AdaLN-zero
+modulations, through which the actions enter the predictor) also drawn at random, so that the candidates' costs
+depend on their actions and the plans compared below are the optimiser's, not ties. Two architectures: the ``paper``
+one with the paper's CEM (300 candidates x 30 iterations, top 30, horizon 5) at 224 px, and the current
 profile's with its own CEM settings. The batched figure plans ``batch`` episodes in one call; the
 speed-up is (batch x one-episode time) / batched time, both measured in this run.
 
@@ -13,7 +15,11 @@ frames between candidates, every token of the window recomputed at every rollout
 matrix products and attention) for both, and the machine's GEMM throughput in the planner's
 precision (a 2048 x 2048 x 2048 product) gives the fraction of it the call reaches. On CUDA the call
 is also timed with the rollouts run eagerly (no CUDA graph), and the plans of both are compared on
-the same seeds (``graph_max_abs_diff``).
+the same seeds (``graph_max_abs_diff``: the same kernels, so the same plans). With ``compile`` the call is also timed
+with the rollouts through ``torch.compile``, with its own speed-up and fraction of the GEMM throughput; inductor's
+kernels round differently, and CEM turns any difference into another elite set within a few iterations, so the compiled
+rollout is compared on the costs of one fixed set of candidates (``compiled_cost_max_abs_diff``, beside those costs'
+spread between candidates, ``cost_spread``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 import torch
 
 from lewm_bench.envs import env_names
+from lewm_bench.planning.base import tile
 from lewm_bench.planning.cem import CEM
 from lewm_bench.profiles import PROFILES, Profile
 from lewm_bench.provenance import default_device, device_name
@@ -45,6 +52,7 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
         b = batch or (4 if slow else 50)
         torch.manual_seed(0)
         model = info.cls(info.config_for(prof.name), size, 10).to(device).eval()
+        draw_zero_parameters(model)
         planner, eager = CEM(prof.cem), CEM(prof.cem)
         eager.cuda_graphs = False
         gemm = gemm_gflops(device, torch.bfloat16 if planner.uses_bf16(device) else torch.float32)
@@ -60,16 +68,19 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
         graphs = device.type == "cuda"
         no_graph = time_calls(model, eager, 1, size, context, device, n_calls) if graphs else []
         diff = plan_difference(model, planner, eager, size, context, device) if graphs else None
-        compiled, compile_s, compiled_diff = [], None, None
+        compiled, compile_s, compiled_diff, spread = [], None, None, None
         if compile:
             fused = CEM(prof.cem)
             fused.compile_rollouts = True
             compile_s = time_calls(model, fused, 1, size, context, device, 1, warmup=0)[0]  # includes compiling
             compiled = time_calls(model, fused, 1, size, context, device, n_calls)
-            compiled_diff = plan_difference(model, fused, eager, size, context, device)
+            costs = [candidate_costs(model, p, size, context, device) for p in (eager, fused)]
+            compiled_diff = float((costs[1] - costs[0]).abs().max())
+            spread = float(costs[0].max() - costs[0].min())
         batched = time_calls(model, planner, b, size, context, device, 2, warmup=1)
         cfg = prof.cem
         achieved = flops / statistics.median(single) / 1e9
+        compiled_s = statistics.median(compiled) if compiled else None
         rows.append({"architecture": name, "image_size": size, "params": sum(p.numel() for p in model.parameters()),
                      "cem": f"{cfg.candidates}x{cfg.iterations} top{cfg.elites} h{cfg.horizon}",
                      "context": context,
@@ -89,9 +100,21 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
                      "no_graph_median_s": statistics.median(no_graph) if no_graph else None,
                      "graph_speedup": statistics.median(no_graph) / statistics.median(single) if no_graph else None,
                      "graph_max_abs_diff": diff,
-                     "compiled_median_s": statistics.median(compiled) if compiled else None,
-                     "first_compiled_call_s": compile_s, "compiled_max_abs_diff": compiled_diff})
+                     "compiled_median_s": compiled_s,
+                     "compiled_speedup": statistics.median(single) / compiled_s if compiled_s else None,
+                     "compiled_fraction_of_gemm": flops / compiled_s / 1e9 / gemm if compiled_s else None,
+                     "first_compiled_call_s": compile_s, "compiled_cost_max_abs_diff": compiled_diff,
+                     "cost_spread": spread})
     return rows
+
+
+def draw_zero_parameters(model: torch.nn.Module, std: float = 0.02, seed: int = 0) -> None:
+    """Draw every all-zero parameter of ``model`` from N(0, std^2) (in place, from its own generator)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
 
 
 def gemm_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> float:
@@ -128,6 +151,20 @@ def plan_difference(model: Any, a: CEM, b: CEM, size: int, context: int, device:
     past = torch.zeros(1, context - 1, model.action_dim, device=device)
     plans = [p.solve(model, frames, past, goal, seeds=[0]).actions for p in (a, b)]
     return float((plans[0] - plans[1]).abs().max())
+
+
+def candidate_costs(model: Any, planner: CEM, size: int, context: int, device: torch.device) -> torch.Tensor:
+    """Rollout costs (N,) of one fixed set of the planner's N candidate plans for one episode of random frames, through
+    ``planner``'s cost function (eager, graphed or compiled) in its precision."""
+    gen = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (1, context + 1, 3, size, size), dtype=torch.uint8, generator=gen).to(device)
+    past = torch.randn(1, context - 1, model.action_dim, generator=gen).to(device)
+    n, cfg = planner.config.candidates, planner.config
+    plans = torch.randn(1, n, cfg.horizon, model.action_dim, generator=gen).to(device)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=planner.uses_bf16(device)):
+        z = model.encode(frames)
+        rows = [tile(t, n) for t in (z[:, :-1], past, z[:, -1])]
+        return planner.cost_function(model, *rows, tuple(plans.shape))(plans)[0].float().clone()
 
 
 def time_calls(model: Any, planner: CEM, b: int, size: int, context: int, device: torch.device,

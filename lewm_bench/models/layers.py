@@ -49,13 +49,15 @@ def _takes_short_path(q: Tensor, keys: int, dropout: float) -> bool:
 
 
 BROADCAST_ATTENTION_PAIRS = 16
-"""Inside ``torch.compile`` on CUDA, short attention with at most this many query-key pairs per head computes its two
-products as broadcast multiplications and sums in fp32, which inductor fuses with the softmax, instead of batched
-matrix products: for 300 candidates x 16 heads the library's batched 3 x 64 x 3 and 3 x 3 x 64 products took 18.6 and
-11.4 us a call on an H200 for a few thousand multiply-adds per head. A compiled paper-size LeWM planning call: 0.0726
--> 0.0601 s (1.21x); run eagerly (CUDA graph, no compile) the broadcast form was 0.97x, so it is not used there
-(``results/bench/gpu-h200/README.md``, run 7)."""
-BROADCAST_ATTENTION_DEVICES: tuple[str, ...] = ("cuda",)
+"""Inside ``torch.compile``, short attention with at most this many query-key pairs per head computes its two products
+as broadcast multiplications and sums in fp32, which inductor fuses with the softmax, instead of batched matrix
+products. On CUDA, for 300 candidates x 16 heads, the library's batched 3 x 64 x 3 and 3 x 3 x 64 products took 18.6
+and 11.4 us a call on an H200 for a few thousand multiply-adds per head: a compiled paper-size LeWM planning call went
+0.0726 -> 0.0601 s (1.21x; ``results/bench/gpu-h200/README.md``, run 7). On the CPU, where the batched products of
+4,800 tiny matrices are per-matrix overhead too, the compiled call went 3.4-3.8 -> 3.0-3.3 s
+(``results/bench/planning-compile-cpu.txt``). Run eagerly the broadcast form was 0.97x on an H200, so it is used only
+while compiling."""
+BROADCAST_ATTENTION_DEVICES: tuple[str, ...] = ("cuda", "cpu")
 """Device types that take the broadcast form when compiled."""
 
 

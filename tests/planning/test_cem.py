@@ -1,6 +1,10 @@
+import shutil
+
 import pytest
 import torch
 
+from lewm_bench.bench.planning import draw_zero_parameters
+from lewm_bench.models import layers
 from lewm_bench.models.lewm import LeWM
 from lewm_bench.planning import base
 from lewm_bench.planning.cem import CEM, CEMConfig
@@ -55,6 +59,7 @@ def test_planner_encodes_once_per_call_never_per_candidate_or_iteration():
 
 def test_batched_and_one_at_a_time_planning_agree():
     model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
+    draw_zero_parameters(model, std=0.1)  # AdaLN-zero starts as the identity: let the actions change the costs
     cem = CEM(CEMConfig(candidates=32, iterations=3, elites=4, horizon=2, bf16=False))
     ctx = torch.randint(0, 256, (3, 1, 3, 16, 16), dtype=torch.uint8)
     goal = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
@@ -85,6 +90,34 @@ def test_cpu_chunks_of_candidates_cost_what_one_pass_does(context, monkeypatch):
         chunked = base.rollout_cost(model, history, past, goal, plans)
     assert calls == [30, 7, 7, 7, 7, 2]
     torch.testing.assert_close(chunked, one_pass, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler (c++)")
+@pytest.mark.parametrize("context", [1, 2])
+def test_compiled_rollouts_cost_what_eager_ones_do(context, monkeypatch):
+    """On the CPU ``compile_rollouts`` runs inductor's C++ kernels, with attention over a few keys as broadcast sums
+    (eagerly: matrix products); the costs are the eager ones up to float rounding. In fp32, with the few-key path that
+    the CPU takes in bf16 (:data:`~lewm_bench.models.layers.SHORT_ATTENTION_PATHS`), for a tight comparison."""
+    torch.manual_seed(0)
+    model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
+    draw_zero_parameters(model, std=0.1)
+    b, n = 2, 6
+    history = base.tile(torch.randn(b, context, model.embed_dim), n)
+    past = base.tile(torch.randn(b, context - 1, 10), n)
+    goal, plans = base.tile(torch.randn(b, model.embed_dim), n), torch.randn(b, n, 3, 10)
+    monkeypatch.setattr(layers, "SHORT_ATTENTION_PATHS", (("cpu", None),))
+    seen = []
+    broadcasts = layers._broadcasts
+    monkeypatch.setattr(layers, "_broadcasts", lambda q, keys: seen.append(broadcasts(q, keys)) or seen[-1])
+    planner = CEM(CEMConfig(candidates=n, iterations=1, elites=2, horizon=3, bf16=False))
+    planner.compile_rollouts = True
+    with torch.no_grad():
+        eager = base.rollout_cost(model, history, past, goal, plans)
+        assert seen and not any(seen)
+        compiled = planner.cost_function(model, history, past, goal, plans.shape)(plans)
+    assert any(seen)
+    assert not torch.equal(compiled[:, 0], compiled[:, 1])  # the actions matter
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
 
 
 def test_gradient_planner_reduces_the_cost():
