@@ -159,7 +159,8 @@ def candidate_costs(model: Any, planner: CEM, size: int, context: int, device: t
     gen = torch.Generator().manual_seed(1)
     frames = torch.randint(0, 256, (1, context + 1, 3, size, size), dtype=torch.uint8, generator=gen).to(device)
     past = torch.randn(1, context - 1, model.action_dim, generator=gen).to(device)
-    n, cfg = planner.config.candidates, planner.config
+    cfg = planner.config
+    n = cfg.candidates
     plans = torch.randn(1, n, cfg.horizon, model.action_dim, generator=gen).to(device)
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=planner.uses_bf16(device)):
         z = model.encode(frames)
