@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from lewm_bench.bench.planning import draw_zero_parameters
 from lewm_bench.planning.cem import CEM, CEMConfig
 from lewm_bench.registry import agents
 
@@ -15,7 +16,9 @@ WORLD_MODELS = [n for n, i in agents().items() if i.kind == "world_model" and no
 def test_graphed_rollouts_plan_as_eager_ones_and_are_reused_on_new_inputs(name, longest_context):
     info = agents()[name]
     torch.manual_seed(0)
-    model = info.cls(info.config_for("smoke"), 16, 10).cuda().eval()
+    model = info.cls(info.config_for("smoke"), 16, 10).eval()
+    draw_zero_parameters(model, std=0.1)  # AdaLN-zero predictors start as the identity: no ties between candidates
+    model = model.cuda()
     context = model.history if longest_context else 1
     cfg = CEMConfig(candidates=32, iterations=3, elites=4, horizon=3)
     graphed, eager = CEM(cfg), CEM(cfg)
