@@ -143,12 +143,18 @@ def call_flops(model: Any, planner: CEM, size: int, context: int, device: torch.
     return float(counter.get_total_flops())
 
 
+def random_episodes(b: int, context: int, size: int, action_dim: int, device: torch.device,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs of a planning call for ``b`` episodes: random context frames (b, context, 3, size, size) and goal frames
+    (b, 3, size, size), zero past actions (b, context - 1, action_dim); from ``generator`` (a CPU one) or torch's."""
+    frames = torch.randint(0, 256, (b, context + 1, 3, size, size), dtype=torch.uint8, generator=generator)
+    return (frames[:, :-1].to(device), torch.zeros(b, context - 1, action_dim, device=device),
+            frames[:, -1].to(device))
+
+
 def plan_difference(model: Any, a: CEM, b: CEM, size: int, context: int, device: torch.device) -> float:
     """Largest absolute difference between the plans of two planners on the same frames and seeds."""
-    torch.manual_seed(1)
-    frames = torch.randint(0, 256, (1, context, 3, size, size), dtype=torch.uint8, device=device)
-    goal = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8, device=device)
-    past = torch.zeros(1, context - 1, model.action_dim, device=device)
+    frames, past, goal = random_episodes(1, context, size, model.action_dim, device, torch.Generator().manual_seed(1))
     plans = [p.solve(model, frames, past, goal, seeds=[0]).actions for p in (a, b)]
     return float((plans[0] - plans[1]).abs().max())
 
@@ -157,13 +163,12 @@ def candidate_costs(model: Any, planner: CEM, size: int, context: int, device: t
     """Rollout costs (N,) of one fixed set of the planner's N candidate plans for one episode of random frames, through
     ``planner``'s cost function (eager, graphed or compiled) in its precision."""
     gen = torch.Generator().manual_seed(1)
-    frames = torch.randint(0, 256, (1, context + 1, 3, size, size), dtype=torch.uint8, generator=gen).to(device)
-    past = torch.randn(1, context - 1, model.action_dim, generator=gen).to(device)
+    frames, past, goal = random_episodes(1, context, size, model.action_dim, device, gen)
     cfg = planner.config
     n = cfg.candidates
     plans = torch.randn(1, n, cfg.horizon, model.action_dim, generator=gen).to(device)
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=planner.uses_bf16(device)):
-        z = model.encode(frames)
+        z = model.encode(torch.cat([frames, goal[:, None]], 1))
         rows = [tile(t, n) for t in (z[:, :-1], past, z[:, -1])]
         return planner.cost_function(model, *rows, tuple(plans.shape))(plans)[0].float().clone()
 
@@ -171,9 +176,7 @@ def candidate_costs(model: Any, planner: CEM, size: int, context: int, device: t
 def time_calls(model: Any, planner: CEM, b: int, size: int, context: int, device: torch.device,
                calls: int, warmup: int = 2) -> list[float]:
     """Seconds of ``calls`` planning calls for ``b`` episodes of random frames, after ``warmup`` untimed calls."""
-    frames = torch.randint(0, 256, (b, context, 3, size, size), dtype=torch.uint8, device=device)
-    goal = torch.randint(0, 256, (b, 3, size, size), dtype=torch.uint8, device=device)
-    past = torch.zeros(b, context - 1, model.action_dim, device=device)
+    frames, past, goal = random_episodes(b, context, size, model.action_dim, device)
     times = []
     for k in range(warmup + calls):
         res = planner.solve(model, frames, past, goal, seeds=list(range(b)))
