@@ -22,10 +22,42 @@ KV = tuple[Tensor, Tensor]
 """Keys and values (B, heads, tokens, head_dim) of one attention layer: a key/value cache entry."""
 
 
+DROPOUT_BITS = 16
+"""On the CPU, :func:`dropout` decides each element from this many random bits."""
+
+
+def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    """Inverted dropout: zero each element with probability ``p``, scale the rest by 1 / (1 - p).
+
+    On a GPU this is ``F.dropout``. On the CPU, PyTorch draws one random double per element from its generator
+    (``bernoulli_``, a serial loop: ~4.4 ns an element on an AVX-512 EPYC), which took a third of a cpu-profile
+    DINO-WM-style training step (``results/bench/dropout-avx512.txt``). Here each element is decided by 16 bits of
+    64-bit words drawn from the same generator (torch's default, so seeding and resuming work as before), four
+    elements a draw: ``p`` is rounded to a multiple of 2^-16 (0.1 -> 0.1000061) and the kept elements are scaled by
+    the inverse of that rounded keep probability, so the layer stays unbiased. Not the same masks as ``F.dropout``
+    for the same seed."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or not 0.0 < p < 1.0:
+        return F.dropout(x, p, training)
+    levels = 1 << DROPOUT_BITS
+    dropped = round(p * levels)  # elements whose 16-bit field (as unsigned) is below this are zeroed
+    words = torch.empty(-(-x.numel() // 4), dtype=torch.int64).random_(-(2 ** 63), None)  # 64 uniform bits each
+    fields = words.view(torch.int16)[:x.numel()].view(x.shape)  # signed: -32768 is the unsigned 0
+    keep = fields >= dropped - levels // 2
+    return x * keep.to(x.dtype) * (levels / (levels - dropped))
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` through :func:`dropout` (its fast CPU masks); the same module otherwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+
 class Mlp(nn.Sequential):
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
-        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim),
-                         nn.Dropout(dropout))
+        super().__init__(nn.Linear(dim, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, dim), Dropout(dropout))
 
 
 SHORT_ATTENTION_KEYS = 8
@@ -42,8 +74,12 @@ queries over 2-3 keys, AVX-512 EPYC with bf16: 0.8-1.4 ms against 1.9-4.1 ms; on
 
 
 def _takes_short_path(q: Tensor, keys: int, dropout: float) -> bool:
-    """Whether attention of ``q`` over ``keys`` keys runs as explicit products (:data:`SHORT_ATTENTION_PATHS`)."""
-    if keys > SHORT_ATTENTION_KEYS or dropout:
+    """Whether attention of ``q`` over ``keys`` keys runs as explicit products (:data:`SHORT_ATTENTION_PATHS`).
+    With attention dropout (training) on the CPU always, over any number of keys, so that the weights are dropped by
+    :func:`dropout` (PyTorch's CPU attention draws them through ``bernoulli_`` in its math path); on a GPU never."""
+    if dropout:
+        return q.device.type == "cpu"
+    if keys > SHORT_ATTENTION_KEYS:
         return False
     return any(q.device.type == device and dtype in (None, q.dtype) for device, dtype in SHORT_ATTENTION_PATHS)
 
@@ -67,8 +103,10 @@ def _broadcasts(q: Tensor, keys: int) -> bool:
             and torch.compiler.is_compiling())
 
 
-def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
-    """softmax(q k^T / sqrt(d)) v for a few keys; ``mask`` True where allowed, ``causal`` the square causal mask.
+def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool,
+                     dropout_p: float = 0.0) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v for a few keys; ``mask`` True where allowed, ``causal`` the square causal mask;
+    ``dropout_p``: attention dropout on the weights (:func:`dropout`).
     The softmax runs in fp32 (as the fused kernels accumulate), the products in the inputs' (autocast) precision,
     or all in fp32 in the broadcast form (:data:`BROADCAST_ATTENTION_PAIRS`)."""
     nk = k.shape[-2]
@@ -81,7 +119,7 @@ def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causa
         mask = torch.ones(nk, nk, dtype=torch.bool, device=q.device).tril()
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.float().softmax(-1)
+    weights = dropout(scores.float().softmax(-1), dropout_p)
     if broadcast:
         return (weights[..., None] * v.float()[..., None, :, :]).sum(-2).to(v.dtype)
     return weights.to(v.dtype) @ v
@@ -95,7 +133,7 @@ class Attention(nn.Module):
         self.heads, self.head_dim, self.dropout = heads, head_dim, dropout
         self.qkv = nn.Linear(dim, 3 * heads * head_dim, bias=qkv_bias)
         self.proj = nn.Linear(heads * head_dim, dim)
-        self.proj_drop = nn.Dropout(dropout)
+        self.proj_drop = Dropout(dropout)
 
     def forward(self, x: Tensor, causal: bool = False, mask: Tensor | None = None, past: KV | None = None,
                 keep: bool = False, queries: int | None = None) -> Tensor | tuple[Tensor, KV]:
@@ -145,7 +183,7 @@ class Attention(nn.Module):
                     raise ValueError(f"mask must be (new tokens, keys) = {(n, keys)}; got {tuple(mask.shape)}")
                 mask = mask[n - nq:]
             if _takes_short_path(q, keys, dropout):
-                out = _short_attention(q, k, v, mask, square_causal)
+                out = _short_attention(q, k, v, mask, square_causal, dropout)
             else:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=square_causal,
                                                      dropout_p=dropout)

@@ -205,7 +205,7 @@ def test_short_attention_path_on_cpu_is_taken_in_bf16_only():
     assert not layers._takes_short_path(q, 2, 0.0)
     assert layers._takes_short_path(q.bfloat16(), 2, 0.0)
     assert not layers._takes_short_path(q.bfloat16(), layers.SHORT_ATTENTION_KEYS + 1, 0.0)
-    assert not layers._takes_short_path(q.bfloat16(), 2, 0.1)
+    assert layers._takes_short_path(q.bfloat16(), 2, 0.1) and layers._takes_short_path(q, 100, 0.1)  # dropout
     attn = Attention(32, 4, 8).eval()
     x = torch.randn(6, 3, 32)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
