@@ -23,7 +23,8 @@ KV = tuple[Tensor, Tensor]
 
 
 DROPOUT_BITS = 16
-"""On the CPU, :func:`dropout` decides each element from this many random bits."""
+"""On the CPU, :func:`dropout` decides each element from this many random bits: an ``int16`` field of a 64-bit word
+(a fact of the implementation, not a setting)."""
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -42,7 +43,8 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
         return F.dropout(x, p, training)
     levels = 1 << DROPOUT_BITS
     dropped = round(p * levels)  # elements whose 16-bit field (as unsigned) is below this are zeroed
-    words = torch.empty(-(-x.numel() // 4), dtype=torch.int64).random_(-(2 ** 63), None)  # 64 uniform bits each
+    per_word = 64 // DROPOUT_BITS
+    words = torch.empty(-(-x.numel() // per_word), dtype=torch.int64).random_(-(2 ** 63), None)  # 64 random bits
     fields = words.view(torch.int16)[:x.numel()].view(x.shape)  # signed: -32768 is the unsigned 0
     keep = fields >= dropped - levels // 2
     return x * keep.to(x.dtype) * (levels / (levels - dropped))
