@@ -788,6 +788,9 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from lewm_bench.allocator import keep_freed_memory
+
+    keep_freed_memory()  # a step's large tensors reuse freed memory instead of fresh pages (lewm_bench.allocator)
     from lewm_bench.provenance import git_commit
 
     git_commit()  # the tree this process's code comes from, before anything can change it

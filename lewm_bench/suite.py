@@ -33,6 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lewm_bench import __version__
+from lewm_bench.allocator import keep_freed_memory
 from lewm_bench.analysis.run import KINDS as ANALYSES
 from lewm_bench.analysis.run import AnalysisSkipped
 from lewm_bench.envs import env_names, env_spec
@@ -303,6 +304,7 @@ def run_job(job: Job, ctx: JobContext) -> JobRecord:
 
     The same function runs a job in the suite's process (``inline``) and in a submitted one.
     """
+    keep_freed_memory()  # in a submitted job's process too (lewm_bench.allocator)
     if ctx.threads:
         import torch
 
