@@ -62,32 +62,32 @@ class Mlp(nn.Sequential):
         super().__init__(nn.Linear(dim, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, dim), Dropout(dropout))
 
 
-SHORT_ATTENTION_KEYS = 8
-"""Attention over at most this many keys is computed as two batched products and a softmax
-(:func:`_short_attention`) instead of ``scaled_dot_product_attention``: a planning rollout attends over 1-4 frame
-tokens for each of hundreds of candidates x heads, where the fused kernels (cuDNN/flash on a GPU: 54 us a call on
-an H200, a third of a LeWM planning call's kernel time, ``results/bench/gpu-h200``) are almost all tile padding."""
-SHORT_ATTENTION_PATHS: tuple[tuple[str, torch.dtype | None], ...] = (("cuda", None), ("cpu", torch.bfloat16))
-"""(device type, dtype or None for any) that take the short path. On a GPU every dtype. On the CPU only bf16: there
-PyTorch's fused bf16 attention costs 2-5x the explicit products at these sizes (300 rows x 16 heads x 64, 1-3
-queries over 2-3 keys, AVX-512 EPYC with bf16: 0.8-1.4 ms against 1.9-4.1 ms; one paper-size LeWM planning call
-1.36-1.44x faster, ``results/bench/planning-attention-avx512.txt``), while in fp32 the fused kernel is as fast or faster
-(the explicit products 0.7-0.9x its speed on the same machine, 1.0-1.4x slower on an AVX2 EPYC)."""
+EXPLICIT_ATTENTION_PATHS: tuple[tuple[str, torch.dtype | None, int | None], ...] = (
+    ("cuda", None, 8), ("cpu", torch.bfloat16, None))
+"""(device type, dtype or None for any, most keys or None for any) where attention is computed as two batched
+products and a softmax (:func:`_explicit_attention`) instead of ``scaled_dot_product_attention``.
+
+On a GPU over at most 8 keys: a planning rollout attends over 1-4 frame tokens for each of hundreds of candidates x
+heads, where the fused kernels (cuDNN/flash: 54 us a call on an H200, a third of a LeWM planning call's kernel time,
+``results/bench/gpu-h200``) are almost all tile padding. On the CPU in bf16 over any number of keys: PyTorch's fused
+bf16 kernel costs 2-5x the explicit products at LeWM's rollout sizes (300 rows x 16 heads x 64, 1-3 queries over 2-3
+keys: 0.8-1.4 ms against 1.9-4.1 ms on an AVX-512 EPYC with bf16, ``results/bench/planning-attention-avx512.txt``) and
+2-3x at DINO-WM's 16-588 keys once freed memory is reused (:mod:`lewm_bench.allocator`;
+``results/bench/attention-cpu-avx512.txt``)."""
 
 
-def _takes_short_path(q: Tensor, keys: int, dropout: float) -> bool:
-    """Whether attention of ``q`` over ``keys`` keys runs as explicit products (:data:`SHORT_ATTENTION_PATHS`).
-    With attention dropout (training) on the CPU always, over any number of keys, so that the weights are dropped by
-    :func:`dropout` (PyTorch's CPU attention draws them through ``bernoulli_`` in its math path); on a GPU never."""
+def _takes_explicit_path(q: Tensor, keys: int, dropout: float) -> bool:
+    """Whether attention of ``q`` over ``keys`` keys runs as explicit products (:data:`EXPLICIT_ATTENTION_PATHS`).
+    With attention dropout (training) on the CPU always, so that the weights are dropped by :func:`dropout` (PyTorch's
+    CPU attention draws them through ``bernoulli_`` in its math path); on a GPU never."""
     if dropout:
         return q.device.type == "cpu"
-    if keys > SHORT_ATTENTION_KEYS:
-        return False
-    return any(q.device.type == device and dtype in (None, q.dtype) for device, dtype in SHORT_ATTENTION_PATHS)
+    return any(q.device.type == device and dtype in (None, q.dtype) and (most is None or keys <= most)
+               for device, dtype, most in EXPLICIT_ATTENTION_PATHS)
 
 
 BROADCAST_ATTENTION_PAIRS = 16
-"""Inside ``torch.compile``, short attention with at most this many query-key pairs per head computes its two products
+"""Inside ``torch.compile``, explicit attention with at most this many query-key pairs per head computes its two products
 as broadcast multiplications and sums in fp32, which inductor fuses with the softmax, instead of batched matrix
 products. On CUDA, for 300 candidates x 16 heads, the library's batched 3 x 64 x 3 and 3 x 3 x 64 products took 18.6
 and 11.4 us a call on an H200 for a few thousand multiply-adds per head: a compiled paper-size LeWM planning call went
@@ -105,12 +105,13 @@ def _broadcasts(q: Tensor, keys: int) -> bool:
             and torch.compiler.is_compiling())
 
 
-def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool,
-                     dropout_p: float = 0.0) -> Tensor:
-    """softmax(q k^T / sqrt(d)) v for a few keys; ``mask`` True where allowed, ``causal`` the square causal mask;
-    ``dropout_p``: attention dropout on the weights (:func:`dropout`).
+def _explicit_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool,
+                        dropout_p: float = 0.0) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v as two products and a softmax; ``mask`` True where allowed, ``causal`` the square
+    causal mask; ``dropout_p``: attention dropout on the weights (:func:`dropout`).
     The softmax runs in fp32 (as the fused kernels accumulate), the products in the inputs' (autocast) precision,
-    or all in fp32 in the broadcast form (:data:`BROADCAST_ATTENTION_PAIRS`)."""
+    or all in fp32 in the broadcast form (:data:`BROADCAST_ATTENTION_PAIRS`). A mask is added to the fp32 scores as 0
+    or -inf (one pass, the same numbers as filling them)."""
     nk = k.shape[-2]
     broadcast = _broadcasts(q, nk)
     if broadcast:
@@ -119,9 +120,10 @@ def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causa
         scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
     if causal:
         mask = torch.ones(nk, nk, dtype=torch.bool, device=q.device).tril()
+    scores = scores.float()
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = dropout(scores.float().softmax(-1), dropout_p)
+        scores = scores + torch.zeros(mask.shape, device=q.device).masked_fill_(~mask, float("-inf"))
+    weights = dropout(scores.softmax(-1), dropout_p)
     if broadcast:
         return (weights[..., None] * v.float()[..., None, :, :]).sum(-2).to(v.dtype)
     return weights.to(v.dtype) @ v
@@ -184,8 +186,8 @@ class Attention(nn.Module):
                 if mask.shape != (n, keys):
                     raise ValueError(f"mask must be (new tokens, keys) = {(n, keys)}; got {tuple(mask.shape)}")
                 mask = mask[n - nq:]
-            if _takes_short_path(q, keys, dropout):
-                out = _short_attention(q, k, v, mask, square_causal, dropout)
+            if _takes_explicit_path(q, keys, dropout):
+                out = _explicit_attention(q, k, v, mask, square_causal, dropout)
             else:
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=square_causal,
                                                      dropout_p=dropout)

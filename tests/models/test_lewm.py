@@ -171,8 +171,8 @@ def test_one_token_attention_is_its_value_and_cached_steps_equal_the_full_pass()
 
 @pytest.mark.parametrize("broadcast", [False, True])
 @pytest.mark.parametrize("case", ["plain", "causal", "mask", "past", "past-causal", "queries"])
-def test_short_attention_equals_scaled_dot_product_attention(case, broadcast, monkeypatch):
-    """Few keys take the explicit path (two products, or broadcast sums, and a softmax); it computes what SDPA does."""
+def test_explicit_attention_equals_scaled_dot_product_attention(case, broadcast, monkeypatch):
+    """The explicit path (two products, or broadcast sums, and a softmax) computes what SDPA does."""
     monkeypatch.setattr(layers, "_broadcasts", lambda q, keys: broadcast)
     torch.manual_seed(0)
     attn = Attention(32, 4, 8).eval()
@@ -180,11 +180,11 @@ def test_short_attention_equals_scaled_dot_product_attention(case, broadcast, mo
     kwargs = {"plain": {}, "causal": {"causal": True}, "queries": {"causal": True, "queries": 1},
               "mask": {"mask": (torch.rand(3, 3) > 0.3) | torch.eye(3, dtype=torch.bool)},
               "past": {"past": past}, "past-causal": {"past": past, "causal": True, "keep": True}}[case]
-    monkeypatch.setattr(layers, "SHORT_ATTENTION_PATHS", (("cpu", None),))
-    short = attn(x, **kwargs)
-    monkeypatch.setattr(layers, "SHORT_ATTENTION_KEYS", 0)  # every call through SDPA
+    monkeypatch.setattr(layers, "EXPLICIT_ATTENTION_PATHS", (("cpu", None, None),))
+    explicit = attn(x, **kwargs)
+    monkeypatch.setattr(layers, "EXPLICIT_ATTENTION_PATHS", ())  # every call through SDPA
     fused = attn(x, **kwargs)
-    torch.testing.assert_close(short, fused, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(explicit, fused, rtol=1e-5, atol=1e-6)
 
 
 def test_broadcast_attention_only_inside_torch_compile(monkeypatch):
@@ -198,22 +198,24 @@ def test_broadcast_attention_only_inside_torch_compile(monkeypatch):
     assert seen == [True, False]  # 3 x 3 pairs: broadcast; 3 x 6 > BROADCAST_ATTENTION_PAIRS: products
 
 
-def test_short_attention_path_on_cpu_is_taken_in_bf16_only():
-    """On the CPU the explicit products replace the fused kernel in bf16 (where it is slow), not in fp32; within
-    bf16 rounding they compute the same attention."""
-    q, k, v = torch.randn(3, 6, 4, 2, 8).unbind(0)
-    assert not layers._takes_short_path(q, 2, 0.0)
-    assert layers._takes_short_path(q.bfloat16(), 2, 0.0)
-    assert not layers._takes_short_path(q.bfloat16(), layers.SHORT_ATTENTION_KEYS + 1, 0.0)
-    assert layers._takes_short_path(q.bfloat16(), 2, 0.1) and layers._takes_short_path(q, 100, 0.1)  # dropout
+def test_explicit_attention_on_cpu_is_taken_in_bf16_only(monkeypatch):
+    """On the CPU the explicit products replace the fused kernel in bf16 (where it is slow) over any number of keys,
+    not in fp32; within bf16 rounding they compute the same attention. A path's key limit is honoured."""
+    q = torch.randn(6, 4, 2, 8)
+    assert not layers._takes_explicit_path(q, 2, 0.0)
+    assert layers._takes_explicit_path(q.bfloat16(), 2, 0.0) and layers._takes_explicit_path(q.bfloat16(), 600, 0.0)
+    assert layers._takes_explicit_path(q.bfloat16(), 2, 0.1) and layers._takes_explicit_path(q, 100, 0.1)  # dropout
+    assert not layers._takes_explicit_path(q.to("meta").bfloat16(), 2, 0.0)  # another device type
     attn = Attention(32, 4, 8).eval()
-    x = torch.randn(6, 3, 32)
+    x = torch.randn(6, 20, 32)
+    mask = (torch.rand(20, 20) > 0.5) | torch.eye(20, dtype=torch.bool)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        short = attn(x, causal=True).float()
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(layers, "SHORT_ATTENTION_KEYS", 0)
-            fused = attn(x, causal=True).float()
-    torch.testing.assert_close(short, fused, rtol=0.05, atol=0.02)
+        explicit = attn(x, mask=mask).float()
+        monkeypatch.setattr(layers, "EXPLICIT_ATTENTION_PATHS", ())
+        fused = attn(x, mask=mask).float()
+    torch.testing.assert_close(explicit, fused, rtol=0.05, atol=0.02)
+    monkeypatch.setattr(layers, "EXPLICIT_ATTENTION_PATHS", (("cpu", None, 8),))
+    assert layers._takes_explicit_path(q, 8, 0.0) and not layers._takes_explicit_path(q, 9, 0.0)
 
 
 def test_vit_encoder_is_initialised_like_hugging_face_vit():

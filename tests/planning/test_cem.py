@@ -107,7 +107,7 @@ def _has_inductor_compiler() -> bool:
 def test_compiled_rollouts_cost_what_eager_ones_do(context, monkeypatch):
     """On the CPU ``compile_rollouts`` runs inductor's C++ kernels, with attention over a few keys as broadcast sums
     (eagerly: matrix products); the costs are the eager ones up to float rounding. In fp32, with the few-key path that
-    the CPU takes in bf16 (:data:`~lewm_bench.models.layers.SHORT_ATTENTION_PATHS`), for a tight comparison."""
+    the CPU takes in bf16 (:data:`~lewm_bench.models.layers.EXPLICIT_ATTENTION_PATHS`), for a tight comparison."""
     torch.manual_seed(0)
     model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
     draw_zero_parameters(model, std=0.1)
@@ -115,7 +115,7 @@ def test_compiled_rollouts_cost_what_eager_ones_do(context, monkeypatch):
     history = base.tile(torch.randn(b, context, model.embed_dim), n)
     past = base.tile(torch.randn(b, context - 1, 10), n)
     goal, plans = base.tile(torch.randn(b, model.embed_dim), n), torch.randn(b, n, 3, 10)
-    monkeypatch.setattr(layers, "SHORT_ATTENTION_PATHS", (("cpu", None),))
+    monkeypatch.setattr(layers, "EXPLICIT_ATTENTION_PATHS", (("cpu", None, None),))
     seen = []
     broadcasts = layers._broadcasts
     monkeypatch.setattr(layers, "_broadcasts", lambda q, keys: seen.append(broadcasts(q, keys)) or seen[-1])
