@@ -4,8 +4,8 @@ glibc's default allocator serves every block above a dynamic threshold (128 KiB 
 gives it back on ``free``, and trims the top of the heap whenever more than about twice that threshold is free. A
 training step or a planning call allocates and frees the same large tensors again and again (activations, attention
 scores, gradients), so each time the kernel maps fresh pages and zeroes them on their first touch: a cpu-profile LeWM
-training step took about 108,000 minor page faults (some 420 MB of fresh pages) and spent a third of its time in them
-on a 2-core machine (``results/bench/allocator-avx512.txt``).
+training step took about 121,000 minor page faults (some 500 MB of fresh pages) and ran 1.5x faster without them on a
+2-core machine (``results/bench/allocator-avx512.txt``).
 
 :func:`keep_freed_memory` sets a fixed ``mmap`` threshold of :data:`MMAP_THRESHOLD` (only larger blocks get their own
 mapping) and a trim threshold of :data:`TRIM_THRESHOLD`, so that freed blocks stay in the heap for the next step.
