@@ -134,12 +134,12 @@ def _init_worker(config: CollectConfig, spool: Path) -> None:
 
 
 def _init_pool_worker(config: CollectConfig, spool: Path, parent: int) -> None:
-    _die_with_parent(parent)
+    die_with_parent(parent)
     _init_worker(config, spool)
 
 
-def _die_with_parent(parent: int) -> None:
-    """End this worker as soon as the collecting process ``parent`` dies, even by ``kill -9``.
+def die_with_parent(parent: int) -> None:
+    """End this worker as soon as the process ``parent`` that started it dies, even by ``kill -9``.
 
     Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``). Everywhere,
     a daemon thread also polls the parent pid, since a worker is re-parented when its parent dies.

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -72,3 +73,23 @@ def test_diagnostics_of_a_smoke_model_are_finite_and_shaped(two_room):
     summary = summarise(open_loop, plans)
     assert set(summary.quantity) == {"relative", "persistence_relative", "rank_fraction_median", "spearman_mean",
                                      "tasks"}
+
+
+def test_plan_ranks_from_a_pool_of_simulators_equal_the_serial_ones(two_room, monkeypatch):
+    """Past the first task's time limit the candidates are simulated by worker processes: the same table."""
+    import lewm_bench.analysis.diagnostics as diagnostics
+
+    torch.manual_seed(0)
+    model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
+    cem = CEMConfig(candidates=16, iterations=2, elites=4, horizon=2)
+    with open_dataset(two_room) as ds:
+        codec = ActionCodec.from_dataset(ds, 5)
+    protocol = Protocol("t", goal_offset=10, budget=20, episodes=4)
+    serial = plan_ranks(model, "two-room", two_room, codec, cem, protocol, CONFIG, workers=1)
+    monkeypatch.setattr(diagnostics, "POOL_AFTER_SECONDS", -1.0)  # a pool from the second task on
+    started = []
+    pool_class = diagnostics.ProcessPoolExecutor
+    monkeypatch.setattr(diagnostics, "ProcessPoolExecutor", lambda *a, **k: started.append(a) or pool_class(*a, **k))
+    pooled = plan_ranks(model, "two-room", two_room, codec, cem, protocol, CONFIG, workers=2)
+    assert started == [(2,)]
+    pd.testing.assert_frame_equal(pooled, serial)
