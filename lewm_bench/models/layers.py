@@ -87,8 +87,8 @@ def _takes_explicit_path(q: Tensor, keys: int, dropout: float) -> bool:
 
 
 BROADCAST_ATTENTION_PAIRS = 16
-"""Inside ``torch.compile``, explicit attention with at most this many query-key pairs per head computes its two products
-as broadcast multiplications and sums in fp32, which inductor fuses with the softmax, instead of batched matrix
+"""Inside ``torch.compile``, explicit attention with at most this many query-key pairs per head computes its two
+products as broadcast multiplications and sums in fp32, which inductor fuses with the softmax, instead of batched matrix
 products. On CUDA, for 300 candidates x 16 heads, the library's batched 3 x 64 x 3 and 3 x 3 x 64 products took 18.6
 and 11.4 us a call on an H200 for a few thousand multiply-adds per head: a compiled paper-size LeWM planning call went
 0.0726 -> 0.0601 s (1.21x; ``results/bench/gpu-h200/README.md``, run 7). On the CPU, where the batched products of
