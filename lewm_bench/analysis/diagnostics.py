@@ -48,6 +48,8 @@ POOL_AFTER_SECONDS = 2.0
 """When the first task's candidates take longer than this to simulate (Cube's MuJoCo: about 5 s for 300 candidates x
 25 steps, against 0.02 s on Two-Room), the other tasks' candidates are simulated by worker processes, one simulator
 each, split evenly between them: the same distances, since each simulation starts from a set state."""
+MAX_SIMULATORS = 4
+"""At most this many pool workers by default (a Cube simulator holds about 340 MB)."""
 
 
 @torch.no_grad()
@@ -85,11 +87,11 @@ def plan_ranks(model: Any, env: str, data_path: str | os.PathLike[str], codec: A
     """Per task: how the simulator ranks the plan one CEM call returns among that call's final candidates.
 
     ``workers``: processes that simulate the candidates when that is slow (:data:`POOL_AFTER_SECONDS`); default the
-    CPUs this process may use."""
+    CPUs this process may use, at most :data:`MAX_SIMULATORS`."""
     with open_dataset(data_path, env) as ds:
         tasks = sample_tasks(ds, protocol)[:config.tasks]
         env_kwargs = dict(ds.meta.env_kwargs)
-    workers = workers or _usable_cpus()
+    workers = workers or min(_usable_cpus(), MAX_SIMULATORS)
     sim = make_env(env, **env_kwargs)
     planner = CEM(cem)
     planner.keep_candidates = True
