@@ -87,11 +87,11 @@ def plan_ranks(model: Any, env: str, data_path: str | os.PathLike[str], codec: A
     """Per task: how the simulator ranks the plan one CEM call returns among that call's final candidates.
 
     ``workers``: processes that simulate the candidates when that is slow (:data:`POOL_AFTER_SECONDS`); default the
-    CPUs this process may use, at most :data:`MAX_SIMULATORS`."""
+    machine's CPUs, at most :data:`MAX_SIMULATORS`."""
     with open_dataset(data_path, env) as ds:
         tasks = sample_tasks(ds, protocol)[:config.tasks]
         env_kwargs = dict(ds.meta.env_kwargs)
-    workers = workers or min(_usable_cpus(), MAX_SIMULATORS)
+    workers = workers or min(os.cpu_count() or 1, MAX_SIMULATORS)
     sim = make_env(env, **env_kwargs)
     planner = CEM(cem)
     planner.keep_candidates = True
@@ -105,8 +105,8 @@ def plan_ranks(model: Any, env: str, data_path: str | os.PathLike[str], codec: A
             past = torch.zeros(1, 0, codec.block_dim, device=device)  # one context frame
             plan = planner.solve(model, start, past, goal, seeds=[config.seed + k]).actions[0].float().cpu().numpy()
             candidates, model_cost = (t[0].float().cpu().numpy() for t in planner.last_candidates)
-            start_time = time.perf_counter()
             if pool is None:
+                start_time = time.perf_counter()
                 true = np.array([_true_distance(sim, codec, c, task) for c in candidates])
                 if workers > 1 and time.perf_counter() - start_time > POOL_AFTER_SECONDS:
                     # spawn, not fork: MuJoCo's GL context and pygame do not survive a fork
@@ -126,10 +126,6 @@ def plan_ranks(model: Any, env: str, data_path: str | os.PathLike[str], codec: A
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
-
-
-def _usable_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 _simulator: dict[str, Any] = {}
