@@ -281,11 +281,12 @@ def patchify(x: Tensor, patch: int) -> Tensor:
 
 
 def pretrain_masked(encoder: PatchViT, sample: Callable[[torch.Generator, int], Tensor], steps: int, batch: int,
-                    lr: float, mask_ratio: float, seed: int, device: torch.device, progress: bool = True
-                    ) -> list[float]:
+                    lr: float, mask_ratio: float, seed: int, device: torch.device, progress: bool = True,
+                    bf16: bool = False) -> list[float]:
     """Masked-patch autoencoding of ``encoder`` on environment frames; returns the loss per step.
 
-    ``sample(generator, n)`` returns ``n`` uint8 frames (n, 3, H, W) drawn with ``generator``.
+    ``sample(generator, n)`` returns ``n`` uint8 frames (n, 3, H, W) drawn with ``generator``. ``bf16``: forward
+    passes under bf16 autocast (weights, optimiser and the loss stay fp32), as a training run in bf16.
     """
     cfg = encoder.config
     decoder = nn.Linear(cfg.width, 3 * cfg.patch_size ** 2).to(device)
@@ -303,8 +304,9 @@ def pretrain_masked(encoder: PatchViT, sample: Callable[[torch.Generator, int], 
             group["lr"] = lr * min(1.0, (step + 1) / max(1, steps // 10))
         x = preprocess(sample(gen, batch).to(device), cfg.input_size)
         mask = torch.rand(len(x), encoder.num_patches, generator=gen).to(device) < mask_ratio
-        recon = decoder(encoder(x, mask)[:, 1:])
-        loss = F.mse_loss(recon, patchify(x, cfg.patch_size))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            recon = decoder(encoder(x, mask)[:, 1:])
+        loss = F.mse_loss(recon.float(), patchify(x, cfg.patch_size))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -318,7 +320,7 @@ def pretrain_masked(encoder: PatchViT, sample: Callable[[torch.Generator, int], 
 
 def pretrain_masked_cached(encoder: PatchViT, sample: Callable[[torch.Generator, int], Tensor], steps: int, batch: int,
                            lr: float, mask_ratio: float, seed: int, device: torch.device, folder: Path | None,
-                           identity: dict, progress: bool = True) -> Path | None:
+                           identity: dict, progress: bool = True, bf16: bool = False) -> Path | None:
     """:func:`pretrain_masked`, its result kept in ``folder`` and reused by any later call with identical inputs.
 
     Several agents freeze the same pre-trained encoder (DINO-WM-style and the goal-conditioned policies that
@@ -331,7 +333,8 @@ def pretrain_masked_cached(encoder: PatchViT, sample: Callable[[torch.Generator,
     """
     cuda = device.type == "cuda"
     rng = [torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if cuda else [])
-    key = content_hash({**identity, "recipe": [steps, batch, lr, mask_ratio], "seed": seed, "device": device.type,
+    recipe = [steps, batch, lr, mask_ratio] + (["bf16"] if bf16 else [])  # fp32 keys as before bf16 was an option
+    key = content_hash({**identity, "recipe": recipe, "seed": seed, "device": device.type,
                         "torch": torch.__version__, "init": tensor_digest(encoder.state_dict().values()),
                         "rng": tensor_digest(rng)})
     path = None if folder is None else Path(folder) / f"masked-{key}.pt"
@@ -349,7 +352,7 @@ def pretrain_masked_cached(encoder: PatchViT, sample: Callable[[torch.Generator,
         except (OSError, RuntimeError, KeyError) as e:
             warnings.warn(f"{path}: unreadable encoder cache ({type(e).__name__}: {e}); pre-training again",
                           stacklevel=2)
-    pretrain_masked(encoder, sample, steps, batch, lr, mask_ratio, seed, device, progress)
+    pretrain_masked(encoder, sample, steps, batch, lr, mask_ratio, seed, device, progress, bf16)
     if path is None:
         return None
     blob = {"encoder": encoder.state_dict(), "rng": torch.get_rng_state()}

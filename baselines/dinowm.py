@@ -42,7 +42,7 @@ from lewm_bench.baselines.dinov2 import (
 from lewm_bench.models.layers import KV, Attention, Mlp, windowed_rollout
 from lewm_bench.models.lewm import PredictorConfig
 from lewm_bench.registry import LossTerms, register_agent
-from lewm_bench.training.config import TrainConfig
+from lewm_bench.training.config import TrainConfig, bf16_autocast, check_bf16_mode
 
 if TYPE_CHECKING:
     from lewm_bench.data.clips import ClipDataset
@@ -56,6 +56,12 @@ class EncoderPretrainConfig:
     batch_size: int = 128
     lr: float = 5e-4
     mask_ratio: float = 0.5
+    bf16: str = "auto"
+    """bf16 autocast of the pre-training's forward passes, as :attr:`TrainConfig.bf16` (one of ``BF16_MODES``); on the
+    2-core AVX-512 machine a cpu-profile step takes 43 ms in bf16 against 92 ms in fp32."""
+
+    def __post_init__(self) -> None:
+        check_bf16_mode(self.bf16)
 
 
 @dataclass(frozen=True)
@@ -277,7 +283,7 @@ class DinoWM(nn.Module):
                         "encoder": asdict(self.config.encoder), "image_size": self.image_size}
             folder = Path(train_set.path).parent / "encoders"
             pretrain_masked_cached(self.encoder, sample, pc.steps, pc.batch_size, pc.lr, pc.mask_ratio, seed, device,
-                                   folder, identity, progress)
+                                   folder, identity, progress, bf16_autocast(pc.bf16, device))
         self.encoder.requires_grad_(False)
         self.encoder.eval()
 

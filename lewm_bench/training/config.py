@@ -8,6 +8,24 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+BF16_MODES = ("cuda", "auto", "always", "never")
+"""When bf16 autocast is on: ``cuda`` (on CUDA only), ``auto`` (wherever the device has fast bf16 kernels: CUDA, or a
+CPU with oneDNN's AVX-512 / AMX bf16 kernels; fp32 elsewhere), ``always`` (also on any CPU), ``never``."""
+
+
+def check_bf16_mode(mode: str) -> None:
+    """Raise ValueError unless ``mode`` is one of :data:`BF16_MODES`."""
+    if mode not in BF16_MODES:
+        raise ValueError(f"bf16 must be one of {', '.join(map(repr, BF16_MODES))}; got {mode!r}")
+
+
+def bf16_autocast(mode: str, device: torch.device) -> bool:
+    """Whether work on ``device`` runs under bf16 autocast for ``mode`` (one of :data:`BF16_MODES`)."""
+    from lewm_bench.provenance import native_bf16
+
+    check_bf16_mode(mode)
+    return mode == "always" or (mode == "cuda" and device.type == "cuda") or (mode == "auto" and native_bf16(device))
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -24,8 +42,7 @@ class TrainConfig:
     """Linear warm-up over this fraction of all steps, then cosine decay to 0 (stepped per optimiser step)."""
     grad_clip: float = 1.0
     bf16: str = "cuda"
-    """bf16 autocast: ``cuda`` (on CUDA only), ``auto`` (wherever the device has fast bf16 kernels: CUDA, or a CPU
-    with oneDNN's AVX-512 / AMX bf16 kernels; fp32 elsewhere), ``always`` (also on any CPU), ``never``."""
+    """bf16 autocast, one of :data:`BF16_MODES`."""
     collapse_std: float = 0.05
     """Stop when the held-out per-dimension embedding std (mean over dims, eval mode) falls below this
     (checked from 100 optimiser steps on, once BatchNorm's running statistics have settled)."""
@@ -34,13 +51,9 @@ class TrainConfig:
 
     def uses_bf16(self, device: torch.device) -> bool:
         """Whether training on ``device`` runs under bf16 autocast (see ``bf16``)."""
-        from lewm_bench.provenance import native_bf16
-
-        return self.bf16 == "always" or (self.bf16 == "cuda" and device.type == "cuda") or (
-            self.bf16 == "auto" and native_bf16(device))
+        return bf16_autocast(self.bf16, device)
 
     def __post_init__(self) -> None:
-        if self.bf16 not in ("cuda", "auto", "always", "never"):
-            raise ValueError(f"bf16 must be 'cuda', 'auto', 'always' or 'never'; got {self.bf16!r}")
+        check_bf16_mode(self.bf16)
         if self.epochs < 1 or self.batch_size < 1 or (self.steps_per_epoch is not None and self.steps_per_epoch < 1):
             raise ValueError(f"epochs, batch_size and steps_per_epoch must be >= 1; got {self}")

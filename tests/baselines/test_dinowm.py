@@ -3,11 +3,12 @@ import dataclasses
 import pytest
 import torch
 
-from lewm_bench.baselines import dinov2
+from lewm_bench.baselines import dinov2, dinowm
 from lewm_bench.baselines.dinov2 import PatchEncoderConfig, PatchViT, load_dinov2_weights, patchify, pretrain_masked
 from lewm_bench.baselines.dinowm import DinoWM, frame_block_causal_mask
 from lewm_bench.collect.policies import make_collector
 from lewm_bench.collect.runner import CollectConfig, collect
+from lewm_bench.data.clips import ClipDataset
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.evaluation.protocol import PROTOCOLS
 from lewm_bench.evaluation.run import evaluate
@@ -178,14 +179,16 @@ def test_dinov2_loader_reads_the_hugging_face_layout(tmp_path):
         load_dinov2_weights(PatchViT(small_cfg()), tmp_path / "junk.safetensors")
 
 
-def test_masked_pretraining_lowers_reconstruction_error():
+@pytest.mark.parametrize("bf16", [False, True])
+def test_masked_pretraining_lowers_reconstruction_error(bf16):
     enc = PatchViT(PatchEncoderConfig(input_size=16, patch_size=4, width=32, depth=1, heads=2, pos_grid=4))
     frames = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
 
     def sample(gen, n):
         return frames[torch.randint(len(frames), (n,), generator=gen)]
 
-    losses = pretrain_masked(enc, sample, 60, 16, 3e-3, 0.5, 0, torch.device("cpu"), progress=False)
+    losses = pretrain_masked(enc, sample, 60, 16, 3e-3, 0.5, 0, torch.device("cpu"), progress=False, bf16=bf16)
+    assert all(p.dtype == torch.float32 for p in enc.parameters())
     assert sum(losses[-10:]) < 0.8 * sum(losses[:10])
     assert not any(p.requires_grad for p in enc.parameters())
     assert patchify(torch.arange(48.0).view(1, 3, 4, 4), 2).shape == (1, 4, 12)
@@ -198,11 +201,11 @@ def test_pretrained_encoder_is_kept_and_reused_bit_for_bit_by_identical_inputs_o
     def sample(gen, n):
         return frames[torch.randint(len(frames), (n,), generator=gen)]
 
-    def run(seed=0, identity=None):  # a fresh encoder and global random state, as a new training run has
+    def run(seed=0, identity=None, bf16=False):  # a fresh encoder and global random state, as a new run has
         torch.manual_seed(7)
         enc = PatchViT(cfg)
         path = dinov2.pretrain_masked_cached(enc, sample, 5, 8, 1e-3, 0.5, seed, torch.device("cpu"), tmp_path,
-                                             identity or {"data": "frames"}, progress=False)
+                                             identity or {"data": "frames"}, progress=False, bf16=bf16)
         return enc, path, torch.rand(4)  # what the run draws next
 
     first, path, after = run()
@@ -213,9 +216,23 @@ def test_pretrained_encoder_is_kept_and_reused_bit_for_bit_by_identical_inputs_o
     for (name, a), b in zip(first.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), name
     assert torch.equal(after, after2) and not any(p.requires_grad for p in again.parameters())
-    for changed in ({"seed": 1}, {"identity": {"data": "other frames"}}):
+    for changed in ({"seed": 1}, {"identity": {"data": "other frames"}}, {"bf16": True}):
         with pytest.raises(pytest.fail.Exception, match="pre-trained again"):
             run(**changed)
+
+
+@pytest.mark.parametrize("mode, expected", [("never", False), ("always", True)])
+def test_encoder_pretraining_runs_in_the_precision_its_config_names(tmp_path, monkeypatch, mode, expected):
+    seen = []
+    monkeypatch.setattr(dinowm, "pretrain_masked_cached", lambda *a, **k: seen.append(a[-1]))
+    smoke = get_agent("dinowm").config_for("smoke")
+    config = dataclasses.replace(smoke, pretrain=dataclasses.replace(smoke.pretrain, bf16=mode))
+    data = collect(CollectConfig(env="two-room", collector=make_collector("two-room"), episodes=4, max_steps=20,
+                                 image_size=16), tmp_path / "data.h5", workers=1, progress=False)
+    DinoWM(config, 16, 2).prepare(ClipDataset(data, history=1, frameskip=1), torch.device("cpu"), 0, progress=False)
+    assert seen == [expected]
+    with pytest.raises(ValueError, match="bf16 must be one of"):
+        dataclasses.replace(smoke.pretrain, bf16="fp16")
 
 
 @pytest.fixture(scope="module")
