@@ -3,7 +3,9 @@
 - ``inline`` (the default): one job after the other in the suite's own process.
 - ``local``: each job in its own process on this machine, through submitit's local executor; at most
   ``max_running`` at once (default 1: on one machine, jobs that each use every core only slow each
-  other down).
+  other down; several jobs with a share of the cores each, ``--cpus-per-job``, can finish sooner, as
+  small jobs use one core better than two, and then the ready jobs start stage by stage:
+  :func:`start_order`).
 - ``slurm``: each job in its own SLURM allocation through submitit; the jobs that are ready at the same
   time and share a stage are submitted as one job array (``array_parallelism`` tasks at once).
 
@@ -306,11 +308,11 @@ def run_submitted(jobs: list[Job], previous_records: dict[str, dict[str, Any] | 
     if ctx.executor == "slurm":
         _check_shared_storage(root, cluster)
     limit = cluster.max_running if cluster.max_running is not None else (1 if ctx.executor == "local" else None)
-    order = {job.name: i for i, job in enumerate(jobs)}
+    order = start_order(jobs, limit)
     poll_s = cluster.poll_seconds(ctx.executor)
     active: dict[str, _Active] = {}
     waiting: list[Job] = []
-    for job in jobs:
+    for job in sorted(jobs, key=lambda j: order[j.name]):
         attached = _reattach(job, root, ctx, previous_records.get(job.name))
         if attached is not None:
             active[job.name] = attached
@@ -353,6 +355,19 @@ def run_submitted(jobs: list[Job], previous_records: dict[str, dict[str, Any] | 
         _on_interrupt(list(active.values()), root)
         raise
     progress.close()
+
+
+def start_order(jobs: list[Job], limit: int | None) -> dict[str, tuple[int, int]]:
+    """Each job's rank (lowest first) among the jobs ready at the same time, ``jobs`` in the planned order.
+
+    One at a time (``limit`` 1), the planned order: env by env, so an interrupted suite has finished whole envs.
+    With a few at a time, stage by stage across the envs (every collection, then every training, then the
+    evaluations and analyses): the long jobs start first and the short ones fill the end, instead of one env's
+    last training running alone while the other slots wait for it.
+    """
+    from lewm_bench.suite import STAGE_ORDER
+
+    return {job.name: (STAGE_ORDER[job.stage] if limit != 1 else 0, i) for i, job in enumerate(jobs)}
 
 
 def _submit(jobs: list[Job], ctx: JobContext, cluster: ClusterConfig, folder: Path) -> list[_Active]:

@@ -126,7 +126,7 @@ class JobContext:
     force: bool = False
     progress: bool = True
     workers: int | None = None
-    """Collection worker processes (None: one per CPU core)."""
+    """Worker processes of a collection and of the diagnostics' simulators (None: their defaults, by CPU cores)."""
     logger: str = "csv"
     """Experiment logger of trainings and evaluations (:mod:`lewm_bench.loggers`)."""
     threads: int | None = None
@@ -363,7 +363,7 @@ def _run_job(job: Job, ctx: JobContext) -> None:
     elif job.stage in ANALYSES:
         from lewm_bench.analysis.run import analyze
 
-        analyze(job.stage, job.env, job.agent, profile, root=root, seed=job.seed)
+        analyze(job.stage, job.env, job.agent, profile, root=root, seed=job.seed, workers=ctx.workers)
     else:
         from lewm_bench.evaluation.run import evaluate
 

@@ -335,3 +335,23 @@ def test_a_reattached_job_that_a_killed_driver_never_listed_is_added_to_the_subm
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_with_a_few_jobs_at_a_time_the_ready_ones_start_stage_by_stage_across_envs():
+    from lewm_bench.executors import start_order
+    from lewm_bench.profiles import PROFILES
+    from lewm_bench.suite import plan_jobs
+
+    jobs = plan_jobs(PROFILES["smoke"], ("two-room", "pusht"), ("lewm", "random"), (0,))
+
+    def started(limit):
+        order = start_order(jobs, limit)
+        return [j.name for j in sorted(jobs, key=lambda j: order[j.name])]
+
+    assert started(1) == [j.name for j in jobs]  # one at a time: env by env, as planned
+    assert [j.env for j in jobs[:6]] == ["two-room"] * 6
+    for limit in (2, None):
+        names = started(limit)
+        assert names[:4] == ["collect/two-room", "collect/pusht", "train/two-room/lewm/seed0",
+                             "train/pusht/lewm/seed0"]
+        assert names[4:6] == ["eval/two-room/lewm/seed0", "eval/two-room/random/seed0"]

@@ -56,10 +56,12 @@ def analysis_dir(root: str | os.PathLike[str], env: str, agent: str, profile: Pr
 
 def analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile,
             checkpoint: str | os.PathLike[str] | None = None, root: str | os.PathLike[str] = "runs", seed: int = 0,
-            voe: VoEConfig | None = None, probe_config: ProbeConfig | None = None) -> pd.DataFrame:
+            voe: VoEConfig | None = None, probe_config: ProbeConfig | None = None,
+            workers: int | None = None) -> pd.DataFrame:
     """Run one analysis with the profile's sizes (or ``voe`` / ``probe_config``); returns its table
     (t-tests for ``voe``, scores for ``probe``, the long summary for ``diagnostics``). The frameskip and
-    dataset are the trained run's; diagnostics plan with the profile's CEM on the evaluation's tasks."""
+    dataset are the trained run's; diagnostics plan with the profile's CEM on the evaluation's tasks, simulating
+    slow candidates in up to ``workers`` processes (default: :func:`~lewm_bench.analysis.diagnostics.plan_ranks`'s)."""
     voe, probe_config = voe or profile.voe, probe_config or profile.probe
     if kind not in KINDS:
         raise LewmBenchError(f"unknown analysis {kind!r}; valid: {', '.join(KINDS)}")
@@ -70,11 +72,12 @@ def analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile,
     out = analysis_dir(root, env, agent, profile, seed)
     check_output_folder(out, "--root")  # before the work
     with lock_output(out / kind):  # one writer per analysis (voe and probe write different files of the folder)
-        return _analyze(kind, env, agent, profile, checkpoint, root, seed, voe, probe_config, out)
+        return _analyze(kind, env, agent, profile, checkpoint, root, seed, voe, probe_config, out, workers)
 
 
 def _analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile, checkpoint: str | os.PathLike[str] | None,
-             root: Path, seed: int, voe: VoEConfig, probe_config: ProbeConfig, out: Path) -> pd.DataFrame:
+             root: Path, seed: int, voe: VoEConfig, probe_config: ProbeConfig, out: Path,
+             workers: int | None) -> pd.DataFrame:
     device = default_device()
     checkpoint = checkpoint or run_dir("train", env, agent, profile.name, seed, root)
     loaded = load_world_model(checkpoint, env, agent, device)
@@ -93,14 +96,15 @@ def _analyze(kind: AnalysisKind, env: str, agent: str, profile: Profile, checkpo
         result = probe(model, env, data_path, probe_config, device)
         write_csv(out / "probe.csv", result)
     else:
-        result = _diagnose(loaded, env, data_path, profile, device, out)
+        result = _diagnose(loaded, env, data_path, profile, device, out, workers)
     table_path = root / "analysis" / f"{kind}.csv"
     with lock_output(table_path, wait_s=60):  # shared by every analysis under root: update in turn
         upsert_csv(table_path, result.assign(**keys), keys)
     return result
 
 
-def _diagnose(loaded: Any, env: str, data_path: Path, profile: Profile, device: Any, out: Path) -> pd.DataFrame:
+def _diagnose(loaded: Any, env: str, data_path: Path, profile: Profile, device: Any, out: Path,
+              workers: int | None) -> pd.DataFrame:
     from lewm_bench.data.actions import ActionCodec
     from lewm_bench.evaluation.protocol import paper_protocol
 
@@ -109,7 +113,8 @@ def _diagnose(loaded: Any, env: str, data_path: Path, profile: Profile, device: 
     codec = ActionCodec.from_stats(*loaded.run.action_stats(), loaded.run.frameskip)
     open_loop = diagnostics.open_loop_error(model, env, data_path, loaded.run.frameskip, profile.cem.horizon, config,
                                             device)
-    plans = diagnostics.plan_ranks(model, env, data_path, codec, profile.cem, protocol, config, device)
+    plans = diagnostics.plan_ranks(model, env, data_path, codec, profile.cem, protocol, config, device,
+                                   workers)
     write_csv(out / "diagnostics_open_loop.csv", open_loop)
     write_csv(out / "diagnostics_plans.csv", plans)
     diagnostics.plot_diagnostics(open_loop, plans, f"{env} / {loaded.run.agent} ({profile.name}): diagnostics",
