@@ -641,7 +641,8 @@ def _parser_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs", help="working folder: data/, train/, eval/, jobs/, summary.csv, report/")
     p.add_argument("--force", action="store_true", help="redo every job, even finished ones")
     p.add_argument("--workers", type=positive_int, default=None,
-                   help="collection worker processes (default: one per CPU core; 1 collects in this process)")
+                   help="worker processes of a collection and of the diagnostics' simulators (default: one per CPU "
+                        "core, at most 4 simulators; 1 works in the job's own process)")
     p.add_argument("--calls", type=positive_int, default=None,
                    help="planning-speed: timed calls per agent (default 20 on CUDA, 3 on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
