@@ -27,11 +27,15 @@ def default_device(local_rank: int = 0) -> torch.device:
 
 
 def device_name(device: torch.device | str) -> str:
-    """Human name of a device: the GPU's model, or ``cpu (N cores, ISA)`` with the vector instructions torch uses."""
+    """Human name of a device: the GPU's model, or ``cpu (N cores, ISA)`` with the vector instructions torch uses;
+    ``cpu (N cores, K torch threads, ISA)`` when torch uses fewer threads than there are cores (a job given a share
+    of the machine), since its timings are then not the machine's."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()})"
+    cores, threads = os.cpu_count() or 1, torch.get_num_threads()
+    share = f"{threads} torch thread{'s' * (threads > 1)}, " if threads < cores else ""
+    return f"cpu ({cores} cores, {share}{torch.backends.cpu.get_cpu_capability()})"
 
 
 def native_bf16(device: torch.device | str) -> bool:
