@@ -113,8 +113,7 @@ def _diagnose(loaded: Any, env: str, data_path: Path, profile: Profile, device: 
     codec = ActionCodec.from_stats(*loaded.run.action_stats(), loaded.run.frameskip)
     open_loop = diagnostics.open_loop_error(model, env, data_path, loaded.run.frameskip, profile.cem.horizon, config,
                                             device)
-    plans = diagnostics.plan_ranks(model, env, data_path, codec, profile.cem, protocol, config, device,
-                                   workers)
+    plans = diagnostics.plan_ranks(model, env, data_path, codec, profile.cem, protocol, config, device, workers)
     write_csv(out / "diagnostics_open_loop.csv", open_loop)
     write_csv(out / "diagnostics_plans.csv", plans)
     diagnostics.plot_diagnostics(open_loop, plans, f"{env} / {loaded.run.agent} ({profile.name}): diagnostics",
