@@ -7,6 +7,7 @@ architecture on a CPU is timed with a small batch (noted in the row).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -41,11 +42,20 @@ def bench_train(profiles: list[str] | None = None, seconds: float = 3.0, agent: 
 
 def _steps_per_s(agent: str, profile, size: int, batch: int, bf16: bool, device: torch.device,
                  seconds: float) -> float:
+    return rate(training_step(agent, profile.name, size, batch, bf16, device), seconds, warmup=2)
+
+
+def training_step(agent: str, profile: str, size: int, batch: int, bf16: bool, device: torch.device,
+                  grad_clip: float | None = None) -> Callable[[], None]:
+    """One optimiser step of ``agent`` at ``profile``'s architecture (forward, loss, backward, optional gradient
+    clipping, AdamW at the profile's lr; bf16 autocast if ``bf16``) on a fixed synthetic batch of ``batch`` uint8
+    clips of ``size`` px and 10-dim actions, seeded with 0; returns it as a function (synchronised on CUDA)."""
     info = get_agent(agent)
     torch.manual_seed(0)
-    config = info.config_for(profile.name)
+    config = info.config_for(profile)
     model = info.cls(config, size, 10).to(device).train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=profile.train.lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=PROFILES[profile].train.lr)
     h = config.history
     frames = torch.randint(0, 256, (batch, h + 1, 3, size, size), dtype=torch.uint8, device=device)
     actions = torch.randn(batch, h, 10, device=device)
@@ -55,8 +65,10 @@ def _steps_per_s(agent: str, profile, size: int, batch: int, bf16: bool, device:
             loss = model.loss(frames, actions).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    return rate(step, seconds, warmup=2)
+    return step

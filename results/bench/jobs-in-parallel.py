@@ -20,27 +20,14 @@ def child(threads: str, agent: str) -> None:
     keep_freed_memory()
     import torch
 
+    from lewm_bench.bench.train import training_step
     from lewm_bench.profiles import PROFILES
     from lewm_bench.registry import get_agent
 
     torch.set_num_threads(int(threads))
-    info = get_agent(agent)
-    torch.manual_seed(0)
-    config, batch = info.config_for("cpu"), info.train_config_for(PROFILES["cpu"]).batch_size
-    model = info.build(config, 64, 10, "cube").train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
-    frames = torch.randint(0, 256, (batch, model.history + 1, 3, 64, 64), dtype=torch.uint8)
-    actions = torch.randn(batch, model.history, 10)
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model.loss(frames, actions, torch.Generator().manual_seed(0)).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-
+    train = get_agent(agent).train_config_for(PROFILES["cpu"])
+    cpu = torch.device("cpu")
+    step = training_step(agent, "cpu", 64, train.batch_size, train.uses_bf16(cpu), cpu, grad_clip=train.grad_clip)
     for _ in range(3):
         step()
     start = time.perf_counter()
