@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from lewm_bench.envs.base import GoalEnv
+from lewm_bench.envs.mujoco_render import render, uploads_key
 from lewm_bench.envs.spec import DataSizes, EnvSpec, register_env
 
 SUCCESS_RADIUS = 0.04
@@ -80,8 +81,9 @@ class CubeEnv(GoalEnv):
     action_dim = 5
     state_dim = N_QPOS + N_QVEL
     object_colour = (245, 66, 84)  # OGBench's cube, RGBA (0.96, 0.26, 0.33, 1)
-    # each simulator holds its own MuJoCo model and renderer, about 340 MB at 64 px: 50 at once
-    # (one per evaluation episode) peaked at 22 GB with DINO-WM-style planning beside them
+    # each simulator holds its own MuJoCo model, about 230 MB at 64 px (and the process one renderer,
+    # envs/mujoco_render.py): 50 at once (one per evaluation episode, each with its own renderer then)
+    # peaked at 22 GB with DINO-WM-style planning beside them
     max_parallel = 10
 
     def __init__(self, image_size: int = 64, fast_render: bool = False,
@@ -104,9 +106,12 @@ class CubeEnv(GoalEnv):
         if self._sim.model.nq != N_QPOS or self._sim.model.nv != N_QVEL:
             raise RuntimeError(f"unexpected ogbench cube model: nq={self._sim.model.nq}, nv={self._sim.model.nv}; "
                                f"expected {N_QPOS}, {N_QVEL}. Install the ogbench version pinned in pyproject.toml.")
-        if self.fast_render:
-            self._use_fast_renderer()
         import mujoco
+
+        if self.fast_render:
+            self._sim.model.vis.quality.offsamples = 0  # no multisample anti-aliasing (read when a renderer is made)
+        self._render_flags = {int(mujoco.mjtRndFlag.mjRND_SHADOW): 0} if self.fast_render else {}
+        self._render_key = uploads_key(self._sim.model)
 
         self._cube_geom = mujoco.mj_name2id(self._sim.model, mujoco.mjtObj.mjOBJ_GEOM, "object_0")
         self._cube_rgba = self._sim.model.geom_rgba[self._cube_geom].copy()  # exact, so frames match the data
@@ -144,7 +149,8 @@ class CubeEnv(GoalEnv):
         if self._object_rgb is not None:
             rgba[:3] = np.asarray(self._object_rgb) / 255.0
         self._sim.model.geom_rgba[self._cube_geom] = rgba
-        return self._sim.render(camera="front_pixels").copy()
+        return render(self._sim.model, self._sim.data, "front_pixels", self.image_size, self._render_key,
+                      self._render_flags)
 
     def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The cube jumps (velocity zeroed, orientation and height kept: a lifted cube then falls) to a
@@ -170,17 +176,6 @@ class CubeEnv(GoalEnv):
         mujoco.mj_kinematics(sim.model, sim.data)
         return {"effector position": sim.data.site_xpos[sim._pinch_site_id].astype(np.float64).copy(),
                 "cube position": np.asarray(state[CUBE_POS], np.float64)}
-
-    def _use_fast_renderer(self) -> None:
-        """Recreate OGBench's renderer without multisampling and with shadows off."""
-        import mujoco
-
-        sim = self._sim
-        sim.model.vis.quality.offsamples = 0
-        if sim._renderer is not None:
-            sim._renderer.close()
-        sim._initialize_renderer()
-        sim._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
 
     # --------------------------------------------------------------- data-collection support
     def oracle_info(self) -> dict[str, Any]:

@@ -41,11 +41,11 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from lewm_bench.envs.base import GoalEnv
+from lewm_bench.envs.mujoco_render import render, uploads_key
 from lewm_bench.envs.spec import DataSizes, EnvSpec, register_env
 
 SUCCESS_TOLERANCE = 0.05
@@ -109,7 +109,7 @@ class ReacherEnv(GoalEnv):
         self._materials = [mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_MATERIAL, n) for n in _ARM_MATERIALS]
         self._material_rgba = self._model.mat_rgba[self._materials].copy()
         self._model.vis.quality.offsamples = 0
-        self._renderer: Any = None
+        self._render_key = uploads_key(self._model)
 
     is_success = staticmethod(is_success)
     distance = staticmethod(distance)
@@ -142,16 +142,12 @@ class ReacherEnv(GoalEnv):
     def _render(self) -> np.ndarray:
         import mujoco
 
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self._model, self.image_size, self.image_size)
-            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         rgba = self._material_rgba.copy()
         if self._object_rgb is not None:
             rgba[:, :3] = np.asarray(self._object_rgb) / 255.0
         self._model.mat_rgba[self._materials] = rgba
-        self._renderer.update_scene(self._data, camera="fixed")
-        return self._renderer.render().copy()
+        return render(self._model, self._data, "fixed", self.image_size, self._render_key,
+                      {int(mujoco.mjtRndFlag.mjRND_SHADOW): 0, int(mujoco.mjtRndFlag.mjRND_REFLECTION): 0})
 
     def teleport(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The arm jumps to a uniform joint configuration at least 0.5 rad (some joint) from the current one,
@@ -167,10 +163,6 @@ class ReacherEnv(GoalEnv):
         return {"joint angles (sin, cos)": np.concatenate([np.sin(q), np.cos(q)]),
                 "fingertip position": fingertip(state)}
 
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
 
 
 # Paper: 10,000 episodes of 200 steps from a SAC policy (SPEC 3.4); the expert's SAC budget per profile.
