@@ -130,6 +130,39 @@ def test_compiled_rollouts_cost_what_eager_ones_do(context, monkeypatch):
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.skipif(not _has_inductor_compiler(), reason="torch.compile on the CPU needs a C++ compiler: set CXX or "
+                                                         "install g++")
+def test_compiled_rollouts_follow_the_weights(monkeypatch):
+    """The CPU's compiled rollouts freeze the weights into the graph: weights written in place afterwards (a
+    checkpoint loaded into the model) and another model of the same architecture must still give their own costs."""
+    torch.manual_seed(0)
+    models = [LeWM(LeWM.presets["smoke"], 16, 10).eval() for _ in range(2)]
+    for k, m in enumerate(models):
+        draw_zero_parameters(m, std=0.1, seed=k)
+    b, n = 1, 4
+    d = models[0].embed_dim
+    history, goal = base.tile(torch.randn(b, 1, d), n), base.tile(torch.randn(b, d), n)
+    past, plans = torch.zeros(b * n, 0, 10), torch.randn(b, n, 3, 10)
+    monkeypatch.setattr(layers, "EXPLICIT_ATTENTION_PATHS", (("cpu", None, None),))
+    planner = CEM(CEMConfig(candidates=n, iterations=1, elites=2, horizon=3, bf16=False))
+    planner.compile_rollouts = True
+
+    def both(model):
+        with torch.no_grad():
+            return (planner.cost_function(model, history, past, goal, plans.shape)(plans),
+                    base.rollout_cost(model, history, past, goal, plans))
+
+    first, eager = both(models[0])
+    torch.testing.assert_close(first, eager, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        models[0].load_state_dict({k: v * 1.5 for k, v in models[0].state_dict().items()})
+    changed, eager = both(models[0])
+    assert not torch.allclose(changed, first, rtol=1e-3)
+    torch.testing.assert_close(changed, eager, rtol=1e-5, atol=1e-5)
+    other, eager = both(models[1])
+    torch.testing.assert_close(other, eager, rtol=1e-5, atol=1e-5)
+
+
 def test_gradient_planner_reduces_the_cost():
     model = QuadraticModel()
     goal = torch.tensor([[1.0, 2.0, -1.0]])[:, :, None, None].expand(1, 3, 4, 4)
