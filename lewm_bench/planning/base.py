@@ -254,12 +254,12 @@ def _compiled_rollout_cost() -> Callable[..., Tensor]:
 
     On the CPU it compiles (and runs) with inductor's ``freezing``: the model's weights become constants of the graph,
     which inductor folds (their bf16 casts done once) and packs for oneDNN's products. The paper-architecture LeWM call
-    3.73 -> 2.82 s, 0.55 -> 0.73 of the bf16 GEMM (``results/bench/planning-freezing-avx512.txt``). Dynamo reads the
-    setting while it traces, so it is set around each call, not passed as a compile option (which leaves the weights as
-    inputs: the 1.00x once recorded). A model of another object compiles again (dynamo guards on it); a model whose
-    weights were written in place since (a checkpoint loaded into it) would still run on the frozen ones, so each call
-    compares the model's tensors (address and version counter) with those it was compiled on, and on a change drops
-    every compiled graph of the process (``torch._dynamo.reset``) to compile again."""
+    2.93-2.95 -> 2.57-2.61 s, 0.62-0.64 -> 0.70-0.72 of the bf16 GEMM (``results/bench/planning-freezing-avx512.txt``).
+    Dynamo reads the setting while it traces, so it is set around each call, not passed as a compile option (which
+    leaves the weights as inputs: the 1.00x once recorded). A model of another object compiles again (dynamo guards on
+    it); a model whose weights were written in place since (a checkpoint loaded into it) would still run on the frozen
+    ones, so each call compares the model's tensors (address and version counter) with those it was compiled on, and on
+    a change drops every compiled graph of the process (``torch._dynamo.reset``) to compile again."""
     global _COMPILED
     if _COMPILED is None:
         from torch._inductor import config as inductor_config
