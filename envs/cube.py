@@ -81,7 +81,7 @@ class CubeEnv(GoalEnv):
     action_dim = 5
     state_dim = N_QPOS + N_QVEL
     object_colour = (245, 66, 84)  # OGBench's cube, RGBA (0.96, 0.26, 0.33, 1)
-    # each simulator holds its own MuJoCo model, about 230 MB at 64 px (and the process one renderer,
+    # each simulator holds its own MuJoCo model, about 200 MB at 64 px (and the process one renderer,
     # envs/mujoco_render.py): 50 at once (one per evaluation episode, each with its own renderer then)
     # peaked at 22 GB with DINO-WM-style planning beside them
     max_parallel = 10
