@@ -6,18 +6,21 @@ llvmpipe, more than a third of what one holds. What a frame depends on beyond th
 materials, the camera) is read from the simulator's own model and data when its scene is built, so simulators whose
 models carry the same meshes, textures and offscreen settings can share one context: :func:`render` keeps one per
 process and such group, and draws each simulator's scene from its own model and data. The frames are the ones a
-renderer of its own draws (``tests/envs/test_mujoco_render.py`` compares them byte for byte).
+renderer of its own draws (``tests/envs/test_mujoco_render.py`` compares them byte for byte). Threads of a process
+render one at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from typing import Any
 
 import numpy as np
 
 _RENDERERS: dict[tuple, Any] = {}
+_LOCK = threading.Lock()
 
 
 def uploads_key(model: Any) -> str:
@@ -48,18 +51,19 @@ def render(model: Any, data: Any, camera: str, size: int, key: str, flags: dict[
     """
     import mujoco
 
-    flags = flags or {}
-    ident = (os.getpid(), key, size, tuple(sorted(flags.items())))  # a GL context does not survive a fork
-    renderer = _RENDERERS.get(ident)
-    if renderer is None:
-        renderer = _RENDERERS[ident] = mujoco.Renderer(model, size, size)
-        for flag, value in flags.items():
-            renderer.scene.flags[flag] = value
     cam = mujoco.MjvCamera()
     cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
     cam.fixedcamid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
     if cam.fixedcamid < 0:
         raise ValueError(f"camera {camera!r} not in the model; expected one of "
                          f"{[model.camera(i).name for i in range(model.ncam)]}")
-    mujoco.mjv_updateScene(model, data, mujoco.MjvOption(), None, cam, mujoco.mjtCatBit.mjCAT_ALL, renderer.scene)
-    return renderer.render()
+    flags = flags or {}
+    ident = (os.getpid(), key, size, tuple(sorted(flags.items())))  # a GL context does not survive a fork
+    with _LOCK:
+        renderer = _RENDERERS.get(ident)
+        if renderer is None:
+            renderer = _RENDERERS[ident] = mujoco.Renderer(model, size, size)
+            for flag, value in flags.items():
+                renderer.scene.flags[flag] = value
+        mujoco.mjv_updateScene(model, data, mujoco.MjvOption(), None, cam, mujoco.mjtCatBit.mjCAT_ALL, renderer.scene)
+        return renderer.render()

@@ -164,7 +164,6 @@ class ReacherEnv(GoalEnv):
                 "fingertip position": fingertip(state)}
 
 
-
 # Paper: 10,000 episodes of 200 steps from a SAC policy (SPEC 3.4); the expert's SAC budget per profile.
 # cpu: collected in minutes on 2 cores; smoke: seconds (a SAC "expert" of 200 steps: a check, not an expert).
 # proprio: the whole state (both joint angles and velocities): the arm is the agent's own body.

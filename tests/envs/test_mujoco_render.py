@@ -26,7 +26,6 @@ def test_shared_renderer_draws_what_an_own_renderer_draws(case):
         for flag, value in flags.items():
             renderer.scene.flags[flag] = value
         own.append(renderer)
-    before = len(mujoco_render._RENDERERS)
     rng = np.random.default_rng(0)
     for _ in range(3):
         for env, renderer in zip(envs, own):
@@ -36,7 +35,9 @@ def test_shared_renderer_draws_what_an_own_renderer_draws(case):
             renderer.update_scene(data, camera=camera)
             np.testing.assert_array_equal(shared, renderer.render())
     # the two simulators (different states, the same model files) drew through one renderer
-    assert len(mujoco_render._RENDERERS) - before <= 1
+    assert envs[0]._render_key == envs[1]._render_key
+    assert sum(ident[1] == envs[0]._render_key and ident[2] == kwargs["image_size"]
+               for ident in mujoco_render._RENDERERS) == 1
     assert not np.array_equal(envs[0]._render(), envs[1]._render())
     for r in own:
         r.close()
