@@ -124,7 +124,7 @@ class Planner:
         """
         fn = rollout_cost
         if self.compile_rollouts and not torch.is_grad_enabled():
-            fn = _compiled_rollout_cost()
+            fn = _compiled_rollout_cost(model, history.device)
         if not (self.cuda_graphs and history.is_cuda and not torch.is_grad_enabled()):
             return lambda plans: fn(model, history, past_actions, goal, plans)
         dev = history.device.type
@@ -247,10 +247,13 @@ class _Bound(nn.Module):
 
 
 _COMPILED: Callable[..., Tensor] | None = None
+_FROZEN: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
+"""Per model, the (address, version) of its tensors when the CPU's compiled rollouts last froze them."""
 
 
-def _compiled_rollout_cost() -> Callable[..., Tensor]:
-    """:func:`rollout_cost` through ``torch.compile`` (static shapes), made once per process.
+def _compiled_rollout_cost(model: WorldModel, device: torch.device) -> Callable[..., Tensor]:
+    """:func:`rollout_cost` through ``torch.compile`` (static shapes, compiled once per process), for one planning
+    call of ``model`` on ``device``.
 
     On the CPU it compiles (and runs) with inductor's ``freezing``: the model's weights become constants of the graph,
     which inductor folds (their bf16 casts done once) and packs for oneDNN's products. The paper-architecture LeWM call
@@ -258,28 +261,27 @@ def _compiled_rollout_cost() -> Callable[..., Tensor]:
     Dynamo reads the setting while it traces, so it is set around each call, not passed as a compile option (which
     leaves the weights as inputs: the 1.00x once recorded). A model of another object compiles again (dynamo guards on
     it); a model whose weights were written in place since (a checkpoint loaded into it) would still run on the frozen
-    ones, so each call compares the model's tensors (address and version counter) with those it was compiled on, and on
-    a change drops every compiled graph of the process (``torch._dynamo.reset``) to compile again."""
+    ones, so each planning call compares the model's tensors (address and version counter) with those it was compiled
+    on, and on a change drops every compiled graph of the process (``torch._dynamo.reset``) to compile again."""
     global _COMPILED
     if _COMPILED is None:
-        from torch._inductor import config as inductor_config
+        _COMPILED = torch.compile(rollout_cost, dynamic=False)
+    if device.type != "cpu":
+        return _COMPILED
+    from torch._inductor import config as inductor_config
 
-        compiled = torch.compile(rollout_cost, dynamic=False)
-        frozen: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
+    weights = tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
+    if _FROZEN.setdefault(model, weights) != weights:
+        torch._dynamo.reset()  # its graphs hold the weights it had then
+        _FROZEN.clear()
+        _FROZEN[model] = weights
+    compiled = _COMPILED
 
-        def run(model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor, plans: Tensor) -> Tensor:
-            if history.device.type != "cpu":
-                return compiled(model, history, past_actions, goal, plans)
-            weights = tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
-            if frozen.setdefault(model, weights) != weights:
-                torch._dynamo.reset()  # its graphs hold the weights it had then
-                frozen.clear()
-                frozen[model] = weights
-            with inductor_config.patch(freezing=True):
-                return compiled(model, history, past_actions, goal, plans)
+    def frozen(*inputs: Any) -> Tensor:
+        with inductor_config.patch(freezing=True):
+            return compiled(*inputs)
 
-        _COMPILED = run
-    return _COMPILED
+    return frozen
 
 
 def episode_noise(b: int, shape: tuple[int, ...], generators: list[torch.Generator] | None, device) -> Tensor:
