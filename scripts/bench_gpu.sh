@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The GPU figures of the performance work, in one go, on a machine with CUDA and lewm-bench installed:
 #   1. the planner's CUDA-graph rollouts against eager ones (tests/planning/test_cuda_graphs.py);
+#   1b. what the graphs cover, in one process: one graph per CEM iteration's rollouts vs CEM's whole loop as one
+#      graph vs the loop and the encoder graphed, graphed and compiled (results/bench/planning-cem-graph-ab.py);
 #   2. one LeWM planning call at the paper's sizes: graphs vs eager, KV cache vs none, torch.compile, FLOPs,
 #      GEMM fraction;
 #   3. the planning-speed table at the paper's sizes (LeWM, PLDM, DINO-WM-style; the paper's 48x);
@@ -14,7 +16,7 @@
 #      in one process (results/bench/planning-modulation-ab.py).
 # Usage: [STEPS="plan-lewm speed"] scripts/bench_gpu.sh OUT_DIR [CALLS]
 #   (writes its JSON, tables and profiles to OUT_DIR, the log to OUT_DIR/log.txt; STEPS picks steps by name,
-#   default all). Where the tree was copied without its git metadata (or with stale metadata), set
+#   default all; they run in the order below, the most wanted figures first). Where the tree was copied without its git metadata (or with stale metadata), set
 #   LEWM_BENCH_COMMIT=<commit> so that every JSON names the commit the copy came from.
 set -u
 out=${1:?usage: scripts/bench_gpu.sh OUT_DIR [CALLS]}
@@ -33,12 +35,13 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, never stop
   -P -c "import torch, lewm_bench; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"; } \
   2>&1 | tee -a "$out/log.txt"
 step graphs-test 120 python3 -P -m pytest -q -p no:cacheprovider tests/planning/test_cuda_graphs.py
+step cem-graph 240 python3 -P results/bench/planning-cem-graph-ab.py --rounds 5 --calls 4
+step plan-lewm 240 "${cli[@]}" bench planning --profile paper --compile --calls 20 --json "$out/plan-lewm.json"
+step speed 240 "${cli[@]}" run --suite planning-speed --profile paper --calls "$calls" --out "$out"
+step profile 180 python3 -P scripts/profile_planning_gpu.py --profile paper --calls 20 --compile --shapes --out "$out"
 step casts 300 python3 -P results/bench/planning-weight-casts-ab.py --agents lewm --rounds 5 --calls 4
 step modulation 240 python3 -P results/bench/planning-modulation-ab.py --arch paper --contexts 1 --rounds 5 --calls 4 \
     --compile
-step profile 180 python3 -P scripts/profile_planning_gpu.py --profile paper --calls 20 --compile --shapes --out "$out"
-step plan-lewm 240 "${cli[@]}" bench planning --profile paper --compile --calls 20 --json "$out/plan-lewm.json"
-step speed 240 "${cli[@]}" run --suite planning-speed --profile paper --calls "$calls" --out "$out"
 step train 90 "${cli[@]}" bench train --profile paper --json "$out/train.json"
 step plan-dinowm 240 "${cli[@]}" bench planning --agent dinowm --profile paper --calls 1 --batch 1 \
     --json "$out/plan-dinowm.json"

@@ -51,9 +51,10 @@ class Planner:
     """
 
     cuda_graphs: bool = True
-    """On CUDA, candidate rollouts run as a captured CUDA graph (:class:`CapturedCost`): the same kernels on
-    the same inputs, without the per-kernel launch cost. An execution setting, not part of the results'
-    identity; set it False on an instance to run eagerly (``bench planning`` does, for its reference)."""
+    """On CUDA, candidate rollouts run as a captured CUDA graph (:class:`CapturedCost`; CEM's whole loop of
+    iterations as one): the same kernels on the same inputs, without the per-kernel launch cost. An execution
+    setting, not part of the results' identity; set it False on an instance to run eagerly (``bench planning``
+    does, for its reference)."""
     compile_rollouts: bool = False
     """``torch.compile`` the candidate rollouts (inductor fuses the predictor's many small kernels; with CUDA graphs
     the fused kernels are captured). Off by default: compiling takes tens of seconds per model and input shape."""
@@ -61,14 +62,15 @@ class Planner:
     """Captured graphs under a lower-precision autocast read copies of the model's linear weights in that precision
     (:class:`LinearWeightCopies`: the same numbers, no per-replay casts). An execution setting; False captures the
     casts in the graph (``results/bench`` A/Bs)."""
-    max_graphs: int = 4
-    """Captured graphs kept per planner (one per model and input shape), least recently used dropped first."""
+    max_graphs: int = 8
+    """Captured graphs kept per planner (one per model, input shapes and what is captured: the encoding of a call's
+    frames, the optimiser's loop), least recently used dropped first."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
         self.horizon: int = config.horizon
         self.bf16: bool = config.bf16
-        self._graphs: OrderedDict[tuple, CapturedCost] = OrderedDict()
+        self._graphs: OrderedDict[tuple, CapturedGraph] = OrderedDict()
 
     def uses_bf16(self, device: torch.device) -> bool:
         """Whether the model runs under bf16 autocast on ``device`` (asked for, and fast there)."""
@@ -100,7 +102,7 @@ class Planner:
         with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=self.uses_bf16(context.device)):
             with torch.no_grad():
                 frames = torch.cat([context, goal[:, None]], 1)  # one encoder pass for context and goal
-                z = model.encode(frames, **proprio_kwargs(model, states))
+                z = self._encode(model, frames, states)
                 history, goal_z = z[:, :-1], z[:, -1]
             gens = None if seeds is None else [torch.Generator(context.device).manual_seed(int(s)) for s in seeds]
             actions, costs = self.optimize(model, history, past_actions, goal_z, gens)
@@ -118,65 +120,154 @@ class Planner:
                       plans_shape: tuple[int, ...]) -> Callable[[Tensor], Tensor]:
         """:func:`rollout_cost` bound to one call's tiled inputs: ``plans`` (B, N, H, A) -> costs (B, N).
 
-        On CUDA with :attr:`cuda_graphs` and no gradient, a graph captured for these shapes (once per model
-        and shape, then kept) is replayed; elsewhere the rollout runs eagerly. The returned costs of a
-        replayed graph live in its static output: use them before the next call.
+        On CUDA with :attr:`cuda_graphs` and no gradient, a graph of one rollout captured for these shapes (once per
+        model and shape, then kept) is replayed; elsewhere the rollout runs eagerly. The returned costs of a replayed
+        graph live in its static output: use them before the next call. An optimiser whose whole loop is
+        capture-safe runs it through :meth:`run_rollouts` instead (one graph for the loop).
         """
-        fn = rollout_cost
-        if self.compile_rollouts and not torch.is_grad_enabled():
-            fn = _compiled_rollout_cost(model, history.device)
-        if not (self.cuda_graphs and history.is_cuda and not torch.is_grad_enabled()):
+        fn = self._rollout_fn(model, history.device)
+        if not self._graphed(history):
             return lambda plans: fn(model, history, past_actions, goal, plans)
-        dev = history.device.type
-        autocast = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
-        key = (id(model), getattr(model, "kv_cache", None), autocast, fn is not rollout_cost, self.cast_weights,
-               tuple(plans_shape),
-               *((tuple(t.shape), t.dtype, t.device) for t in (history, past_actions, goal)))
-        graph = self._graphs.pop(key, None)
-        if graph is None or graph.model is not model:
-            graph = CapturedCost(model, history, past_actions, goal, plans_shape, autocast, fn,
-                                 cast_weights=self.cast_weights)
-        self._graphs[key] = graph  # most recently used last
-        while len(self._graphs) > self.max_graphs:
-            self._graphs.popitem(last=False)
+        graph = self._graph(model, history, past_actions, goal, fn, _rollout_once,
+                            (torch.zeros(plans_shape, device=history.device),))
+        return lambda plans: graph(plans)[0]
+
+    def run_rollouts(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
+                     loop: Callable[..., tuple[Tensor, ...]], *args: Tensor) -> tuple[Tensor, ...]:
+        """``loop(rollout, *args)``, where ``rollout(plans)`` maps candidate plans (B, N, H, A) to their costs (B, N)
+        (:func:`rollout_cost` on this call's tiled inputs): an optimiser's whole loop of rollouts and updates.
+
+        On CUDA with :attr:`cuda_graphs` and no gradient the whole loop is one CUDA graph, captured once per model,
+        loop and input shapes (then kept) and replayed on copies of ``args``: the rollouts and the optimiser's steps
+        between them run back to back, with no launch from Python (at the paper's sizes CEM's sampling, top-k and
+        refit between two rollouts had cost about a fifth of a compiled call on an H200). ``loop`` must be
+        capture-safe: tensor operations of fixed shapes, no reading of values on the host, no random draws (draw the
+        randomness before and pass it in ``args``), no writes into ``args``. Elsewhere it runs eagerly, the same
+        operations on the same inputs. Returns fresh tensors (copies of the graph's outputs).
+        """
+        fn = self._rollout_fn(model, history.device)
+        if not self._graphed(history):
+            return loop(lambda plans: fn(model, history, past_actions, goal, plans), *args)
+        graph = self._graph(model, history, past_actions, goal, fn, loop, args)
+        return tuple(t.clone() for t in graph(*args))
+
+    def _rollout_fn(self, model: WorldModel, device: torch.device) -> Callable[..., Tensor]:
+        if self.compile_rollouts and not torch.is_grad_enabled():
+            return _compiled_rollout_cost(model, device)
+        return rollout_cost
+
+    def _graphed(self, history: Tensor) -> bool:
+        return self.cuda_graphs and history.is_cuda and not torch.is_grad_enabled()
+
+    def _encode(self, model: WorldModel, frames: Tensor, states: Tensor | None) -> Tensor:
+        """``model.encode`` of one call's frames (and their states, for a model that uses them). On CUDA with
+        :attr:`cuda_graphs` a captured graph per model and shapes: a ViT's few hundred kernels for a handful of frames
+        replayed at once instead of launched one by one from Python."""
+        kwargs = proprio_kwargs(model, states)
+        if not self._graphed(frames):
+            return model.encode(frames, **kwargs)
+        args = (frames, *kwargs.values())
+
+        def encode(frames: Tensor, *rest: Tensor) -> Tensor:
+            return model.encode(frames, **dict(zip(kwargs, rest)))
+
+        autocast = _autocast_state(frames.device)
+        key = ("encode", *_identity(model), autocast, *_shapes(args))
+        return self._kept(key, model, lambda: CapturedGraph(encode, args, autocast, model=model))(*args).clone()
+
+    def _graph(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
+               fn: Callable[..., Tensor], loop: Callable[..., Any], args: tuple[Tensor, ...]) -> CapturedCost:
+        """The captured graph of ``loop`` for these inputs' shapes (captured now if none is kept), bound to them."""
+        autocast = _autocast_state(history.device)
+        key = ("rollouts", *_identity(model), getattr(model, "kv_cache", None), autocast, fn is not rollout_cost,
+               self.cast_weights, getattr(loop, "__func__", loop), *_shapes((history, past_actions, goal, *args)))
+        graph = self._kept(key, model, lambda: CapturedCost(model, history, past_actions, goal, loop, args, autocast,
+                                                            fn, cast_weights=self.cast_weights))
         graph.bind(history, past_actions, goal)
         return graph
 
+    def _kept(self, key: tuple, model: WorldModel, capture: Callable[[], CapturedGraph]) -> Any:
+        """The kept graph under ``key`` (``capture()`` when none is), now the most recently used."""
+        graph = self._graphs.pop(key, None)
+        if graph is None or graph.model is not model:
+            graph = capture()
+        self._graphs[key] = graph  # most recently used last
+        while len(self._graphs) > self.max_graphs:
+            self._graphs.popitem(last=False)
+        return graph
 
-class CapturedCost:
-    """:func:`rollout_cost` for fixed input shapes, captured once as a CUDA graph and replayed.
 
-    A planning call runs the predictor ``horizon`` times per CEM iteration, each a few dozen small
-    kernels; at the paper's sizes on a GPU their launch cost, not their arithmetic, sets the time.
-    The graph replays the same kernels on static input buffers (the caller's tensors are copied in),
-    so the costs are the eager ones. Autocast is captured as it was on entry, with its weight-cast cache
-    off (a cached cast would be freed when the caller's autocast region ends, under the graph's feet).
-    Under a lower-precision autocast the graph instead reads copies of the model's linear weights in that
-    precision (:class:`LinearWeightCopies`), refreshed before a replay whenever the model's own changed: the
-    casts autocast would redo inside the graph at every replay (a third of a compiled LeWM rollout's kernels on an
-    H200) are done once, with the same rounding.
+def _autocast_state(device: torch.device) -> tuple[bool, torch.dtype]:
+    return torch.is_autocast_enabled(device.type), torch.get_autocast_dtype(device.type)
+
+
+def _identity(model: nn.Module) -> tuple:
+    """The model and where its tensors live: a graph reads them by address, so a move or a cast recaptures."""
+    return id(model), tuple(t.data_ptr() for t in (*model.parameters(), *model.buffers()))
+
+
+def _shapes(tensors: tuple[Tensor, ...]) -> tuple:
+    return tuple((tuple(t.shape), t.dtype, t.device) for t in tensors)
+
+
+def _rollout_once(rollout: Callable[[Tensor], Tensor], plans: Tensor) -> tuple[Tensor]:
+    return (rollout(plans),)
+
+
+class CapturedGraph:
+    """``fn(*args)`` for fixed input shapes, captured once as a CUDA graph and replayed on copies of new ``args``.
+
+    On a GPU at the paper's sizes a planning call is thousands of small kernels whose launch cost, not their
+    arithmetic, sets the time. The graph replays the same kernels on static input buffers (the caller's tensors are
+    copied in), so its outputs are the eager ones. Autocast is captured as it was on entry, with its weight-cast
+    cache off (a cached cast would be freed when the caller's autocast region ends, under the graph's feet).
     """
 
-    def __init__(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
-                 plans_shape: tuple[int, ...], autocast: tuple[bool, torch.dtype],
-                 fn: Callable[..., Tensor] | None = None, warmup: int = 2, cast_weights: bool = True) -> None:
-        fn = fn or rollout_cost
+    def __init__(self, fn: Callable[..., Any], args: tuple[Tensor, ...], autocast: tuple[bool, torch.dtype],
+                 warmup: int = 2, model: nn.Module | None = None) -> None:
         self.model = model
-        self.inputs = [history.clone(), past_actions.clone(), goal.clone()]
-        self.plans = torch.zeros(plans_shape, device=history.device)
-        self.weights = LinearWeightCopies(model, autocast[1]) if cast_weights and autocast[0] else None
-        run = fn if self.weights is None else self.weights.bind(fn)
-        device = history.device
+        """The module whose tensors ``fn`` reads (the graph reads them by address)."""
+        self.args = [t.clone() for t in args]
+        device = self.args[0].device
         cast = torch.autocast(device.type, dtype=autocast[1], enabled=autocast[0], cache_enabled=False)
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side), cast:  # lazy initialisation (cuBLAS handles, kernel choice) off the capture
             for _ in range(warmup):
-                run(model, *self.inputs, self.plans)
+                fn(*self.args)
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), cast:
-            self.cost = run(model, *self.inputs, self.plans)
+            self.outputs = fn(*self.args)
+
+    def __call__(self, *args: Tensor) -> Any:
+        """Replay on ``args`` (copied into the graph's buffers); the outputs are the graph's, overwritten next time."""
+        for static, x in zip(self.args, args):
+            static.copy_(x)
+        self.graph.replay()
+        return self.outputs
+
+
+class CapturedCost(CapturedGraph):
+    """``loop(rollout, *args)`` (:meth:`Planner.run_rollouts`; one rollout for :meth:`Planner.cost_function`) as a
+    :class:`CapturedGraph`, its rollouts on static copies of one call's tiled history, past actions and goal
+    (:meth:`bind`).
+
+    Under a lower-precision autocast the graph reads copies of the model's linear weights in that precision
+    (:class:`LinearWeightCopies`), refreshed before a replay whenever the model's own changed: the casts autocast would
+    redo inside the graph at every replay (a third of a compiled LeWM rollout's kernels on an H200) are done once,
+    with the same rounding.
+    """
+
+    def __init__(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
+                 loop: Callable[..., tuple[Tensor, ...]], args: tuple[Tensor, ...], autocast: tuple[bool, torch.dtype],
+                 fn: Callable[..., Tensor] | None = None, warmup: int = 2, cast_weights: bool = True) -> None:
+        fn = fn or rollout_cost
+        self.inputs = [history.clone(), past_actions.clone(), goal.clone()]
+        self.weights = LinearWeightCopies(model, autocast[1]) if cast_weights and autocast[0] else None
+        run = fn if self.weights is None else self.weights.bind(fn)
+        super().__init__(lambda *a: loop(lambda plans: run(model, *self.inputs, plans), *a), args, autocast, warmup,
+                         model)
 
     def bind(self, history: Tensor, past_actions: Tensor, goal: Tensor) -> None:
         """Copy one planning call's (tiled) inputs into the graph's input buffers (and refresh the weight copies)."""
@@ -184,11 +275,6 @@ class CapturedCost:
             static.copy_(x)
         if self.weights is not None:
             self.weights.refresh()
-
-    def __call__(self, plans: Tensor) -> Tensor:
-        self.plans.copy_(plans)
-        self.graph.replay()
-        return self.cost
 
 
 class LinearWeightCopies:

@@ -1,9 +1,11 @@
-"""CUDA graphs in the planner: replayed rollouts plan exactly as eager ones (runs only where CUDA is)."""
+"""CUDA graphs in the planner: the replayed encoding and CEM loop plan exactly as eager ones (runs only where CUDA
+is)."""
 
 import pytest
 import torch
 
 from lewm_bench.bench.planning import draw_zero_parameters
+from lewm_bench.planning.base import CapturedCost
 from lewm_bench.planning.cem import CEM, CEMConfig
 from lewm_bench.registry import agents
 
@@ -35,5 +37,31 @@ def test_graphed_rollouts_plan_as_eager_ones_and_are_reused_on_new_inputs(name, 
         b = eager.solve(model, ctx, past, goal, seeds=[call, call + 7])
         torch.testing.assert_close(a.actions, b.actions, rtol=0, atol=1e-4)
         torch.testing.assert_close(a.costs, b.costs, rtol=1e-4, atol=1e-5)
-    assert len(graphed._graphs) == 1 and not eager._graphs
-    assert next(iter(graphed._graphs.values())).weights is not None  # bf16 autocast: the linear weights are copies
+    # one graph for the frames' encoding, one for CEM's whole loop, kept across calls
+    assert len(graphed._graphs) == 2 and not eager._graphs
+    loops = [g for g in graphed._graphs.values() if isinstance(g, CapturedCost)]
+    assert len(loops) == 1 and loops[0].weights is not None  # bf16 autocast: the linear weights are copies
+
+
+def test_graphed_encoding_of_frames_with_states_and_one_graphed_rollout_equal_eager_ones():
+    info = agents()["dinowm-proprio"]
+    torch.manual_seed(0)
+    model = info.cls(info.config_for("smoke"), 16, 10, proprio=(0, 2)).eval()
+    draw_zero_parameters(model, std=0.1)
+    model = model.cuda()
+    cfg = CEMConfig(candidates=16, iterations=2, elites=4, horizon=2)
+    graphed, eager = CEM(cfg), CEM(cfg)
+    eager.cuda_graphs = False
+    ctx = torch.randint(0, 256, (2, 1, 3, 16, 16), dtype=torch.uint8, device="cuda")
+    goal = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8, device="cuda")
+    states = torch.randn(2, 2, 4, device="cuda")
+    past = torch.zeros(2, 0, 10, device="cuda")
+    a = graphed.solve(model, ctx, past, goal, seeds=[0, 1], states=states)
+    b = eager.solve(model, ctx, past, goal, seeds=[0, 1], states=states)
+    torch.testing.assert_close(a.actions, b.actions, rtol=0, atol=1e-4)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):  # cost_function: one rollout per replay
+        z = model.encode(torch.cat([ctx, goal[:, None]], 1), states=states)
+        rows = [t.repeat_interleave(16, 0) for t in (z[:, :-1], past, z[:, -1])]
+        plans = torch.randn(2, 16, 2, 10, device="cuda")
+        costs = [p.cost_function(model, *rows, tuple(plans.shape))(plans).clone() for p in (graphed, eager)]
+    torch.testing.assert_close(costs[0], costs[1], rtol=1e-4, atol=1e-5)
