@@ -17,6 +17,7 @@ as DINOv2 does, so official checkpoints load without conversion.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -159,9 +160,16 @@ def preprocess(frames: Tensor, size: int) -> Tensor:
     x = frames.float() / 255.0 if frames.dtype == torch.uint8 else (frames.float() + 1.0) / 2.0
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean, std = _imagenet_stats(x.device)
     return (x - mean) / std
+
+
+@functools.cache
+def _imagenet_stats(device: torch.device) -> tuple[Tensor, Tensor]:
+    """ImageNet's channel mean and std (1, 3, 1, 1) on ``device``, made once per device: no copy from the host at
+    each call, so that an encoder using :func:`preprocess` can be captured in a CUDA graph (the planner's)."""
+    return (torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1),
+            torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1))
 
 
 HUB_LAYOUT = "torch hub"

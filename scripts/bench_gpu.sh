@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU figures of the performance work, in one go, on a machine with CUDA and lewm-bench installed:
 #   1. the planner's CUDA-graph rollouts against eager ones (tests/planning/test_cuda_graphs.py);
-#   1b. what the graphs cover, in one process: one graph per CEM iteration's rollouts vs CEM's whole loop as one
-#      graph vs the loop and the encoder graphed, graphed and compiled (results/bench/planning-cem-graph-ab.py);
+#   1b. the encoding of the frames launched from Python vs replayed as a graph, graphed and compiled, in one
+#      process (results/bench/planning-encoder-graph-ab.py);
 #   2. one LeWM planning call at the paper's sizes: graphs vs eager, KV cache vs none, torch.compile, FLOPs,
 #      GEMM fraction;
 #   3. the planning-speed table at the paper's sizes (LeWM, PLDM, DINO-WM-style; the paper's 48x);
@@ -35,7 +35,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, never stop
   -P -c "import torch, lewm_bench; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"; } \
   2>&1 | tee -a "$out/log.txt"
 step graphs-test 120 python3 -P -m pytest -q -p no:cacheprovider tests/planning/test_cuda_graphs.py
-step cem-graph 240 python3 -P results/bench/planning-cem-graph-ab.py --rounds 5 --calls 4
+step encoder-graph 240 python3 -P results/bench/planning-encoder-graph-ab.py --rounds 5 --calls 4
 step plan-lewm 240 "${cli[@]}" bench planning --profile paper --compile --calls 20 --json "$out/plan-lewm.json"
 step speed 240 "${cli[@]}" run --suite planning-speed --profile paper --calls "$calls" --out "$out"
 step profile 180 python3 -P scripts/profile_planning_gpu.py --profile paper --calls 20 --compile --shapes --out "$out"

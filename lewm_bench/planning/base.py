@@ -51,10 +51,10 @@ class Planner:
     """
 
     cuda_graphs: bool = True
-    """On CUDA, candidate rollouts run as a captured CUDA graph (:class:`CapturedCost`; CEM's whole loop of
-    iterations as one): the same kernels on the same inputs, without the per-kernel launch cost. An execution
-    setting, not part of the results' identity; set it False on an instance to run eagerly (``bench planning``
-    does, for its reference)."""
+    """On CUDA, candidate rollouts run as a captured CUDA graph (:class:`CapturedCost`), and so does the encoding of
+    a call's frames: the same kernels on the same inputs, without the per-kernel launch cost. An execution setting,
+    not part of the results' identity; set it False on an instance to run eagerly (``bench planning`` does, for its
+    reference)."""
     compile_rollouts: bool = False
     """``torch.compile`` the candidate rollouts (inductor fuses the predictor's many small kernels; with CUDA graphs
     the fused kernels are captured). Off by default: compiling takes tens of seconds per model and input shape."""
@@ -64,7 +64,7 @@ class Planner:
     casts in the graph (``results/bench`` A/Bs)."""
     max_graphs: int = 8
     """Captured graphs kept per planner (one per model, input shapes and what is captured: the encoding of a call's
-    frames, the optimiser's loop), least recently used dropped first."""
+    frames, the rollouts), least recently used dropped first."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -120,36 +120,20 @@ class Planner:
                       plans_shape: tuple[int, ...]) -> Callable[[Tensor], Tensor]:
         """:func:`rollout_cost` bound to one call's tiled inputs: ``plans`` (B, N, H, A) -> costs (B, N).
 
-        On CUDA with :attr:`cuda_graphs` and no gradient, a graph of one rollout captured for these shapes (once per
-        model and shape, then kept) is replayed; elsewhere the rollout runs eagerly. The returned costs of a replayed
-        graph live in its static output: use them before the next call. An optimiser whose whole loop is
-        capture-safe runs it through :meth:`run_rollouts` instead (one graph for the loop).
+        On CUDA with :attr:`cuda_graphs` and no gradient, a graph captured for these shapes (once per model
+        and shape, then kept) is replayed; elsewhere the rollout runs eagerly. The returned costs of a
+        replayed graph live in its static output: use them before the next call.
         """
         fn = self._rollout_fn(model, history.device)
         if not self._graphed(history):
             return lambda plans: fn(model, history, past_actions, goal, plans)
-        graph = self._graph(model, history, past_actions, goal, fn, _rollout_once,
-                            (torch.zeros(plans_shape, device=history.device),))
-        return lambda plans: graph(plans)[0]
-
-    def run_rollouts(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
-                     loop: Callable[..., tuple[Tensor, ...]], *args: Tensor) -> tuple[Tensor, ...]:
-        """``loop(rollout, *args)``, where ``rollout(plans)`` maps candidate plans (B, N, H, A) to their costs (B, N)
-        (:func:`rollout_cost` on this call's tiled inputs): an optimiser's whole loop of rollouts and updates.
-
-        On CUDA with :attr:`cuda_graphs` and no gradient the whole loop is one CUDA graph, captured once per model,
-        loop and input shapes (then kept) and replayed on copies of ``args``: the rollouts and the optimiser's steps
-        between them run back to back, with no launch from Python (at the paper's sizes CEM's sampling, top-k and
-        refit between two rollouts had cost about a fifth of a compiled call on an H200). ``loop`` must be
-        capture-safe: tensor operations of fixed shapes, no reading of values on the host, no random draws (draw the
-        randomness before and pass it in ``args``), no writes into ``args``. Elsewhere it runs eagerly, the same
-        operations on the same inputs. Returns fresh tensors (copies of the graph's outputs).
-        """
-        fn = self._rollout_fn(model, history.device)
-        if not self._graphed(history):
-            return loop(lambda plans: fn(model, history, past_actions, goal, plans), *args)
-        graph = self._graph(model, history, past_actions, goal, fn, loop, args)
-        return tuple(t.clone() for t in graph(*args))
+        autocast = _autocast_state(history.device)
+        key = ("rollout", *_identity(model), getattr(model, "kv_cache", None), autocast, fn is not rollout_cost,
+               self.cast_weights, tuple(plans_shape), *_shapes((history, past_actions, goal)))
+        graph = self._kept(key, model, lambda: CapturedCost(model, history, past_actions, goal, plans_shape, autocast,
+                                                            fn, cast_weights=self.cast_weights))
+        graph.bind(history, past_actions, goal)
+        return graph
 
     def _rollout_fn(self, model: WorldModel, device: torch.device) -> Callable[..., Tensor]:
         if self.compile_rollouts and not torch.is_grad_enabled():
@@ -175,17 +159,6 @@ class Planner:
         key = ("encode", *_identity(model), autocast, *_shapes(args))
         return self._kept(key, model, lambda: CapturedGraph(encode, args, autocast, model=model))(*args).clone()
 
-    def _graph(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
-               fn: Callable[..., Tensor], loop: Callable[..., Any], args: tuple[Tensor, ...]) -> CapturedCost:
-        """The captured graph of ``loop`` for these inputs' shapes (captured now if none is kept), bound to them."""
-        autocast = _autocast_state(history.device)
-        key = ("rollouts", *_identity(model), getattr(model, "kv_cache", None), autocast, fn is not rollout_cost,
-               self.cast_weights, getattr(loop, "__func__", loop), *_shapes((history, past_actions, goal, *args)))
-        graph = self._kept(key, model, lambda: CapturedCost(model, history, past_actions, goal, loop, args, autocast,
-                                                            fn, cast_weights=self.cast_weights))
-        graph.bind(history, past_actions, goal)
-        return graph
-
     def _kept(self, key: tuple, model: WorldModel, capture: Callable[[], CapturedGraph]) -> Any:
         """The kept graph under ``key`` (``capture()`` when none is), now the most recently used."""
         graph = self._graphs.pop(key, None)
@@ -208,10 +181,6 @@ def _identity(model: nn.Module) -> tuple:
 
 def _shapes(tensors: tuple[Tensor, ...]) -> tuple:
     return tuple((tuple(t.shape), t.dtype, t.device) for t in tensors)
-
-
-def _rollout_once(rollout: Callable[[Tensor], Tensor], plans: Tensor) -> tuple[Tensor]:
-    return (rollout(plans),)
 
 
 class CapturedGraph:
@@ -237,8 +206,15 @@ class CapturedGraph:
                 fn(*self.args)
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), cast:
-            self.outputs = fn(*self.args)
+        try:
+            with torch.cuda.graph(self.graph), cast:
+                self.outputs = fn(*self.args)
+        except RuntimeError as err:
+            what = type(model).__name__ if model is not None else repr(fn)
+            raise RuntimeError(f"{what} could not be captured as a CUDA graph for planning: {err}\nA model's encode "
+                               "and rollout must be capture-safe on CUDA (no copies between host and device, no "
+                               "reading of values on the host, no data-dependent shapes); make them so, or plan "
+                               "eagerly with planner.cuda_graphs = False.") from err
 
     def __call__(self, *args: Tensor) -> Any:
         """Replay on ``args`` (copied into the graph's buffers); the outputs are the graph's, overwritten next time."""
@@ -249,9 +225,8 @@ class CapturedGraph:
 
 
 class CapturedCost(CapturedGraph):
-    """``loop(rollout, *args)`` (:meth:`Planner.run_rollouts`; one rollout for :meth:`Planner.cost_function`) as a
-    :class:`CapturedGraph`, its rollouts on static copies of one call's tiled history, past actions and goal
-    (:meth:`bind`).
+    """:func:`rollout_cost` for fixed input shapes as a :class:`CapturedGraph`: called with candidate plans, on static
+    copies of one planning call's tiled history, past actions and goal (:meth:`bind`).
 
     Under a lower-precision autocast the graph reads copies of the model's linear weights in that precision
     (:class:`LinearWeightCopies`), refreshed before a replay whenever the model's own changed: the casts autocast would
@@ -260,14 +235,14 @@ class CapturedCost(CapturedGraph):
     """
 
     def __init__(self, model: WorldModel, history: Tensor, past_actions: Tensor, goal: Tensor,
-                 loop: Callable[..., tuple[Tensor, ...]], args: tuple[Tensor, ...], autocast: tuple[bool, torch.dtype],
+                 plans_shape: tuple[int, ...], autocast: tuple[bool, torch.dtype],
                  fn: Callable[..., Tensor] | None = None, warmup: int = 2, cast_weights: bool = True) -> None:
         fn = fn or rollout_cost
         self.inputs = [history.clone(), past_actions.clone(), goal.clone()]
         self.weights = LinearWeightCopies(model, autocast[1]) if cast_weights and autocast[0] else None
         run = fn if self.weights is None else self.weights.bind(fn)
-        super().__init__(lambda *a: loop(lambda plans: run(model, *self.inputs, plans), *a), args, autocast, warmup,
-                         model)
+        plans = torch.zeros(plans_shape, device=history.device)
+        super().__init__(lambda plans: run(model, *self.inputs, plans), (plans,), autocast, warmup, model)
 
     def bind(self, history: Tensor, past_actions: Tensor, goal: Tensor) -> None:
         """Copy one planning call's (tiled) inputs into the graph's input buffers (and refresh the weight copies)."""

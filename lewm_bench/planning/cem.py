@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -48,31 +47,21 @@ class CEM(Planner):
         device = history.device
         mean = torch.zeros(b, cfg.horizon, a, device=device)
         std = torch.full((b, cfg.horizon, a), cfg.init_std, device=device)
-        # every iteration's noise drawn first, in the order the iterations use it (the same numbers as drawing it
-        # in the loop): the loop itself is then free of random draws and runs as one CUDA graph on a GPU
-        noise = torch.stack([episode_noise(b, (cfg.candidates, cfg.horizon, a), generators, device)
-                             for _ in range(cfg.iterations)])  # (iterations, B, N, H, A)
+        trace = []
         n = cfg.candidates
         history, past_actions, goal = tile(history, n), tile(past_actions, n), tile(goal, n)
         with torch.no_grad():
-            mean, trace, plans, cost = self.run_rollouts(model, history, past_actions, goal, self._iterate, mean, std,
-                                                         noise)
-        if self.keep_candidates:
-            self.last_candidates = (plans, cost)
-        return mean, trace
+            rollout = self.cost_function(model, history, past_actions, goal, (b, n, cfg.horizon, a))
+            for _ in range(cfg.iterations):
+                noise = episode_noise(b, (cfg.candidates, cfg.horizon, a), generators, device)
+                plans = mean[:, None] + std[:, None] * noise  # (B, N, H, A)
+                plans[:, 0] = mean  # the current mean is always a candidate
+                cost = rollout(plans)  # (B, N)
+                best_cost, idx = cost.topk(cfg.elites, dim=1, largest=False)
+                elites = plans.gather(1, idx[:, :, None, None].expand(-1, -1, cfg.horizon, a))
+                mean, std = elites.mean(1), elites.std(1)
+                trace.append(best_cost[:, 0])
+            if self.keep_candidates:
+                self.last_candidates = (plans, cost.clone())  # a replayed graph's costs are overwritten next call
+        return mean, torch.stack(trace)
 
-    def _iterate(self, rollout: Callable[[Tensor], Tensor], mean: Tensor, std: Tensor,
-                 noise: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """CEM's iterations from the Gaussian (mean, std) (B, H, A), one per slice of ``noise``: the final mean, the
-        best cost of every iteration (iterations, B), and the last iteration's candidates (B, N, H, A) and costs."""
-        cfg = self.config
-        trace = []
-        for eps in noise:
-            plans = mean[:, None] + std[:, None] * eps  # (B, N, H, A)
-            plans[:, 0] = mean  # the current mean is always a candidate
-            cost = rollout(plans)  # (B, N)
-            best_cost, idx = cost.topk(cfg.elites, dim=1, largest=False)
-            elites = plans.gather(1, idx[:, :, None, None].expand(-1, -1, *plans.shape[2:]))
-            mean, std = elites.mean(1), elites.std(1)
-            trace.append(best_cost[:, 0])
-        return mean, torch.stack(trace), plans, cost

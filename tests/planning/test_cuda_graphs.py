@@ -1,4 +1,4 @@
-"""CUDA graphs in the planner: the replayed encoding and CEM loop plan exactly as eager ones (runs only where CUDA
+"""CUDA graphs in the planner: the replayed encoding and rollouts plan exactly as eager ones (runs only where CUDA
 is)."""
 
 import pytest
@@ -37,10 +37,10 @@ def test_graphed_rollouts_plan_as_eager_ones_and_are_reused_on_new_inputs(name, 
         b = eager.solve(model, ctx, past, goal, seeds=[call, call + 7])
         torch.testing.assert_close(a.actions, b.actions, rtol=0, atol=1e-4)
         torch.testing.assert_close(a.costs, b.costs, rtol=1e-4, atol=1e-5)
-    # one graph for the frames' encoding, one for CEM's whole loop, kept across calls
+    # one graph for the frames' encoding, one for the rollouts, kept across calls
     assert len(graphed._graphs) == 2 and not eager._graphs
-    loops = [g for g in graphed._graphs.values() if isinstance(g, CapturedCost)]
-    assert len(loops) == 1 and loops[0].weights is not None  # bf16 autocast: the linear weights are copies
+    rollouts = [g for g in graphed._graphs.values() if isinstance(g, CapturedCost)]
+    assert len(rollouts) == 1 and rollouts[0].weights is not None  # bf16 autocast: the linear weights are copies
 
 
 def test_graphed_encoding_of_frames_with_states_and_one_graphed_rollout_equal_eager_ones():
@@ -59,7 +59,7 @@ def test_graphed_encoding_of_frames_with_states_and_one_graphed_rollout_equal_ea
     a = graphed.solve(model, ctx, past, goal, seeds=[0, 1], states=states)
     b = eager.solve(model, ctx, past, goal, seeds=[0, 1], states=states)
     torch.testing.assert_close(a.actions, b.actions, rtol=0, atol=1e-4)
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):  # cost_function: one rollout per replay
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         z = model.encode(torch.cat([ctx, goal[:, None]], 1), states=states)
         rows = [t.repeat_interleave(16, 0) for t in (z[:, :-1], past, z[:, -1])]
         plans = torch.randn(2, 16, 2, 10, device="cuda")
