@@ -22,7 +22,9 @@ class WorldModel(Protocol):
 
         A model with ``uses_proprio = True`` takes ``encode(frames, states=...)`` with the frames'
         physical states (B, T, state_dim) and embeds their proprioceptive part with the frames
-        (see :func:`proprio_kwargs`); no other model is ever given states.
+        (see :func:`proprio_kwargs`); no other model is ever given states. On CUDA the planner replays it (and
+        :meth:`rollout`) as a captured CUDA graph: no copies between host and device, no reading of values on the
+        host (:class:`lewm_bench.planning.base.CapturedGraph`).
         """
         ...
 
