@@ -3,6 +3,8 @@
 #   1. the planner's CUDA-graph rollouts against eager ones (tests/planning/test_cuda_graphs.py);
 #   1b. the encoding of the frames launched from Python vs replayed as a graph, graphed and compiled, in one
 #      process (results/bench/planning-encoder-graph-ab.py);
+#   1c. the compiled rollouts as shipped vs inductor's max-autotune (Triton GEMM templates with fused epilogues),
+#      in one process (results/bench/planning-autotune-ab.py; not yet run on a GPU);
 #   2. one LeWM planning call at the paper's sizes: graphs vs eager, KV cache vs none, torch.compile, FLOPs,
 #      GEMM fraction;
 #   3. the planning-speed table at the paper's sizes (LeWM, PLDM, DINO-WM-style; the paper's 48x);
@@ -36,6 +38,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, never stop
   2>&1 | tee -a "$out/log.txt"
 step graphs-test 120 python3 -P -m pytest -q -p no:cacheprovider tests/planning/test_cuda_graphs.py
 step encoder-graph 240 python3 -P results/bench/planning-encoder-graph-ab.py --rounds 5 --calls 4
+step autotune 420 python3 -P results/bench/planning-autotune-ab.py --rounds 5 --calls 4
 step plan-lewm 240 "${cli[@]}" bench planning --profile paper --compile --calls 20 --json "$out/plan-lewm.json"
 step speed 240 "${cli[@]}" run --suite planning-speed --profile paper --calls "$calls" --out "$out"
 step profile 180 python3 -P scripts/profile_planning_gpu.py --profile paper --calls 20 --compile --shapes --out "$out"
