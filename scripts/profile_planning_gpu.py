@@ -22,12 +22,11 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from lewm_bench.bench.planning import time_calls
+from lewm_bench.bench.planning import random_world_model, time_calls
 from lewm_bench.planning.base import CapturedCost
 from lewm_bench.planning.cem import CEM
 from lewm_bench.profiles import PROFILES
 from lewm_bench.provenance import default_device
-from lewm_bench.registry import get_agent
 
 
 def main() -> None:
@@ -42,9 +41,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     prof = PROFILES[args.profile]
     size = 224 if args.profile == "paper" else 64
-    info = get_agent("lewm")
-    torch.manual_seed(0)
-    model = info.cls(info.config_for(args.profile), size, 10).to(device).eval()
+    model = random_world_model("lewm", args.profile, size, device)
     cfg = prof.cem
     lines = [f"device {torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
              f"profile {args.profile}, CEM {cfg.candidates}x{cfg.iterations} top{cfg.elites} h{cfg.horizon}"]

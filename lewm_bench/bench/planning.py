@@ -40,7 +40,6 @@ from lewm_bench.registry import get_agent
 
 def bench_planning(profile: Profile, batch: int | None = None, calls: int | None = None,
                    context: int = 1, agent: str = "lewm", compile: bool = False) -> list[dict[str, Any]]:
-    info = get_agent(agent)
     device = default_device()
     rows = []
     cases = [("paper", PROFILES["paper"], 224)]
@@ -50,9 +49,7 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
         slow = name == "paper" and device.type == "cpu"
         n_calls = calls or (5 if slow else 20)
         b = batch or (4 if slow else 50)
-        torch.manual_seed(0)
-        model = info.cls(info.config_for(prof.name), size, 10).to(device).eval()
-        draw_zero_parameters(model)
+        model = random_world_model(agent, prof.name, size, device)
         planner, eager = CEM(prof.cem), CEM(prof.cem)
         eager.cuda_graphs = False
         gemm = gemm_gflops(device, torch.bfloat16 if planner.uses_bf16(device) else torch.float32)
@@ -106,6 +103,17 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
                      "first_compiled_call_s": compile_s, "compiled_cost_max_abs_diff": compiled_diff,
                      "cost_spread": spread})
     return rows
+
+
+def random_world_model(agent: str, profile: str, size: int, device: torch.device) -> Any:
+    """``agent``'s world model at ``profile``'s architecture for ``size`` px frames and 10-dim action blocks, in eval
+    mode on ``device``: weights drawn after ``torch.manual_seed(0)``, its all-zero parameters then drawn too
+    (:func:`draw_zero_parameters`), so that candidates' costs depend on their actions."""
+    info = get_agent(agent)
+    torch.manual_seed(0)
+    model = info.cls(info.config_for(profile), size, 10).to(device).eval()
+    draw_zero_parameters(model)
+    return model
 
 
 def draw_zero_parameters(model: torch.nn.Module, std: float = 0.02, seed: int = 0) -> None:

@@ -157,7 +157,7 @@ class Planner:
 
         autocast = _autocast_state(frames.device)
         key = ("encode", *_identity(model), autocast, *_shapes(args))
-        return self._kept(key, model, lambda: CapturedGraph(encode, args, autocast, model=model))(*args).clone()
+        return self._kept(key, model, lambda: CapturedGraph(encode, args, autocast, model))(*args).clone()
 
     def _kept(self, key: tuple, model: WorldModel, capture: Callable[[], CapturedGraph]) -> Any:
         """The kept graph under ``key`` (``capture()`` when none is), now the most recently used."""
@@ -193,7 +193,7 @@ class CapturedGraph:
     """
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Tensor, ...], autocast: tuple[bool, torch.dtype],
-                 warmup: int = 2, model: nn.Module | None = None) -> None:
+                 model: nn.Module, warmup: int = 2) -> None:
         self.model = model
         """The module whose tensors ``fn`` reads (the graph reads them by address)."""
         self.args = [t.clone() for t in args]
@@ -210,11 +210,10 @@ class CapturedGraph:
             with torch.cuda.graph(self.graph), cast:
                 self.outputs = fn(*self.args)
         except RuntimeError as err:
-            what = type(model).__name__ if model is not None else repr(fn)
-            raise RuntimeError(f"{what} could not be captured as a CUDA graph for planning: {err}\nA model's encode "
-                               "and rollout must be capture-safe on CUDA (no copies between host and device, no "
-                               "reading of values on the host, no data-dependent shapes); make them so, or plan "
-                               "eagerly with planner.cuda_graphs = False.") from err
+            raise RuntimeError(f"{type(model).__name__} could not be captured as a CUDA graph for planning: {err}\n"
+                               "A model's encode and rollout must be capture-safe on CUDA (no copies between host and "
+                               "device, no reading of values on the host, no data-dependent shapes); make them so, or "
+                               "plan eagerly with planner.cuda_graphs = False.") from err
 
     def __call__(self, *args: Tensor) -> Any:
         """Replay on ``args`` (copied into the graph's buffers); the outputs are the graph's, overwritten next time."""
@@ -242,7 +241,7 @@ class CapturedCost(CapturedGraph):
         self.weights = LinearWeightCopies(model, autocast[1]) if cast_weights and autocast[0] else None
         run = fn if self.weights is None else self.weights.bind(fn)
         plans = torch.zeros(plans_shape, device=history.device)
-        super().__init__(lambda plans: run(model, *self.inputs, plans), (plans,), autocast, warmup, model)
+        super().__init__(lambda plans: run(model, *self.inputs, plans), (plans,), autocast, model, warmup)
 
     def bind(self, history: Tensor, past_actions: Tensor, goal: Tensor) -> None:
         """Copy one planning call's (tiled) inputs into the graph's input buffers (and refresh the weight copies)."""

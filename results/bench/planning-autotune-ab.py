@@ -13,12 +13,11 @@ import time
 
 import torch
 
-from lewm_bench.bench.planning import candidate_costs, draw_zero_parameters, time_calls
+from lewm_bench.bench.planning import candidate_costs, random_world_model, time_calls
 from lewm_bench.planning import base
 from lewm_bench.planning.cem import CEM
 from lewm_bench.profiles import PROFILES
 from lewm_bench.provenance import default_device, device_name, git_commit
-from lewm_bench.registry import get_agent
 
 SHIPPED = base._compiled_rollout_cost
 AUTOTUNED = torch.compile(base.rollout_cost, dynamic=False, mode="max-autotune-no-cudagraphs")
@@ -46,10 +45,7 @@ device = default_device()
 print(device_name(device), "torch", torch.__version__, "commit", git_commit(), flush=True)
 size = 224 if args.arch == "paper" else 64
 cfg = PROFILES[args.arch].cem
-info = get_agent("lewm")
-torch.manual_seed(0)
-model = info.cls(info.config_for(args.arch), size, 10).to(device).eval()
-draw_zero_parameters(model)
+model = random_world_model("lewm", args.arch, size, device)
 planners = {m: CEM(cfg) for m in MODES}
 eager = CEM(cfg)
 eager.cuda_graphs = False

@@ -10,13 +10,12 @@ import statistics
 
 import torch
 
-from lewm_bench.bench.planning import draw_zero_parameters, time_calls
+from lewm_bench.bench.planning import random_world_model, time_calls
 from lewm_bench.planning import base
 from lewm_bench.planning.cem import CEM
 from lewm_bench.profiles import PROFILES
 from lewm_bench.protocols import proprio_kwargs
 from lewm_bench.provenance import default_device, device_name, git_commit
-from lewm_bench.registry import get_agent
 
 
 def eager_encode(self, model, frames, states):
@@ -34,10 +33,7 @@ device = default_device()
 print(device_name(device), "torch", torch.__version__, "commit", git_commit(), flush=True)
 size = 224 if args.arch == "paper" else 64
 cfg = PROFILES[args.arch].cem
-info = get_agent("lewm")
-torch.manual_seed(0)
-model = info.cls(info.config_for(args.arch), size, 10).to(device).eval()
-draw_zero_parameters(model)
+model = random_world_model("lewm", args.arch, size, device)
 frames = torch.randint(0, 256, (1, 2, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
 frames = frames.to(device)
 for compiled in (False, True) if not args.no_compile else (False,):
