@@ -321,8 +321,9 @@ def pretrain_masked(encoder: PatchViT, sample: Callable[[torch.Generator, int], 
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}")
     encoder.eval()
-    for p in encoder.parameters():
+    for p in encoder.parameters():  # frozen, and without the last step's gradients (a later clipping would count them)
         p.requires_grad_(False)
+        p.grad = None
     return losses
 
 

@@ -367,7 +367,7 @@ def _step(s: _Session, inputs: tuple, epoch: int, use_bf16: bool,
                 f"checkpoint (epoch {epoch - 1}) is kept in {s.run_dir}; lower --lr")
         s.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
-        nn.utils.clip_grad_norm_(s.model.parameters(), tcfg.grad_clip)
+        nn.utils.clip_grad_norm_([p for p in s.model.parameters() if p.requires_grad], tcfg.grad_clip)
         s.optimizer.step()
         if hasattr(s.model, "after_step"):  # e.g. a policy's target networks
             s.model.after_step()

@@ -290,3 +290,15 @@ def test_rollout_reusing_work_equals_the_full_recompute(context):
         model.kv_cache = False
         torch.testing.assert_close(cached, model.rollout(z, a), rtol=1e-4, atol=1e-5)
         model.kv_cache = True
+
+
+def test_a_run_that_pretrains_its_encoder_ends_as_one_that_loads_it(trained, tmp_path, monkeypatch):
+    """``trained`` pre-trained its encoder; the same run again loads it from the cache and must end with the same
+    weights bit for bit. (Pre-training used to leave its last gradients on the frozen encoder, and the training's
+    gradient clipping counted them: the two runs ended apart.)"""
+    root, (_, pretrained_in_run) = trained
+    saved = []
+    monkeypatch.setattr(trainer, "save_checkpoint", lambda path, payload: saved.append(payload["model"]))
+    train("two-room", SMOKE, agent="dinowm", data=root / "data.h5", out=tmp_path / "again", progress=False)
+    assert saved[-1].keys() == pretrained_in_run.keys()
+    assert all(torch.equal(saved[-1][k], pretrained_in_run[k]) for k in pretrained_in_run)
