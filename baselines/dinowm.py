@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lewm_bench.baselines.dinov2 import (
+    FrozenFeatureMemo,
     PatchEncoderConfig,
     PatchViT,
     load_dinov2_weights,
@@ -188,6 +189,9 @@ class DinoWM(nn.Module):
     check_collapse = False  # the encoder is frozen
     kv_cache = True
     """Rollouts reuse known work: earlier frames' keys and values, shared context frames (see LeWM.kv_cache)."""
+    feature_memo_bytes = 2**30
+    """While training (on the CPU), the frozen encoder's output of each distinct frame is kept, up to this many bytes,
+    instead of being computed again for every clip it appears in: the same numbers (:class:`FrozenFeatureMemo`)."""
 
     def __init__(self, config: DinoWMConfig, image_size: int, action_dim: int) -> None:
         super().__init__()
@@ -198,6 +202,7 @@ class DinoWM(nn.Module):
         self.action_encoder = nn.Linear(action_dim, config.action_embed_dim)  # DINO-WM's kernel-1 Conv1d
         self.predictor = PatchPredictor(self.token_width(config) + config.action_embed_dim, self.encoder.num_patches,
                                         config.history, config.predictor)
+        self.feature_memo = FrozenFeatureMemo(self.feature_memo_bytes)
 
     @staticmethod
     def token_width(config: DinoWMConfig) -> int:
@@ -231,11 +236,16 @@ class DinoWM(nn.Module):
         return self
 
     def encode(self, frames: Tensor) -> Tensor:
-        """Frames (B, T, 3, H, W) -> patch tokens (B, T, P, D), without gradient (the encoder is frozen)."""
+        """Frames (B, T, 3, H, W) -> patch tokens (B, T, P, D), without gradient (the encoder is frozen); while
+        training, through :attr:`feature_memo`."""
         b, t = frames.shape[:2]
         with torch.no_grad():
-            tokens = self.encoder(preprocess(frames.flatten(0, 1), self.config.encoder.input_size))[:, 1:]
+            tokens = (self.feature_memo(self.encoder, frames.flatten(0, 1), self._encode_frames) if self.training
+                      else self._encode_frames(frames.flatten(0, 1)))
         return tokens.reshape(b, t, self.tokens_per_frame, -1)
+
+    def _encode_frames(self, frames: Tensor) -> Tensor:
+        return self.encoder(preprocess(frames, self.config.encoder.input_size))[:, 1:]
 
     def predict(self, embeddings: Tensor, actions: Tensor, past: list[KV] | None = None, keep: bool = False,
                 newest: bool = False) -> Tensor | tuple[Tensor, list[KV]]:

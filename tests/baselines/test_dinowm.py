@@ -302,3 +302,52 @@ def test_a_run_that_pretrains_its_encoder_ends_as_one_that_loads_it(trained, tmp
     train("two-room", SMOKE, agent="dinowm", data=root / "data.h5", out=tmp_path / "again", progress=False)
     assert saved[-1].keys() == pretrained_in_run.keys()
     assert all(torch.equal(saved[-1][k], pretrained_in_run[k]) for k in pretrained_in_run)
+def test_feature_memo_encodes_each_frame_once_with_the_numbers_of_the_whole_batch():
+    torch.manual_seed(0)
+    encoder = PatchViT(DinoWM.presets["cpu"].encoder).eval()
+    encoded = []
+
+    def encode(frames):
+        encoded.append(len(frames))
+        return encoder(dinov2.preprocess(frames, 64))[:, 1:]
+
+    frames = torch.randint(0, 256, (12, 3, 64, 64), dtype=torch.uint8)
+    frames[5] = frames[0]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # the cpu profile's training precision
+        whole = encode(frames)
+        memo = dinov2.FrozenFeatureMemo(2**30)
+        assert torch.equal(memo(encoder, frames[:8], encode), whole[:8])
+        assert torch.equal(memo(encoder, frames, encode), whole)
+        assert encoded == [12, 7, 4] and len(memo) == 11  # frame 5 is frame 0: encoded once
+        small = dinov2.FrozenFeatureMemo(3 * whole[0].numel() * whole.element_size())  # room for 3 frames
+        assert all(torch.equal(small(encoder, frames, encode), whole) for _ in range(2)) and len(small) == 3
+        assert encoded[-2:] == [11, 8]  # the frames that did not fit are encoded at every call
+        encoder.norm.bias.add_(1.0)  # new weights: nothing kept is used
+        assert torch.equal(memo(encoder, frames, encode), encode(frames)) and encoded[-2:] == [11, 12]
+    with torch.no_grad():  # another precision neither
+        assert torch.equal(memo(encoder, frames, encode), encode(frames)) and encoded[-2:] == [11, 12]
+        assert torch.equal(memo(encoder, frames.float(), encode), encode(frames.float()))  # not uint8: encoded
+
+
+def test_training_through_the_feature_memo_changes_no_number(trained, tmp_path, monkeypatch):
+    """The same run with the memo (as shipped) and with the encoder called at every step: the same weights bit for
+    bit as ``trained``'s, and the memo did spare encodings."""
+    root, (_, pretrained_in_run) = trained
+    spared, saved = [], []
+    memo_call = dinov2.FrozenFeatureMemo.__call__
+
+    def counting(self, encoder, frames, encode):
+        n = []
+        out = memo_call(self, encoder, frames, lambda f: n.append(len(f)) or encode(f))
+        spared.append(len(frames) - sum(n))
+        return out
+
+    monkeypatch.setattr(trainer, "save_checkpoint", lambda path, payload: saved.append(payload["model"]))
+    for call in (counting, lambda self, encoder, frames, encode: encode(frames)):
+        monkeypatch.setattr(dinov2.FrozenFeatureMemo, "__call__", call)
+        train("two-room", SMOKE, agent="dinowm", data=root / "data.h5", out=tmp_path / str(len(saved)),
+              progress=False)
+    with_memo, without = saved[1], saved[3]
+    assert sum(spared) > 0 and with_memo.keys() == without.keys()
+    assert all(torch.equal(with_memo[k], without[k]) and torch.equal(with_memo[k], pretrained_in_run[k])
+               for k in with_memo)
