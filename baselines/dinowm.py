@@ -189,9 +189,11 @@ class DinoWM(nn.Module):
     check_collapse = False  # the encoder is frozen
     kv_cache = True
     """Rollouts reuse known work: earlier frames' keys and values, shared context frames (see LeWM.kv_cache)."""
-    feature_memo_bytes = 2**30
+    feature_memo_bytes = 2**29
     """While training (on the CPU), the frozen encoder's output of each distinct frame is kept, up to this many bytes,
-    instead of being computed again for every clip it appears in: the same numbers (:class:`FrozenFeatureMemo`)."""
+    instead of being computed again for every clip it appears in: the same numbers (:class:`FrozenFeatureMemo`). At
+    the cpu profile's sizes a frame's output is 8 KiB: Cube's 32k frames fit (a training 1.13x faster), PushT's 172k
+    do not (1.06x with 1 GiB, which cost 1.5 GiB more memory: ``results/bench/feature-memo-avx512.txt``)."""
 
     def __init__(self, config: DinoWMConfig, image_size: int, action_dim: int) -> None:
         super().__init__()
