@@ -190,10 +190,11 @@ class DinoWM(nn.Module):
     kv_cache = True
     """Rollouts reuse known work: earlier frames' keys and values, shared context frames (see LeWM.kv_cache)."""
     feature_memo_bytes = 2**29
-    """While training (on the CPU), the frozen encoder's output of each distinct frame is kept, up to this many bytes,
-    instead of being computed again for every clip it appears in: the same numbers (:class:`FrozenFeatureMemo`). At
-    the cpu profile's sizes a frame's output is 8 KiB: Cube's 32k frames fit (a training 1.13x faster), PushT's 172k
-    do not (1.06x with 1 GiB, which cost 1.5 GiB more memory: ``results/bench/feature-memo-avx512.txt``)."""
+    """While training on the CPU, when the frozen encoder's outputs for every frame of the training split fit in this
+    many bytes, each frame's output is kept instead of being computed again for every clip it appears in: the same
+    numbers (:class:`FrozenFeatureMemo`; set up by :meth:`prepare`, so not after a resume). At the cpu profile's sizes a
+    frame's output is 8 KiB: Cube's 32k frames fit (training 1.13x faster); PushT's 172k do not (a memo of part of
+    them bought 1.00-1.06x for 0.9-1.5 GiB more memory: ``results/bench/feature-memo-avx512.txt``)."""
 
     def __init__(self, config: DinoWMConfig, image_size: int, action_dim: int) -> None:
         super().__init__()
@@ -204,7 +205,7 @@ class DinoWM(nn.Module):
         self.action_encoder = nn.Linear(action_dim, config.action_embed_dim)  # DINO-WM's kernel-1 Conv1d
         self.predictor = PatchPredictor(self.token_width(config) + config.action_embed_dim, self.encoder.num_patches,
                                         config.history, config.predictor)
-        self.feature_memo = FrozenFeatureMemo(self.feature_memo_bytes)
+        self.feature_memo: FrozenFeatureMemo | None = None  # see feature_memo_bytes
 
     @staticmethod
     def token_width(config: DinoWMConfig) -> int:
@@ -242,7 +243,8 @@ class DinoWM(nn.Module):
         training, through :attr:`feature_memo`."""
         b, t = frames.shape[:2]
         with torch.no_grad():
-            tokens = (self.feature_memo(self.encoder, frames.flatten(0, 1), self._encode_frames) if self.training
+            memo = self.feature_memo if self.training else None
+            tokens = (memo(self.encoder, frames.flatten(0, 1), self._encode_frames) if memo is not None
                       else self._encode_frames(frames.flatten(0, 1)))
         return tokens.reshape(b, t, self.tokens_per_frame, -1)
 
@@ -298,6 +300,8 @@ class DinoWM(nn.Module):
                                    folder, identity, progress, bf16_autocast(pc.bf16, device))
         self.encoder.requires_grad_(False)
         self.encoder.eval()
+        outputs = len(train_set.frame_states) * self.encoder.num_patches * self.config.encoder.width * 4  # fp32
+        self.feature_memo = FrozenFeatureMemo(outputs) if outputs <= self.feature_memo_bytes else None
 
     def loss(self, frames: Tensor, actions: Tensor, generator: torch.Generator | None = None) -> LossTerms:
         """MSE between predicted and (frozen) next-frame patch tokens: frames (B, h+1, ...), actions (B, h, A)."""

@@ -330,8 +330,8 @@ def test_feature_memo_encodes_each_frame_once_with_the_numbers_of_the_whole_batc
 
 
 def test_training_through_the_feature_memo_changes_no_number(trained, tmp_path, monkeypatch):
-    """The same run with the memo (as shipped) and with the encoder called at every step: the same weights bit for
-    bit as ``trained``'s, and the memo did spare encodings."""
+    """The same run with the memo (as shipped) and without it (a budget the training split's frames do not fit): the
+    same weights bit for bit as ``trained``'s, and the memo did spare encodings."""
     root, (_, pretrained_in_run) = trained
     spared, saved = [], []
     memo_call = dinov2.FrozenFeatureMemo.__call__
@@ -343,11 +343,13 @@ def test_training_through_the_feature_memo_changes_no_number(trained, tmp_path, 
         return out
 
     monkeypatch.setattr(trainer, "save_checkpoint", lambda path, payload: saved.append(payload["model"]))
-    for call in (counting, lambda self, encoder, frames, encode: encode(frames)):
-        monkeypatch.setattr(dinov2.FrozenFeatureMemo, "__call__", call)
-        train("two-room", SMOKE, agent="dinowm", data=root / "data.h5", out=tmp_path / str(len(saved)),
-              progress=False)
+    monkeypatch.setattr(dinov2.FrozenFeatureMemo, "__call__", counting)
+    for budget in (DinoWM.feature_memo_bytes, 1024):  # the smoke split's outputs fit the default, not 1 KiB
+        monkeypatch.setattr(DinoWM, "feature_memo_bytes", budget)
+        spared.clear()
+        train("two-room", SMOKE, agent="dinowm", data=root / "data.h5", out=tmp_path / str(budget), progress=False)
+        assert (sum(spared) > 0) == (budget > 1024)
     with_memo, without = saved[1], saved[3]
-    assert sum(spared) > 0 and with_memo.keys() == without.keys()
+    assert with_memo.keys() == without.keys()
     assert all(torch.equal(with_memo[k], without[k]) and torch.equal(with_memo[k], pretrained_in_run[k])
                for k in with_memo)
