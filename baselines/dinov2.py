@@ -178,10 +178,10 @@ class FrozenFeatureMemo:
     """A frozen encoder's output per distinct frame, kept while a model trains on a fixed set of frames.
 
     Training encodes each clip's frames at every step although the encoder never changes, and every frame of a
-    dataset comes back in many clips and epochs (a cpu-profile DINO-WM-style run encodes 717k frames of a Cube
-    dataset of 32k). A call encodes only the frames it has not seen (known by a 128-bit digest of their bytes)
+    dataset comes back in many clips and epochs (a cpu-profile DINO-WM-style run encodes 717k frames of a Cube training
+    split of 29k). A call encodes only the frames it has not seen (known by a 128-bit digest of their bytes)
     and keeps their outputs, up to ``budget_bytes`` of them; once the budget is used, unseen frames are encoded
-    at every call. The table is emptied when the encoder's weights, the device or the autocast precision change.
+    at every call. The table is emptied when the encoder's weights or the autocast precision change.
 
     Exact on the CPU: there a frame's encoding does not depend on the other frames of its batch (every matrix
     product reduces a row alike whatever the number of rows; tested), so the outputs are bit for bit those of

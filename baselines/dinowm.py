@@ -193,8 +193,8 @@ class DinoWM(nn.Module):
     """While training on the CPU, when the frozen encoder's outputs for every frame of the training split fit in this
     many bytes, each frame's output is kept instead of being computed again for every clip it appears in: the same
     numbers (:class:`FrozenFeatureMemo`; set up by :meth:`prepare`, so not after a resume). At the cpu profile's sizes a
-    frame's output is 8 KiB: Cube's 32k frames fit (training 1.13x faster); PushT's 172k do not (a memo of part of
-    them bought 1.00-1.06x for 0.9-1.5 GiB more memory: ``results/bench/feature-memo-avx512.txt``)."""
+    frame's output is 8 KiB: Cube's 29k training frames fit (training 1.13x faster); PushT's 172k do not (a memo of
+    part of them bought 1.00-1.06x for 0.9-1.5 GiB more memory: ``results/bench/feature-memo-avx512.txt``)."""
 
     def __init__(self, config: DinoWMConfig, image_size: int, action_dim: int) -> None:
         super().__init__()
