@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import os
 import sys
 import warnings
@@ -35,7 +34,7 @@ from tqdm.auto import tqdm
 from lewm_bench.errors import LewmBenchError
 from lewm_bench.identity import content_hash, tensor_digest
 from lewm_bench.io import atomic_path
-from lewm_bench.models.layers import Attention
+from lewm_bench.models.layers import Attention, tensor_versions
 from lewm_bench.training.checkpoint import state_mismatches
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -203,8 +202,7 @@ class FrozenFeatureMemo:
         if frames.device.type != "cpu" or frames.dtype != torch.uint8:
             return encode(frames)
         autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
-        state = (autocast, tuple((t.data_ptr(), t._version) for t in itertools.chain(encoder.parameters(),
-                                                                                     encoder.buffers())))
+        state = (autocast, tensor_versions(encoder))
         if state != self._state:
             self._rows, self._table, self._state = {}, None, state
         keys = [hashlib.blake2b(frame, digest_size=16).digest() for frame in frames.contiguous().numpy()]

@@ -457,6 +457,12 @@ def count_parameters(module: nn.Module, trainable: bool | None = None) -> int:
     return sum(p.numel() for p in module.parameters() if trainable is None or p.requires_grad == trainable)
 
 
+def tensor_versions(module: nn.Module) -> tuple[tuple[int, int], ...]:
+    """(address, version counter) of each of ``module``'s parameters and buffers: it changes when one is moved,
+    replaced or written in place (a checkpoint loaded into the module), so what was derived from them is stale."""
+    return tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
+
+
 def init_linear_(module: nn.Module) -> None:
     """Truncated-normal init for linear and conv weights that are not already zero-initialised."""
     for m in module.modules():
@@ -467,5 +473,5 @@ def init_linear_(module: nn.Module) -> None:
 
 
 __all__ = ["KV", "ActionEmbedder", "AdaLNZeroBlock", "Attention", "CNNEncoder", "CausalPredictor", "Mlp", "Projector",
-           "ViTEncoder", "count_parameters", "frames_to_float", "init_linear_", "windowed_rollout",
+           "ViTEncoder", "count_parameters", "frames_to_float", "init_linear_", "tensor_versions", "windowed_rollout",
            "RolloutStep"]

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lewm_bench.models.layers import tensor_versions
 from lewm_bench.protocols import WorldModel, proprio_kwargs
 from lewm_bench.provenance import native_bf16
 
@@ -330,7 +331,7 @@ def _compiled_rollout_cost(model: WorldModel, device: torch.device) -> Callable[
         return _COMPILED
     from torch._inductor import config as inductor_config
 
-    weights = tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
+    weights = tensor_versions(model)
     if _FROZEN.setdefault(model, weights) != weights:
         torch._dynamo.reset()  # its graphs hold the weights it had then
         _FROZEN.clear()
