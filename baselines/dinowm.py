@@ -193,7 +193,7 @@ class DinoWM(nn.Module):
     """While training on the CPU, when the frozen encoder's outputs for every frame of the training split fit in this
     many bytes, each frame's output is kept instead of being computed again for every clip it appears in: the same
     numbers (:class:`FrozenFeatureMemo`; set up by :meth:`prepare`, so not after a resume). At the cpu profile's sizes a
-    frame's output is 8 KiB: Cube's 29k training frames fit (training 1.13x faster); PushT's 172k do not (a memo of
+    frame's output is 8 KiB: Cube's 29k training frames fit (training 1.22x faster); PushT's 172k do not (a memo of
     part of them bought 1.00-1.06x for 0.9-1.5 GiB more memory: ``results/bench/feature-memo-avx512.txt``)."""
 
     def __init__(self, config: DinoWMConfig, image_size: int, action_dim: int) -> None:
@@ -310,7 +310,8 @@ class DinoWM(nn.Module):
         self.encoder.requires_grad_(False)
         self.encoder.eval()
         outputs = len(train_set.frame_states) * self.encoder.num_patches * self.config.encoder.width * 4  # fp32
-        self.feature_memo = FrozenFeatureMemo(outputs) if outputs <= self.feature_memo_bytes else None
+        cpu_fits = device.type == "cpu" and outputs <= self.feature_memo_bytes
+        self.feature_memo = FrozenFeatureMemo(outputs) if cpu_fits else None
 
     def loss(self, frames: Tensor, actions: Tensor, generator: torch.Generator | None = None) -> LossTerms:
         """MSE between predicted and (frozen) next-frame patch tokens: frames (B, h+1, ...), actions (B, h, A)."""
