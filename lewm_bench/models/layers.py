@@ -344,25 +344,15 @@ class CausalPredictor(nn.Module):
         self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads, head_dim, mlp_dim, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)  # eps 1e-5, as the reference's
 
-    def modulation_weights(self) -> tuple[Tensor, Tensor]:
-        """Every block's modulation layer stacked into one: weight (depth * 6D, D) and bias, in the autocast dtype when
-        autocast is on (the cast it would apply, done once). A rollout stacks them once for all of its steps."""
-        weight = torch.cat([blk.modulation[1].weight for blk in self.blocks])
-        bias = torch.cat([blk.modulation[1].bias for blk in self.blocks])
-        device = weight.device.type
-        if torch.is_autocast_enabled(device):
-            dtype = torch.get_autocast_dtype(device)
-            weight, bias = weight.to(dtype), bias.to(dtype)
-        return weight, bias
-
-    def modulations(self, cond: Tensor, weights: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """Every block's AdaLN modulation of the conditions, as one product: (B, T, D) -> (B, T, depth, 6 * D);
-        ``weights``: :meth:`modulation_weights`, if already stacked.
+    def modulations(self, cond: Tensor) -> Tensor:
+        """Every block's AdaLN modulation of the conditions, as one product: (B, T, D) -> (B, T, depth, 6 * D).
 
         One matrix product per predictor call instead of one per block: on a GPU, where a planning rollout's small
         products are launch-bound, 1.03x graphed and 1.05x compiled for a paper-size LeWM call
-        (``results/bench/gpu-h200/README.md``, run 5, when the weights were still stacked at every call)."""
-        weight, bias = weights or self.modulation_weights()
+        (``results/bench/gpu-h200/README.md``, run 5). A rollout computes them once for all of its steps
+        (:meth:`lewm_bench.models.lewm.LeWM.rollout`)."""
+        weight = torch.cat([blk.modulation[1].weight for blk in self.blocks])
+        bias = torch.cat([blk.modulation[1].bias for blk in self.blocks])
         return F.linear(F.silu(cond), weight, bias).unflatten(-1, (len(self.blocks), -1))
 
     def forward(self, x: Tensor, cond: Tensor, past: list[KV] | None = None, keep: bool = False,

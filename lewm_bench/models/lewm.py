@@ -173,14 +173,14 @@ class LeWM(nn.Module):
             (B, H, D) predicted embeddings of the H next frames. The predictor sees at most the
             last ``config.history`` frames, the context it was trained with.
         """
-        cond = self.action_embedder(actions)  # (B, h - 1 + H, D), embedded once for all steps
-        weights = self.predictor.modulation_weights()  # the blocks' modulation layers stacked once for all steps
+        # Every block's modulation of every action block, once for all steps: a block's modulation depends on its
+        # action alone, while a sliding window would recompute it for each of the (up to ``history``) windows it is in.
+        mods = self.predictor.modulations(self.action_embedder(actions))  # (B, h - 1 + H, depth, 6D)
 
         def step(span: slice, embs: Tensor, past: list[KV] | None, keep: bool,
                  rows: Tensor | None) -> tuple[Tensor, list[KV] | None]:
-            c = cond[:, span] if rows is None else cond[rows, span]
-            mods = self.predictor.modulations(c, weights)
-            out = self.predictor(embs, mods, past=past, keep=keep, newest=True, modulated=True)  # only the newest
+            m = mods[:, span] if rows is None else mods[rows, span]
+            out = self.predictor(embs, m, past=past, keep=keep, newest=True, modulated=True)  # only the newest
             out, cache = out if keep else (out, None)
             return self.pred_projector(out), cache
 

@@ -276,3 +276,14 @@ def test_predictor_modulations_are_each_blocks_own():
         torch.testing.assert_close(mods[:, :, i], blk.modulation(cond))
     x = torch.randn(2, 3, 32)
     torch.testing.assert_close(pred(x, mods, modulated=True), pred(x, cond))
+
+
+def test_a_rollout_modulates_each_action_block_once(monkeypatch):
+    """A block's modulation depends on its action alone: a rollout computes it once for all the windows it is in."""
+    model = LeWM(LeWM.presets["smoke"], 16, 10).eval()
+    rows = []
+    modulations = model.predictor.modulations
+    monkeypatch.setattr(model.predictor, "modulations", lambda cond: rows.append(cond.shape[:2]) or modulations(cond))
+    z, a = torch.randn(4, 3, 32), torch.randn(4, 2 + 5, 10)
+    model.rollout(z, a)
+    assert rows == [(4, 7)]
