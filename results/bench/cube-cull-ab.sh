@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The culled tree measured here is commit 50834e1, reverted at once: 1.00-1.03x (the oracle keeps the arm in view).
 # Geoms outside the camera's view left out of Cube's frames: cube-cull-ab.py (10 episodes of the cpu-profile
 # collection, one process) with main before the change (21d8db0, the worktree /work/wt_head put in place of /work/main
 # by sitecustomize_tree.py) and with it, alternately, three rounds.

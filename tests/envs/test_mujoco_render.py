@@ -56,35 +56,3 @@ def test_unknown_camera_is_a_clear_error():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="camera 'top' not in the model"):
         mujoco_render.render(env._model, env._data, "top", 32, env._render_key)
-
-
-def test_geoms_outside_the_view_are_left_out_without_changing_a_pixel(monkeypatch):
-    """Without shadows (fast_render) the geoms wholly outside the camera's view are not drawn; the frames are those
-    of a renderer that draws every geom, over states where the arm leaves the view."""
-    env = make_env("cube", image_size=32, fast_render=True)
-    model, data = env._sim.model, env._sim.data
-    camera = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "front_pixels")
-    full = mujoco.Renderer(model, 32, 32)
-    full.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-    drawn_and_culled = 0
-    rng = np.random.default_rng(0)
-    for episode in range(3):
-        env.reset(seed=episode)
-        for _ in range(15):
-            env.step(rng.uniform(-1, 1, 5).astype(np.float32))
-            culled = mujoco_render.outside_view(model, data, camera)
-            drawn_and_culled += int(np.sum(model.geom_group[culled] < 3))  # geoms a full scene draws
-            full.update_scene(data, camera="front_pixels")
-            np.testing.assert_array_equal(env._render(), full.render())
-    assert drawn_and_culled > 0
-    assert np.all(model.geom_group < mujoco_render._CULLED_GROUP)  # the groups are restored
-    full.close()
-    # With shadows an unseen geom may shade the view: nothing is culled.
-    calls = []
-    monkeypatch.setattr(mujoco_render, "outside_view", lambda *a: calls.append(a) or np.empty(0, dtype=np.int64))
-    slow = make_env("cube", image_size=32, fast_render=False)
-    slow.reset(seed=0)
-    slow._render()
-    assert calls == []
-    env._render()
-    assert len(calls) == 1
