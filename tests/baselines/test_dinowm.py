@@ -302,6 +302,8 @@ def test_a_run_that_pretrains_its_encoder_ends_as_one_that_loads_it(trained, tmp
     train("two-room", SMOKE, agent="dinowm", data=root / "data.h5", out=tmp_path / "again", progress=False)
     assert saved[-1].keys() == pretrained_in_run.keys()
     assert all(torch.equal(saved[-1][k], pretrained_in_run[k]) for k in pretrained_in_run)
+
+
 def test_feature_memo_encodes_each_frame_once_with_the_numbers_of_the_whole_batch():
     torch.manual_seed(0)
     encoder = PatchViT(DinoWM.presets["cpu"].encoder).eval()
