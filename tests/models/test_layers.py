@@ -70,3 +70,29 @@ def test_attention_dropout_on_cpu_drops_the_weights_with_the_fast_masks(keys):
     expected = dropout(attn.proj((weights @ v).transpose(1, 2).reshape(4, keys, 16)), 0.3)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(out, attn.eval()(x, causal=True))
+
+
+def test_a_single_tokens_projection_is_one_matrix_product_under_compile():
+    """A single token without a past attends to itself only: its output is its value, a strided half of the
+    key/value product. Under torch.compile (with the planner's bf16 autocast, where the strided rows traced to a
+    batched product) the projection reads it contiguous, so the traced graph holds a matrix product and no batched
+    one (which inductor lowers as a reduction loop on the CPU); the outputs are the eager ones."""
+    from torch._dynamo.backends.common import aot_autograd
+
+    ops: list[str] = []
+
+    def record(gm, example_inputs):
+        ops.extend(str(node.target) for node in gm.graph.nodes if node.op == "call_function")
+        return gm
+
+    torch.manual_seed(0)
+    attn = Attention(16, 2, 8, qkv_bias=False).eval()
+    x = torch.randn(5, 1, 16)
+    torch._dynamo.reset()
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        out, (k, v) = torch.compile(attn, backend=aot_autograd(fw_compiler=record))(x, causal=True, keep=True)
+        eager, (k_eager, v_eager) = attn(x, causal=True, keep=True)
+    torch._dynamo.reset()
+    assert any("mm" in op for op in ops) and not any("bmm" in op for op in ops), ops
+    torch.testing.assert_close(out, eager, rtol=1e-2, atol=1e-2)  # bf16: the products round differently
+    assert torch.equal(k, k_eager) and torch.equal(v, v_eager)
