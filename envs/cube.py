@@ -138,11 +138,18 @@ class CubeEnv(GoalEnv):
     def _simulate(self, action: np.ndarray) -> None:
         import mujoco
 
-        self._sim.step(action)
+        # OGBench's step without what it computes for its own observation, reward and info (three passes over its
+        # observation dictionary, a fifth of a step): the same control, the same physics, the same state bit for bit
+        # (tested against OGBench's step), 1.2x faster. The previous joint state its info reports is kept as it would.
+        sim, model, data = self._sim, self._sim.model, self._sim.data
+        sim.set_control(np.asarray(action))
+        sim._prev_qpos, sim._prev_qvel = data.qpos.copy(), data.qvel.copy()
+        mujoco.mj_step(model, data, nstep=sim._n_steps)
+        mujoco.mj_rnePostConstraint(model, data)  # contact forces, as OGBench's step (its info reads them)
         # mj_step leaves body poses one physics substep behind qpos; refresh them so that rendering,
         # the next relative action and a set_state of this state all see the same pose.
-        mujoco.mj_kinematics(self._sim.model, self._sim.data)
-        mujoco.mj_camlight(self._sim.model, self._sim.data)
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_camlight(model, data)
 
     def _render(self) -> np.ndarray:
         rgba = self._cube_rgba.copy()
