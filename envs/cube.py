@@ -23,7 +23,8 @@ Success:
 Differences from OGBench:
     After every step the body poses are recomputed from the new joint positions (OGBench's
     ``mj_step`` leaves them one 2 ms physics substep behind), so the rendered frame, the next
-    relative action and ``set_state`` of the recorded state agree exactly.
+    relative action and ``set_state`` of the recorded state agree exactly. A step runs OGBench's control and
+    physics but not its observation, reward and info (unused here): the same states bit for bit, 1.2x faster.
 
 Rendering:
     ``fast_render=True`` turns shadows and multisample anti-aliasing off (about 4x faster on a CPU
