@@ -139,9 +139,9 @@ class CubeEnv(GoalEnv):
     def _simulate(self, action: np.ndarray) -> None:
         import mujoco
 
-        # OGBench's step without what it computes for its own observation, reward and info (three passes over its
-        # observation dictionary, a fifth of a step): the same control, the same physics, the same state bit for bit
-        # (tested against OGBench's step), 1.2x faster. The previous joint state its info reports is kept as it would.
+        # OGBench's step without its observation, reward and info (three passes over its observation dictionary, a
+        # fifth of a step): the same control and physics, the same state bit for bit (tested against OGBench's step).
+        # The previous joint state its info reports is kept as its step would.
         sim, model, data = self._sim, self._sim.model, self._sim.data
         sim.set_control(np.asarray(action))
         sim._prev_qpos, sim._prev_qvel = data.qpos.copy(), data.qvel.copy()
