@@ -388,7 +388,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
         profile = _profile(args)
         rows = bench_planning(profile, batch=args.batch, calls=args.calls, context=args.context, agent=args.agent,
-                              compile=args.compile)
+                              compile=args.compile, ops=args.ops)
         print_table(rows, ["architecture", "image_size", "params", "cem", "device", "calls", "single_median_s",
                            "batch", "batched_median_s", "batched_per_episode_s", "batched_speedup"])
         print("against references measured in this run: the call without the rollout's reuse of known work (key/value "
@@ -408,6 +408,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
             print_table(rows, ["architecture", "single_median_s", "first_compiled_call_s", "compiled_median_s",
                                "compiled_speedup", "gemm_gflop_per_s", "compiled_fraction_of_gemm",
                                "compiled_cost_max_abs_diff", "cost_spread"])
+        for row in rows:
+            for key, mode, timed in (("top_ops", "eager" if row["no_graph_median_s"] is None else "graphed",
+                                      "single_median_s"), ("compiled_top_ops", "compiled", "compiled_median_s")):
+                if key in row:
+                    print(f"the {args.ops} longest operators of a {mode} call, {row['architecture']} architecture "
+                          f"(torch.profiler, self time per call over 2 calls: {row[key]['profiled_s']:.2f} s a call "
+                          f"profiled, {row[timed]:.2f} s timed above); the products' rate against the "
+                          f"{row['gemm_gflop_per_s']:,.0f} GFLOP/s GEMM")
+                    print_table([{**r, "op": r["op"] if len(r["op"]) <= 60 else r["op"][:59] + "~"}
+                                 for r in row[key]["ops"]], ["op", "shapes", "calls", "self_s", "share", "gflop_per_s",
+                                                             "fraction_of_gemm"])
         write_json(args.json, {"benchmark": "planning", "profile": profile.name, "machine": info, "rows": rows})
         return
     if args.what == "train":
@@ -734,6 +745,10 @@ def _parser_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="planning: also time the call with the rollouts through torch.compile (compiling takes "
                         "tens of seconds per architecture)")
+    p.add_argument("--ops", type=non_negative_int, default=0, metavar="N",
+                   help="planning: also profile two one-episode calls (and two compiled ones with --compile) and "
+                        "print the N longest operators per input shape (torch.profiler self time per call, share of "
+                        "the call), each matrix product's GFLOP/s against the GEMM throughput (default 0: none)")
     p.add_argument("--json", default=None, help="also write every figure, with the machine, to this JSON file")
     _profile_opt(p)
     p.set_defaults(func=cmd_bench)

@@ -39,7 +39,7 @@ NUMERIC = {  # command -> option -> bad values
                                   "--seeds": ["-1", "0,-1", "0,,1", "a", "1.5", "0,0", ""]},
     ("analyze", "voe", "--env", "two-room"): {"--trajectories": POSITIVE, "--seed": NON_NEGATIVE},
     ("bench", "envs"): {"--sizes": POSITIVE, "--seconds": POSITIVE_FLOAT},
-    ("bench", "planning"): {"--batch": POSITIVE, "--calls": POSITIVE, "--context": POSITIVE},
+    ("bench", "planning"): {"--batch": POSITIVE, "--calls": POSITIVE, "--context": POSITIVE, "--ops": NON_NEGATIVE},
 }
 NUMBER_ROWS = [pytest.param([*command, f"{option}={value}"], f"argument {option}: expected",
                             id=f"{command[0]} {option}={value!r}")

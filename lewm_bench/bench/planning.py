@@ -20,16 +20,22 @@ with the rollouts through ``torch.compile``, with its own speed-up and fraction 
 kernels round differently, and CEM turns any difference into another elite set within a few iterations, so the compiled
 rollout is compared on the costs of one fixed set of candidates (``compiled_cost_max_abs_diff``, beside those costs'
 spread between candidates, ``cost_spread``).
+
+With ``ops`` the benchmark also profiles one one-episode call (and one compiled call) and keeps the ``ops`` operators
+that took the longest, each matrix product with its rate beside the GEMM throughput (:mod:`lewm_bench.bench.ops`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import statistics
 import time
 from typing import Any
 
 import torch
 
+from lewm_bench.bench.ops import kernel_profiling, top_ops
 from lewm_bench.envs import env_names
 from lewm_bench.planning.base import tile
 from lewm_bench.planning.cem import CEM
@@ -39,7 +45,9 @@ from lewm_bench.registry import get_agent
 
 
 def bench_planning(profile: Profile, batch: int | None = None, calls: int | None = None,
-                   context: int = 1, agent: str = "lewm", compile: bool = False) -> list[dict[str, Any]]:
+                   context: int = 1, agent: str = "lewm", compile: bool = False, ops: int = 0) -> list[dict[str, Any]]:
+    """One row of figures per architecture (module docstring); ``ops`` > 0 adds the profiled call's ``ops`` longest
+    operators, ``top_ops`` (and ``compiled_top_ops``), as :class:`lewm_bench.bench.ops.OpTime` dictionaries."""
     device = default_device()
     rows = []
     cases = [("paper", PROFILES["paper"], 224)]
@@ -61,6 +69,7 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
         if reuse:
             model.kv_cache = True
         single = time_calls(model, planner, 1, size, context, device, n_calls)
+        profiles = {"top_ops": profile_call(model, planner, size, context, device, ops, gemm)} if ops else {}
         flops = call_flops(model, eager, size, context, device)
         graphs = device.type == "cuda"
         no_graph = time_calls(model, eager, 1, size, context, device, n_calls) if graphs else []
@@ -69,8 +78,11 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
         if compile:
             fused = CEM(prof.cem)
             fused.compile_rollouts = True
-            compile_s = time_calls(model, fused, 1, size, context, device, 1, warmup=0)[0]  # includes compiling
+            with kernel_profiling() if ops and device.type == "cpu" else contextlib.nullcontext():
+                compile_s = time_calls(model, fused, 1, size, context, device, 1, warmup=0)[0]  # includes compiling
             compiled = time_calls(model, fused, 1, size, context, device, n_calls)
+            if ops:
+                profiles["compiled_top_ops"] = profile_call(model, fused, size, context, device, ops, gemm)
             costs = [candidate_costs(model, p, size, context, device) for p in (eager, fused)]
             compiled_diff = float((costs[1] - costs[0]).abs().max())
             spread = float(costs[0].max() - costs[0].min())
@@ -101,8 +113,18 @@ def bench_planning(profile: Profile, batch: int | None = None, calls: int | None
                      "compiled_speedup": statistics.median(single) / compiled_s if compiled_s else None,
                      "compiled_fraction_of_gemm": flops / compiled_s / 1e9 / gemm if compiled_s else None,
                      "first_compiled_call_s": compile_s, "compiled_cost_max_abs_diff": compiled_diff,
-                     "cost_spread": spread})
+                     "cost_spread": spread, **profiles})
     return rows
+
+
+def profile_call(model: Any, planner: CEM, size: int, context: int, device: torch.device, n: int, gemm: float,
+                 calls: int = 2) -> dict[str, Any]:
+    """The ``n`` operators that take the longest in warm one-episode calls of ``planner`` (``calls`` of them profiled,
+    figures per call), with a call's profiled seconds; each product's rate also as a fraction of ``gemm`` (GFLOP/s)."""
+    rows, total = top_ops(lambda: time_calls(model, planner, 1, size, context, device, calls, warmup=0), n, device,
+                          runs=calls)
+    return {"profiled_s": total, "ops": [{**dataclasses.asdict(r), "fraction_of_gemm": None if r.gflop_per_s is None
+                                          else r.gflop_per_s / gemm} for r in rows]}
 
 
 def random_world_model(agent: str, profile: str, size: int, device: torch.device) -> Any:
