@@ -376,6 +376,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     print("written: " + ", ".join(str(f) for f in report.files))
 
 
+def _count(x: float | None) -> str:
+    return "unknown" if x is None else f"{x:,.0f}"
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from lewm_bench.bench.common import print_table, write_json
     from lewm_bench.provenance import machine
@@ -414,7 +418,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
                 if key in row:
                     print(f"the {args.ops} longest operators of a {mode} call, {row['architecture']} architecture "
                           f"(torch.profiler, self time per call over 2 calls: {row[key]['profiled_s']:.2f} s a call "
-                          f"profiled, {row[timed]:.2f} s timed above); the products' rate against the "
+                          f"profiled, {row[timed]:.2f} s timed above, {_count(row[key]['page_faults'])} minor page "
+                          f"faults a call while profiled); the products' rate against the "
                           f"{row['gemm_gflop_per_s']:,.0f} GFLOP/s GEMM")
                     print_table([{**r, "op": r["op"] if len(r["op"]) <= 60 else r["op"][:59] + "~"}
                                  for r in row[key]["ops"]], ["op", "shapes", "calls", "self_s", "share", "gflop_per_s",

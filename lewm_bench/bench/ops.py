@@ -67,17 +67,32 @@ def product_flops(op: str, shapes: list[list[int]]) -> float | None:
     return None
 
 
-def top_ops(fn: Callable[[], Any], n: int, device: torch.device | str = "cpu", runs: int = 1
-            ) -> tuple[list[OpTime], float]:
-    """Run ``fn`` once under ``torch.profiler``; the ``n`` (operator, input shapes) rows with the most self time, and
-    the summed self time of every row (seconds). ``fn`` doing ``runs`` repetitions of the same work: every figure is
-    per repetition (calls, seconds, FLOPs), so that one slow repetition weighs less."""
+@dataclass(frozen=True)
+class OpProfile:
+    """A profiled run: its longest operators and what the run cost in all."""
+
+    ops: list[OpTime]
+    seconds: float
+    """Self time of every operator, summed (per run)."""
+    page_faults: float | None
+    """Minor page faults of the process per run while profiled (None where the OS does not count them). The
+    profiler's own records take freed memory, so tensors allocated again may get fresh pages, which an unprofiled
+    run (:func:`lewm_bench.allocator.keep_freed_memory`) does not: many faults mean its largest buffers' operators
+    are slower here than unprofiled."""
+
+
+def top_ops(fn: Callable[[], Any], n: int, device: torch.device | str = "cpu", runs: int = 1) -> OpProfile:
+    """Run ``fn`` once under ``torch.profiler``; the ``n`` (operator, input shapes) rows with the most self time.
+    ``fn`` doing ``runs`` repetitions of the same work: every figure is per repetition (calls, seconds, FLOPs, page
+    faults), so that one slow repetition weighs less."""
     cuda = torch.device(device).type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    faults = _minor_page_faults()
     with profile(activities=activities, record_shapes=True) as prof:
         fn()
         if cuda:
             torch.cuda.synchronize(device)
+    faults = None if faults is None else (_minor_page_faults() - faults) / runs
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     groups = prof.key_averages(group_by_input_shape=True)
     total = sum(getattr(g, key) for g in groups) / 1e6 / runs
@@ -90,7 +105,15 @@ def top_ops(fn: Callable[[], Any], n: int, device: torch.device | str = "cpu", r
         rows.append(OpTime(op=g.key, shapes=", ".join("x".join(map(str, s)) for s in shapes if s),
                            calls=g.count / runs, self_s=self_s, share=self_s / total if total else 0.0, gflop=gflop,
                            gflop_per_s=None if gflop is None or self_s == 0 else gflop / self_s))
-    return rows, total
+    return OpProfile(rows, total, faults)
+
+
+def _minor_page_faults() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 @contextlib.contextmanager
