@@ -22,9 +22,6 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-PRODUCT_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise")
-"""Operators whose FLOPs :func:`product_flops` counts from their input shapes."""
-
 
 @dataclass(frozen=True)
 class OpTime:
@@ -40,7 +37,7 @@ class OpTime:
     share: float
     """``self_s`` over the summed self time of every operator in the run."""
     gflop: float | None
-    """FLOPs of all its calls, for matrix products (:data:`PRODUCT_OPS`); None for other operators."""
+    """FLOPs of all its calls, for the matrix products :func:`product_flops` knows; None for other operators."""
     gflop_per_s: float | None
 
 

@@ -21,8 +21,9 @@ kernels round differently, and CEM turns any difference into another elite set w
 rollout is compared on the costs of one fixed set of candidates (``compiled_cost_max_abs_diff``, beside those costs'
 spread between candidates, ``cost_spread``).
 
-With ``ops`` the benchmark also profiles one one-episode call (and one compiled call) and keeps the ``ops`` operators
-that took the longest, each matrix product with its rate beside the GEMM throughput (:mod:`lewm_bench.bench.ops`).
+With ``ops`` the benchmark also profiles two one-episode calls (and two compiled ones) and keeps the ``ops`` operators
+that took the longest per call, each matrix product with its rate beside the GEMM throughput
+(:func:`profile_call`, :mod:`lewm_bench.bench.ops`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from lewm_bench.registry import get_agent
 
 def bench_planning(profile: Profile, batch: int | None = None, calls: int | None = None,
                    context: int = 1, agent: str = "lewm", compile: bool = False, ops: int = 0) -> list[dict[str, Any]]:
-    """One row of figures per architecture (module docstring); ``ops`` > 0 adds the profiled call's ``ops`` longest
-    operators, ``top_ops`` (and ``compiled_top_ops``), as :class:`lewm_bench.bench.ops.OpTime` dictionaries."""
+    """One row of figures per architecture (module docstring); ``ops`` > 0 adds ``top_ops`` (and ``compiled_top_ops``):
+    :func:`profile_call`'s figures."""
     device = default_device()
     rows = []
     cases = [("paper", PROFILES["paper"], 224)]
