@@ -417,7 +417,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
                                       "single_median_s"), ("compiled_top_ops", "compiled", "compiled_median_s")):
                 if key in row:
                     print(f"the {args.ops} longest operators of a {mode} call, {row['architecture']} architecture "
-                          f"(torch.profiler, self time per call over 2 calls: {row[key]['profiled_s']:.2f} s a call "
+                          f"(torch.profiler, self time per call over {row[key]['profiled_calls']} calls: "
+                          f"{row[key]['profiled_s']:.2f} s a call "
                           f"profiled, {row[timed]:.2f} s timed above, {_count(row[key]['page_faults'])} minor page "
                           f"faults a call while profiled); the products' rate against the "
                           f"{row['gemm_gflop_per_s']:,.0f} GFLOP/s GEMM")

@@ -77,3 +77,27 @@ def test_bench_smoke(tmp_path):
     assert "two-room" in proc.stdout
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["step_per_s"] > 0 and rows[0]["render_per_s"] > 0
+
+
+def test_bench_planning_prints_a_table_per_profiled_call(monkeypatch, tmp_path):
+    """``--ops``: each profiled mode's operators are printed under a line that says how many calls were profiled (the
+    timings themselves are ``bench_planning``'s, replaced here by one smoke model's real profile)."""
+    import torch
+
+    from lewm_bench.bench import planning
+    from lewm_bench.planning.cem import CEM, CEMConfig
+
+    def fake_bench_planning(profile, batch, calls, context, agent, compile, ops):
+        model = planning.random_world_model("lewm", "smoke", 16, torch.device("cpu"))
+        cem = CEM(CEMConfig(candidates=8, iterations=1, elites=2, horizon=2, bf16=False))
+        top = planning.profile_call(model, cem, 16, 1, torch.device("cpu"), ops, 100.0)
+        return [{"architecture": "smoke", "no_graph_median_s": None, "single_median_s": 0.01, "gemm_gflop_per_s": 100.0,
+                 "top_ops": top}]
+
+    monkeypatch.setattr(planning, "bench_planning", fake_bench_planning)
+    out = tmp_path / "p.json"
+    proc = run("bench", "planning", "--profile", "smoke", "--ops", "4", "--json", str(out))
+    assert "the 4 longest operators of a eager call, smoke architecture" in proc.stdout
+    assert "self time per call over 2 calls" in proc.stdout and "fraction_of_gemm" in proc.stdout
+    top = json.loads(out.read_text())["rows"][0]["top_ops"]
+    assert top["profiled_calls"] == 2 and len(top["ops"]) == 4

@@ -132,7 +132,7 @@ def profile_call(model: Any, planner: CEM, size: int, context: int, device: torc
 
     top_ops(run, n, device, runs=calls)
     prof = top_ops(run, n, device, runs=calls)
-    return {"profiled_s": prof.seconds, "page_faults": prof.page_faults,
+    return {"profiled_calls": calls, "profiled_s": prof.seconds, "page_faults": prof.page_faults,
             "ops": [{**dataclasses.asdict(r), "fraction_of_gemm": None if r.gflop_per_s is None
                      else r.gflop_per_s / gemm} for r in prof.ops]}
 
