@@ -1,6 +1,7 @@
 #!/bin/bash
 # Issue 18: the grid's world models trained 5 epochs (the cpu profile: 7), then evaluated at the cpu profile; one torch
-# thread per job. Run in two parts, one after the other (07:47-08:16 and 08:18-09:17 UTC; run.log), as below.
+# thread per job. Run in three parts, one after the other (07:47-08:16 and 08:18-09:17 UTC; part 3 in a later session,
+# 10:38-11:03 UTC, on part 2's PushT dataset, which its collect found complete; run.log), as below.
 cd /work/main
 export MUJOCO_GL=egl OMP_NUM_THREADS=1
 B=.venv/bin/lewm-bench
@@ -26,4 +27,8 @@ $B eval --env two-room --agent random --profile cpu --root $R > /tmp/e5/eval-two
   echo "$(date -u +%T) pusht data"; t pusht lewm; t pusht pldm
   while [ ! -e /tmp/e5/cube-ready ]; do sleep 10; done; t cube dinowm ) &
 wait
+
+# Part 3, PushT's DINO-WM-style alone (the collect finds part 2's dataset)
+$B collect --env pusht --profile cpu --data-root $R/data --workers 2 --no-progress > /tmp/e5/collect-pusht.log 2>&1
+t pusht dinowm
 cat $R/summary.csv
