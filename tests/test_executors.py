@@ -51,7 +51,7 @@ def test_cluster_config_from_toml_overrides_only_what_it_names(tmp_path):
 
 def test_the_readme_cluster_config_example_is_valid(tmp_path):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("Run on a cluster", 2)[2].split("```toml\n", 1)[1].split("```", 1)[0]
+    block = readme.split("\n## Run on a cluster\n", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "cluster.toml").write_text(textwrap.dedent(block))
     cfg = ClusterConfig.from_file(tmp_path / "cluster.toml")
     assert cfg.resources("train").processes == 4 and cfg.resources("collect").cpus == 32
