@@ -5,18 +5,23 @@ import json
 import sys
 from pathlib import Path
 
+
+def interval(r: dict) -> str:
+    return f"{r['success_rate']:4.0%} [{r['success_ci_low']:.0%}, {r['success_ci_high']:.0%}]"
+
+
+def tasks(episodes: list[dict]) -> list[tuple[str, str, str]]:
+    return [(r["start"], r["goal"], r["episode"]) for r in episodes]
+
+
 old, new = Path(sys.argv[1]), Path(sys.argv[2])
 print("env       agent   7 epochs (8440b71)     5 epochs               same interval  episodes changed")
 for env in ("two-room", "cube", "pusht"):
     for agent in ("lewm", "pldm", "dinowm"):
         a, b = (p / "eval" / env / f"{agent}-cpu-seed0" for p in (old, new))
-        if not (b / "result.json").exists():
-            print(f"{env:9s} {agent:7s} (not run with 5 epochs)")
-            continue
         ra, rb = (json.loads((p / "result.json").read_text()) for p in (a, b))
-        ea, eb = ([r for r in csv.DictReader(open(p / "episodes.csv"))] for p in (a, b))
-        assert [(r["start"], r["goal"], r["episode"]) for r in ea] == [(r["start"], r["goal"], r["episode"]) for r in eb]
+        ea, eb = (list(csv.DictReader(open(p / "episodes.csv"))) for p in (a, b))
+        assert tasks(ea) == tasks(eb)
         changed = sum(x["success"] != y["success"] for x, y in zip(ea, eb))
-        f = lambda r: f"{r['success_rate']:4.0%} [{r['success_ci_low']:.0%}, {r['success_ci_high']:.0%}]"
         inside = ra["success_ci_low"] <= rb["success_rate"] <= ra["success_ci_high"]
-        print(f"{env:9s} {agent:7s} {f(ra):22s} {f(rb):22s} {'yes' if inside else 'NO':14s} {changed}")
+        print(f"{env:9s} {agent:7s} {interval(ra):22s} {interval(rb):22s} {'yes' if inside else 'NO':14s} {changed}")

@@ -29,6 +29,6 @@ $B eval --env two-room --agent random --profile cpu --root $R > /tmp/e5/eval-two
 wait
 
 # Part 3, PushT's DINO-WM-style alone (the collect finds part 2's dataset)
-$B collect --env pusht --profile cpu --data-root $R/data --workers 2 --no-progress > /tmp/e5/collect-pusht.log 2>&1
+$B collect --env pusht --profile cpu --data-root $R/data --workers 2 --no-progress > /tmp/e5/collect-pusht-part3.log 2>&1
 t pusht dinowm
 cat $R/summary.csv
